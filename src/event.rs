@@ -1,0 +1,303 @@
+//! The event types and their validation.
+//!
+//! A request body is first split into raw events (borrowed slices of the
+//! body, see `decode`); each raw event is then parsed and validated here on
+//! its own, so one bad event is rejected with its reason while the rest of
+//! its batch goes on.
+
+use serde_json::{Map, Value};
+
+/// Longest `messageId` kept as sent.
+pub const MAX_MESSAGE_ID_LEN: usize = 100;
+/// Longest `userId` / `anonymousId`.
+pub const MAX_ID_LEN: usize = 256;
+
+/// The six Segment event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Page,
+    Screen,
+    Track,
+    Identify,
+    Group,
+    Alias,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::Page,
+        EventType::Screen,
+        EventType::Track,
+        EventType::Identify,
+        EventType::Group,
+        EventType::Alias,
+    ];
+
+    pub fn parse(s: &str) -> Option<EventType> {
+        Some(match s {
+            "page" => EventType::Page,
+            "screen" => EventType::Screen,
+            "track" => EventType::Track,
+            "identify" => EventType::Identify,
+            "group" => EventType::Group,
+            "alias" => EventType::Alias,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Page => "page",
+            EventType::Screen => "screen",
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Group => "group",
+            EventType::Alias => "alias",
+        }
+    }
+}
+
+/// Why one event was rejected. `code()` is the stable reason written to the
+/// invalid topic and used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    #[error("event is larger than the per-event limit")]
+    EventTooLarge,
+    #[error("event is not valid JSON")]
+    InvalidJson,
+    #[error("event is not a JSON object")]
+    NotAnObject,
+    #[error("event has no `type`")]
+    MissingType,
+    #[error("`type` is not one of page, screen, track, identify, group, alias")]
+    InvalidType,
+    #[error("event has neither `anonymousId` nor `userId`")]
+    MissingIdentity,
+    #[error("`anonymousId` or `userId` is not a non-empty string of at most 256 characters")]
+    InvalidIdentity,
+    #[error("`messageId` is not a string of at most 100 characters")]
+    InvalidMessageId,
+    #[error("a timestamp is not an ISO-8601 date-time")]
+    InvalidTimestamp,
+    #[error("`track` event has no `event` name")]
+    MissingEventName,
+    #[error("`context`, `properties` or `traits` is not an object")]
+    InvalidFieldType,
+}
+
+impl RejectReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::EventTooLarge => "event_too_large",
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::NotAnObject => "not_an_object",
+            RejectReason::MissingType => "missing_type",
+            RejectReason::InvalidType => "invalid_type",
+            RejectReason::MissingIdentity => "missing_identity",
+            RejectReason::InvalidIdentity => "invalid_identity",
+            RejectReason::InvalidMessageId => "invalid_message_id",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::MissingEventName => "missing_event_name",
+            RejectReason::InvalidFieldType => "invalid_field_type",
+        }
+    }
+}
+
+/// One validated event: its type and its JSON object, which later stages
+/// enrich and scrub in place before it is serialized once for Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventType,
+    pub body: Map<String, Value>,
+}
+
+impl Event {
+    /// Parses and validates one raw event. `implied` is the type named by a
+    /// single-event endpoint (`/v1/track` …), which wins over the body's.
+    pub fn parse(
+        raw: &str,
+        implied: Option<EventType>,
+        max_bytes: usize,
+    ) -> Result<Event, RejectReason> {
+        if raw.len() > max_bytes {
+            return Err(RejectReason::EventTooLarge);
+        }
+        let value: Value = serde_json::from_str(raw).map_err(|_| RejectReason::InvalidJson)?;
+        let Value::Object(body) = value else {
+            return Err(RejectReason::NotAnObject);
+        };
+        Event::from_object(body, implied)
+    }
+
+    /// Validates an already parsed object.
+    pub fn from_object(
+        mut body: Map<String, Value>,
+        implied: Option<EventType>,
+    ) -> Result<Event, RejectReason> {
+        let kind = match implied {
+            Some(t) => {
+                body.insert("type".into(), Value::String(t.as_str().into()));
+                t
+            }
+            None => match body.get("type") {
+                None | Some(Value::Null) => return Err(RejectReason::MissingType),
+                Some(Value::String(s)) => {
+                    EventType::parse(s).ok_or(RejectReason::InvalidType)?
+                }
+                Some(_) => return Err(RejectReason::InvalidType),
+            },
+        };
+        let user = normalize_id(&mut body, "userId")?;
+        let anon = normalize_id(&mut body, "anonymousId")?;
+        if !user && !anon {
+            return Err(RejectReason::MissingIdentity);
+        }
+        for field in ["context", "properties", "traits"] {
+            match body.get(field) {
+                None | Some(Value::Object(_)) => {}
+                Some(Value::Null) => {
+                    body.remove(field);
+                }
+                Some(_) => return Err(RejectReason::InvalidFieldType),
+            }
+        }
+        if kind == EventType::Track {
+            match body.get("event") {
+                Some(Value::String(s)) if !s.is_empty() => {}
+                _ => return Err(RejectReason::MissingEventName),
+            }
+        }
+        match body.get("messageId") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_MESSAGE_ID_LEN => {}
+            Some(_) => return Err(RejectReason::InvalidMessageId),
+        }
+        Ok(Event { kind, body })
+    }
+
+    /// The visitor identity used as the record key: `userId`, else `anonymousId`.
+    pub fn visitor_key(&self) -> Option<&str> {
+        self.body
+            .get("userId")
+            .and_then(Value::as_str)
+            .or_else(|| self.body.get("anonymousId").and_then(Value::as_str))
+    }
+
+    /// The `event` name of a `track` event.
+    pub fn name(&self) -> Option<&str> {
+        self.body.get("event").and_then(Value::as_str)
+    }
+
+    /// The `context` object, created when absent.
+    pub fn context_mut(&mut self) -> &mut Map<String, Value> {
+        let slot = self
+            .body
+            .entry("context")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        match slot {
+            Value::Object(m) => m,
+            _ => unreachable!("replaced by an object above"),
+        }
+    }
+}
+
+/// Accepts a non-empty string or a number (some server-side libraries send
+/// numeric user ids) and stores it as a string. Returns whether it is present.
+fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Result<bool, RejectReason> {
+    let replacement = match body.get(field) {
+        None | Some(Value::Null) => {
+            body.remove(field);
+            return Ok(false);
+        }
+        Some(Value::String(s)) if s.is_empty() => {
+            body.remove(field);
+            return Ok(false);
+        }
+        Some(Value::String(s)) if s.chars().count() <= MAX_ID_LEN => return Ok(true),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(RejectReason::InvalidIdentity),
+    };
+    body.insert(field.into(), Value::String(replacement));
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Event, RejectReason> {
+        Event::parse(raw, None, 32 * 1024)
+    }
+
+    #[test]
+    fn valid_events_of_each_type() {
+        for t in EventType::ALL {
+            let extra = if t == EventType::Track { r#","event":"x""# } else { "" };
+            let raw = format!(r#"{{"type":"{}","anonymousId":"a"{extra}}}"#, t.as_str());
+            assert_eq!(parse(&raw).unwrap().kind, t);
+        }
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        let cases = [
+            (r#"[1]"#, RejectReason::NotAnObject),
+            (r#"{"type":"page""#, RejectReason::InvalidJson),
+            (r#"{"anonymousId":"a"}"#, RejectReason::MissingType),
+            (r#"{"type":"pageview","anonymousId":"a"}"#, RejectReason::InvalidType),
+            (r#"{"type":7,"anonymousId":"a"}"#, RejectReason::InvalidType),
+            (r#"{"type":"page"}"#, RejectReason::MissingIdentity),
+            (r#"{"type":"page","userId":"","anonymousId":null}"#, RejectReason::MissingIdentity),
+            (r#"{"type":"page","userId":{"a":1}}"#, RejectReason::InvalidIdentity),
+            (r#"{"type":"track","userId":"u"}"#, RejectReason::MissingEventName),
+            (r#"{"type":"page","userId":"u","properties":[1]}"#, RejectReason::InvalidFieldType),
+            (r#"{"type":"page","userId":"u","messageId":5}"#, RejectReason::InvalidMessageId),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse(raw).unwrap_err(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn message_id_length_limit() {
+        let ok = format!(r#"{{"type":"page","userId":"u","messageId":"{}"}}"#, "m".repeat(100));
+        assert!(parse(&ok).is_ok());
+        let long = format!(r#"{{"type":"page","userId":"u","messageId":"{}"}}"#, "m".repeat(101));
+        assert_eq!(parse(&long).unwrap_err(), RejectReason::InvalidMessageId);
+    }
+
+    #[test]
+    fn size_limit_is_bytes_of_raw_json() {
+        let raw = format!(r#"{{"type":"page","userId":"u","name":"{}"}}"#, "x".repeat(100));
+        assert!(Event::parse(&raw, None, raw.len()).is_ok());
+        assert_eq!(
+            Event::parse(&raw, None, raw.len() - 1).unwrap_err(),
+            RejectReason::EventTooLarge
+        );
+    }
+
+    #[test]
+    fn implied_type_wins_and_numeric_ids_become_strings() {
+        let e = Event::parse(
+            r#"{"type":"page","userId":42,"event":"Signed Up"}"#,
+            Some(EventType::Track),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EventType::Track);
+        assert_eq!(e.body["type"], "track");
+        assert_eq!(e.body["userId"], "42");
+        assert_eq!(e.visitor_key(), Some("42"));
+    }
+
+    #[test]
+    fn visitor_key_prefers_user_id() {
+        let e = parse(r#"{"type":"page","userId":"u1","anonymousId":"a1"}"#).unwrap();
+        assert_eq!(e.visitor_key(), Some("u1"));
+        let e = parse(r#"{"type":"page","anonymousId":"a1"}"#).unwrap();
+        assert_eq!(e.visitor_key(), Some("a1"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Write keys: from HTTP Basic auth (key as user name, empty password), the
+//! `writeKey` body field, or the `writeKey` query parameter, in that order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+
+use crate::config::SourceConfig;
+
+/// The configured sources, by write key.
+#[derive(Debug, Default)]
+pub struct Sources {
+    by_key: HashMap<String, Arc<SourceConfig>>,
+}
+
+impl Sources {
+    pub fn new(sources: &[SourceConfig]) -> Sources {
+        Sources {
+            by_key: sources
+                .iter()
+                .map(|s| (s.write_key.clone(), Arc::new(s.clone())))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, write_key: &str) -> Option<&Arc<SourceConfig>> {
+        self.by_key.get(write_key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<SourceConfig>> {
+        self.by_key.values()
+    }
+}
+
+/// The user name of a Basic `Authorization` header.
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split(':').next().unwrap_or("");
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// A query parameter's decoded value.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_user_is_the_key() {
+        let mut h = HeaderMap::new();
+        let enc = base64::engine::general_purpose::STANDARD.encode("wk_live:");
+        h.insert(AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        assert_eq!(basic_user(&h).as_deref(), Some("wk_live"));
+        let enc = base64::engine::general_purpose::STANDARD.encode("wk_nocolon");
+        h.insert(AUTHORIZATION, format!("basic {enc}").parse().unwrap());
+        assert_eq!(basic_user(&h).as_deref(), Some("wk_nocolon"));
+        h.insert(AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(basic_user(&h), None);
+        h.insert(AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_user(&h), None);
+    }
+
+    #[test]
+    fn query_param_decodes() {
+        assert_eq!(query_param(Some("a=1&writeKey=w%2Bk"), "writeKey").as_deref(), Some("w+k"));
+        assert_eq!(query_param(Some("writeKey="), "writeKey"), None);
+        assert_eq!(query_param(None, "writeKey"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! Request-level errors: each maps to one HTTP status and one stable code.
+
+use http::StatusCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no write key: send it as the Basic auth user name, the `writeKey` body field or the `writeKey` query parameter")]
+    MissingWriteKey,
+    #[error("unknown write key")]
+    InvalidWriteKey,
+    #[error("origin {0} is not allowed for this source")]
+    OriginNotAllowed(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("batch has more than {0} events")]
+    TooManyEvents(usize),
+    #[error("content type must be application/json or text/plain")]
+    UnsupportedContentType,
+    #[error("content encoding must be gzip, deflate or identity")]
+    UnsupportedContentEncoding,
+    #[error("request body could not be decompressed")]
+    InvalidCompression,
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body must be a JSON object with a `batch` array")]
+    InvalidBatch,
+    #[error("request body was not received in time")]
+    BodyTimeout,
+    #[error("could not read the request body")]
+    BodyRead,
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("the gateway is over capacity, retry later")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingWriteKey | ApiError::InvalidWriteKey => StatusCode::UNAUTHORIZED,
+            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge(_) | ApiError::TooManyEvents(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedContentType | ApiError::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::InvalidCompression
+            | ApiError::InvalidJson(_)
+            | ApiError::InvalidBatch
+            | ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable machine-readable code of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingWriteKey => "missing_write_key",
+            ApiError::InvalidWriteKey => "invalid_write_key",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::TooManyEvents(_) => "too_many_events",
+            ApiError::UnsupportedContentType => "unsupported_content_type",
+            ApiError::UnsupportedContentEncoding => "unsupported_content_encoding",
+            ApiError::InvalidCompression => "invalid_compression",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidBatch => "invalid_batch",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::BodyRead => "body_read_error",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unavailable => "unavailable",
+        }
+    }
+}

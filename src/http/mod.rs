@@ -1,0 +1,238 @@
+//! The public ingestion API, in the shape of the Segment HTTP Tracking API.
+//!
+//! Routes: `POST /v1/batch` (also `/v1/import`), `POST /v1/{page,screen,track,
+//! identify,group,alias}` (also the one-letter aliases `/v1/p` …),
+//! `GET /v1/pixel.gif`, and `OPTIONS` preflights. The handler authenticates,
+//! decodes and hands raw events to the [`Pipeline`](crate::ingest::Pipeline).
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod client_ip;
+pub mod cors;
+pub mod error;
+pub mod pixel;
+pub mod response;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::USER_AGENT;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::config::{Config, SourceConfig};
+use crate::decode::{self, DecodeError};
+use crate::event::EventType;
+use crate::ingest::{IngestError, Pipeline, RawEvent};
+use crate::metrics;
+use crate::normalize::RequestMeta;
+use auth::Sources;
+use error::ApiError;
+use response::Body;
+
+/// State shared by every connection of the public listener.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pipeline: Pipeline,
+    pub sources: Sources,
+}
+
+impl AppState {
+    pub fn new(pipeline: Pipeline) -> AppState {
+        let config = pipeline.config.clone();
+        AppState {
+            sources: Sources::new(&config.sources),
+            config,
+            pipeline,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Batch,
+    Single(EventType),
+    Pixel,
+}
+
+impl Endpoint {
+    fn from_path(path: &str) -> Option<Endpoint> {
+        let rest = path.strip_prefix("/v1/")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        Some(match rest {
+            "batch" | "import" => Endpoint::Batch,
+            "page" | "p" => Endpoint::Single(EventType::Page),
+            "screen" | "s" => Endpoint::Single(EventType::Screen),
+            "track" | "t" => Endpoint::Single(EventType::Track),
+            "identify" | "i" => Endpoint::Single(EventType::Identify),
+            "group" | "g" => Endpoint::Single(EventType::Group),
+            "alias" | "a" => Endpoint::Single(EventType::Alias),
+            "pixel.gif" => Endpoint::Pixel,
+            _ => return None,
+        })
+    }
+
+    /// Metric label.
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Batch => "batch",
+            Endpoint::Single(t) => t.as_str(),
+            Endpoint::Pixel => "pixel",
+        }
+    }
+}
+
+/// Serves one request of the public listener.
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let endpoint = Endpoint::from_path(req.uri().path());
+    let label = endpoint.map_or("unknown", Endpoint::label);
+    let retry_after = state.config.server.retry_after_secs;
+    let resp = match (endpoint, req.method()) {
+        (None, _) => response::error(&ApiError::NotFound, retry_after),
+        (Some(_), &Method::OPTIONS) => cors::preflight(req.headers(), &state.sources),
+        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req),
+        (Some(Endpoint::Batch), &Method::POST) => post(&state, peer, req, None).await,
+        (Some(Endpoint::Single(t)), &Method::POST) => post(&state, peer, req, Some(t)).await,
+        (Some(_), _) => response::error(&ApiError::MethodNotAllowed, retry_after),
+    };
+    metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+/// A POST to the batch endpoint (`implied` = None) or a single-event one.
+async fn post(
+    state: &AppState,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    implied: Option<EventType>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let origin = cors::origin(&parts.headers).map(str::to_owned);
+    let mut source_for_cors: Option<Arc<SourceConfig>> = None;
+    let result = post_inner(state, peer, &parts, body, implied, &mut source_for_cors).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => response::error(&e, state.config.server.retry_after_secs),
+    };
+    if let Some(o) = origin.as_deref() {
+        let allowed = match &source_for_cors {
+            Some(s) => cors::is_allowed(s, o),
+            None => state.sources.iter().any(|s| cors::is_allowed(s, o)),
+        };
+        if allowed {
+            cors::allow(&mut resp, o);
+        }
+    }
+    resp
+}
+
+async fn post_inner(
+    state: &AppState,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Incoming,
+    implied: Option<EventType>,
+    source_out: &mut Option<Arc<SourceConfig>>,
+) -> Result<Response<Body>, ApiError> {
+    let cfg = &state.config;
+    body::check_content_type(&parts.headers)?;
+    let bytes = body::read(
+        &parts.headers,
+        body,
+        cfg.limits.max_request_bytes,
+        Duration::from_millis(cfg.server.body_read_timeout_ms),
+    )
+    .await?;
+
+    let header_key = auth::basic_user(&parts.headers);
+    let query_key = || auth::query_param(parts.uri.query(), "writeKey");
+
+    let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
+    let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    let received_at = chrono::Utc::now();
+
+    let outcome = match implied {
+        None => {
+            let batch = decode::batch(&bytes).map_err(decode_error)?;
+            let key = header_key
+                .or(batch.write_key.clone())
+                .or_else(query_key)
+                .ok_or(ApiError::MissingWriteKey)?;
+            let source = authorize(state, &key, parts, source_out)?;
+            if batch.events.len() > cfg.limits.max_batch_events {
+                return Err(ApiError::TooManyEvents(cfg.limits.max_batch_events));
+            }
+            let meta = RequestMeta {
+                source_id: &source.id,
+                received_at,
+                client_ip,
+                user_agent,
+                batch_sent_at: batch.sent_at.as_deref(),
+                batch_context: batch.context.as_ref(),
+            };
+            let raws = batch.events.iter().map(|r| RawEvent::Json(r.get())).collect();
+            state.pipeline.ingest(raws, None, &meta)
+        }
+        Some(t) => {
+            let (map, body_key) = decode::single(&bytes).map_err(decode_error)?;
+            let key = header_key
+                .or(body_key)
+                .or_else(query_key)
+                .ok_or(ApiError::MissingWriteKey)?;
+            let source = authorize(state, &key, parts, source_out)?;
+            let text = std::str::from_utf8(&bytes).unwrap_or("");
+            let meta = RequestMeta {
+                source_id: &source.id,
+                received_at,
+                client_ip,
+                user_agent,
+                batch_sent_at: None,
+                batch_context: None,
+            };
+            state
+                .pipeline
+                .ingest(vec![RawEvent::Parsed(map, text)], Some(t), &meta)
+        }
+    };
+    match outcome {
+        Ok(out) => Ok(response::success(&out)),
+        Err(IngestError::Unavailable) => Err(ApiError::Unavailable),
+    }
+}
+
+/// Looks the write key up and checks the browser origin against the source.
+fn authorize(
+    state: &AppState,
+    key: &str,
+    parts: &http::request::Parts,
+    source_out: &mut Option<Arc<SourceConfig>>,
+) -> Result<Arc<SourceConfig>, ApiError> {
+    let source = state
+        .sources
+        .get(key)
+        .cloned()
+        .ok_or(ApiError::InvalidWriteKey)?;
+    *source_out = Some(source.clone());
+    if let Some(o) = cors::origin(&parts.headers) {
+        if !cors::is_allowed(&source, o) {
+            return Err(ApiError::OriginNotAllowed(o.to_string()));
+        }
+    }
+    Ok(source)
+}
+
+fn decode_error(e: DecodeError) -> ApiError {
+    match e {
+        DecodeError::InvalidJson(m) => ApiError::InvalidJson(m),
+        DecodeError::InvalidBatch => ApiError::InvalidBatch,
+        DecodeError::NotAnObject => ApiError::InvalidJson("body must be a JSON object".into()),
+    }
+}

@@ -1,0 +1,74 @@
+//! Response builders: JSON success and error bodies, the pixel GIF.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA, RETRY_AFTER};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use super::error::ApiError;
+use crate::ingest::Outcome;
+
+pub type Body = Full<Bytes>;
+
+/// The smallest transparent 1×1 GIF.
+pub const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+pub fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, JSON);
+    r
+}
+
+pub fn success(out: &Outcome) -> Response<Body> {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(br#"{"success":true,"accepted":"#);
+    body.extend_from_slice(itoa::Buffer::new().format(out.accepted).as_bytes());
+    body.extend_from_slice(br#","rejected":"#);
+    body.extend_from_slice(itoa::Buffer::new().format(out.rejected).as_bytes());
+    if out.dropped > 0 {
+        body.extend_from_slice(br#","dropped":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(out.dropped).as_bytes());
+    }
+    body.push(b'}');
+    json(StatusCode::OK, body)
+}
+
+pub fn error(err: &ApiError, retry_after_secs: u32) -> Response<Body> {
+    let body = serde_json::json!({
+        "success": false,
+        "error": err.code(),
+        "message": err.to_string(),
+    });
+    let mut r = json(err.status(), body.to_string().into_bytes());
+    if err.status() == StatusCode::SERVICE_UNAVAILABLE || err.status() == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+    r
+}
+
+pub fn pixel() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("image/gif"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate, private, max-age=0"),
+    );
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(EXPIRES, HeaderValue::from_static("0"));
+    r
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}

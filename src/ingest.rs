@@ -1,0 +1,225 @@
+//! The pipeline one request's events walk through, after the HTTP layer has
+//! authenticated the request and split its body into raw events:
+//! `validate (event) → normalize → privacy → route → sink`.
+//!
+//! Every event that enters is accounted for here: accepted, rejected (with a
+//! reason, and written to the invalid topic), or dropped by policy.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::event::{Event, EventType, RejectReason};
+use crate::metrics;
+use crate::normalize::{self, format_time, RequestMeta};
+use crate::privacy::{PrivacyStage, Verdict};
+use crate::route::Router;
+use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
+
+/// Reason label of events refused because the producer queue filled up
+/// in the middle of their request.
+pub const REASON_QUEUE_FULL: &str = "queue_full";
+
+/// One event as the HTTP layer hands it over.
+pub enum RawEvent<'a> {
+    /// JSON text of the event (a slice of the request body).
+    Json(&'a str),
+    /// An event the HTTP layer already parsed (single-event endpoints), with
+    /// its JSON text for size checks and the invalid topic.
+    Parsed(serde_json::Map<String, Value>, &'a str),
+    /// An event that could not be decoded at all (e.g. bad pixel data).
+    Undecodable(&'a str, RejectReason),
+}
+
+/// What happened to a request's events.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: u32,
+    pub rejected: u32,
+    pub dropped: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The producer queue is over its high-water mark: nothing was taken.
+    #[error("the gateway is over capacity, retry later")]
+    Unavailable,
+}
+
+/// Everything the pipeline needs, shared by all connections.
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    pub sink: Arc<KafkaSink>,
+    pub router: Router,
+    pub privacy: PrivacyStage,
+}
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>) -> Pipeline {
+        let router = Router::new(&config.kafka.topics, &config.routing);
+        Pipeline {
+            config,
+            sink,
+            router,
+            privacy: PrivacyStage::new(),
+        }
+    }
+
+    /// Runs the events of one request through the pipeline. Refuses the
+    /// whole request (nothing counted as received) when the queue has no
+    /// room for it; otherwise every event gets an outcome.
+    pub fn ingest<'a>(
+        &self,
+        events: Vec<RawEvent<'a>>,
+        implied: Option<EventType>,
+        meta: &RequestMeta<'_>,
+    ) -> Result<Outcome, IngestError> {
+        if self.sink.headroom() < events.len() as u64 {
+            return Err(IngestError::Unavailable);
+        }
+        metrics::events_received(events.len() as u64);
+        let mut out = Outcome::default();
+        let mut buf = Vec::with_capacity(1024);
+        let mut queue_full = false;
+        for raw in events {
+            if queue_full {
+                metrics::event_rejected(REASON_QUEUE_FULL);
+                out.rejected += 1;
+                continue;
+            }
+            let text = match &raw {
+                RawEvent::Json(t) | RawEvent::Parsed(_, t) | RawEvent::Undecodable(t, _) => *t,
+            };
+            let result = self.prepare(raw, implied, meta);
+            let mut ev = match result {
+                Ok(ev) => ev,
+                Err(reason) => {
+                    metrics::event_rejected(reason.code());
+                    out.rejected += 1;
+                    self.send_invalid(reason, text, meta, &mut buf);
+                    continue;
+                }
+            };
+            if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
+                metrics::event_dropped(reason);
+                out.dropped += 1;
+                continue;
+            }
+            buf.clear();
+            if serde_json::to_writer(&mut buf, &ev.body).is_err() {
+                // A `Map<String, Value>` always serializes; kept as a reject
+                // rather than a panic.
+                metrics::event_rejected("serialization");
+                out.rejected += 1;
+                continue;
+            }
+            let topic = self.router.topic(&ev);
+            let headers = RecordHeaders {
+                source: meta.source_id,
+                event_type: ev.kind.as_str(),
+                reason: None,
+            };
+            let key = ev.visitor_key().map(str::as_bytes);
+            match self.sink.send(topic, key, &buf, &headers, RecordKind::Event) {
+                Ok(()) => {
+                    metrics::events_accepted(1);
+                    out.accepted += 1;
+                }
+                Err(e) => {
+                    if !matches!(e, SinkError::QueueFull) {
+                        tracing::warn!(error = %e, topic, "produce failed");
+                    }
+                    queue_full = matches!(e, SinkError::QueueFull);
+                    metrics::event_rejected(REASON_QUEUE_FULL);
+                    out.rejected += 1;
+                }
+            }
+        }
+        if queue_full && out.accepted == 0 {
+            return Err(IngestError::Unavailable);
+        }
+        Ok(out)
+    }
+
+    fn prepare(
+        &self,
+        raw: RawEvent<'_>,
+        implied: Option<EventType>,
+        meta: &RequestMeta<'_>,
+    ) -> Result<Event, RejectReason> {
+        let max = self.config.limits.max_event_bytes;
+        let mut ev = match raw {
+            RawEvent::Json(t) => Event::parse(t, implied, max)?,
+            RawEvent::Parsed(map, t) => {
+                if t.len() > max {
+                    return Err(RejectReason::EventTooLarge);
+                }
+                Event::from_object(map, implied)?
+            }
+            RawEvent::Undecodable(_, reason) => return Err(reason),
+        };
+        normalize::normalize(&mut ev, meta)?;
+        Ok(ev)
+    }
+
+    /// Writes a rejected event to the invalid topic: reason, source and the
+    /// payload truncated to `limits.invalid_payload_bytes`.
+    fn send_invalid(
+        &self,
+        reason: RejectReason,
+        text: &str,
+        meta: &RequestMeta<'_>,
+        buf: &mut Vec<u8>,
+    ) {
+        let limit = self.config.limits.invalid_payload_bytes;
+        let truncated = text.len() > limit;
+        let payload = truncate_at_char_boundary(text, limit);
+        let record = serde_json::json!({
+            "reason": reason.code(),
+            "message": reason.to_string(),
+            "source": meta.source_id,
+            "receivedAt": format_time(meta.received_at),
+            "payload": payload,
+            "payloadTruncated": truncated,
+            "payloadBytes": text.len(),
+        });
+        buf.clear();
+        if serde_json::to_writer(&mut *buf, &record).is_err() {
+            return;
+        }
+        let headers = RecordHeaders {
+            source: meta.source_id,
+            event_type: "invalid",
+            reason: Some(reason.code()),
+        };
+        let topic = self.router.invalid_topic();
+        if let Err(e) = self.sink.send(topic, None, buf, &headers, RecordKind::Invalid) {
+            metrics::delivery(false, true, 1);
+            tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+        }
+    }
+}
+
+fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_at_char_boundary;
+
+    #[test]
+    fn truncation_respects_utf8() {
+        assert_eq!(truncate_at_char_boundary("héllo", 2), "h");
+        assert_eq!(truncate_at_char_boundary("héllo", 3), "hé");
+        assert_eq!(truncate_at_char_boundary("abc", 10), "abc");
+    }
+}

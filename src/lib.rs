@@ -1,0 +1,20 @@
+//! trackgate: a user-activity tracking ingestion gateway.
+//!
+//! An event walks one way through these modules:
+//! `http` (routes, auth, CORS, body decoding) → `decode` (batch split) →
+//! `event` (validation) → `normalize` (server-side enrichment) → `privacy` →
+//! `route` (topic and key) → `sink::kafka` (producer). `ingest` runs the
+//! stages for one request; `server` owns listeners and shutdown.
+
+pub mod config;
+pub mod decode;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod normalize;
+pub mod privacy;
+pub mod route;
+pub mod server;
+pub mod sink;
+pub mod tail;

@@ -1,0 +1,133 @@
+//! Every metric name lives here, so the accounting can be read in one place.
+//!
+//! The identities the gateway keeps (and the reliability tests check):
+//! - `events_received = accepted + rejected(by reason) + dropped(by reason)`
+//! - `accepted = delivered + failed + in flight`
+//!
+//! An event counts as *received* once it was found inside a request that
+//! passed authentication and body decoding; requests refused as a whole
+//! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`.
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Events found in accepted requests.
+pub const EVENTS_RECEIVED: &str = "trackgate_events_received_total";
+/// Events by outcome: `accepted`, `rejected` (with `reason`), `dropped` (with `reason`).
+pub const EVENTS: &str = "trackgate_events_total";
+/// Delivery reports of accepted events: `result` = `delivered` | `failed`.
+pub const DELIVERIES: &str = "trackgate_deliveries_total";
+/// Delivery reports of records written to the invalid topic.
+pub const INVALID_DELIVERIES: &str = "trackgate_invalid_deliveries_total";
+/// HTTP requests by `endpoint` and `status`.
+pub const REQUESTS: &str = "trackgate_http_requests_total";
+/// Request handling time in seconds, by `endpoint`.
+pub const REQUEST_SECONDS: &str = "trackgate_http_request_duration_seconds";
+/// Accepted events not yet acknowledged by the broker.
+pub const IN_FLIGHT: &str = "trackgate_events_in_flight";
+/// Messages in the producer's local queue (events and invalid records).
+pub const PRODUCER_QUEUE: &str = "trackgate_producer_queue_messages";
+/// 1 when `/readyz` answers 200.
+pub const READY: &str = "trackgate_ready";
+/// Topics created by the gateway at start or after a broker lost them.
+pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
+
+pub const OUTCOME_ACCEPTED: &str = "accepted";
+pub const OUTCOME_REJECTED: &str = "rejected";
+pub const OUTCOME_DROPPED: &str = "dropped";
+
+/// Installs the Prometheus recorder; the handle renders `/metrics`.
+/// Returns `None` when a recorder is already installed (tests in one process).
+pub fn install() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(REQUEST_SECONDS.to_string()),
+            &[
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+            ],
+        )
+        .ok()?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).ok()?;
+    describe();
+    Some(handle)
+}
+
+fn describe() {
+    metrics::describe_counter!(EVENTS_RECEIVED, "Events found in authenticated requests.");
+    metrics::describe_counter!(EVENTS, "Events by outcome (accepted, rejected, dropped) and reason.");
+    metrics::describe_counter!(DELIVERIES, "Broker delivery reports of accepted events.");
+    metrics::describe_counter!(INVALID_DELIVERIES, "Delivery reports of invalid-topic records.");
+    metrics::describe_counter!(REQUESTS, "HTTP requests by endpoint and status.");
+    metrics::describe_histogram!(REQUEST_SECONDS, "Request handling time.");
+    metrics::describe_gauge!(IN_FLIGHT, "Accepted events awaiting a delivery report.");
+    metrics::describe_gauge!(PRODUCER_QUEUE, "Messages in the producer's local queue.");
+    metrics::describe_gauge!(READY, "1 when the gateway is ready.");
+    metrics::describe_counter!(TOPICS_CREATED, "Topics created by the gateway.");
+}
+
+pub fn events_received(n: u64) {
+    counter!(EVENTS_RECEIVED).increment(n);
+}
+
+pub fn events_accepted(n: u64) {
+    counter!(EVENTS, "outcome" => OUTCOME_ACCEPTED, "reason" => "ok").increment(n);
+}
+
+pub fn event_rejected(reason: &'static str) {
+    counter!(EVENTS, "outcome" => OUTCOME_REJECTED, "reason" => reason).increment(1);
+}
+
+pub fn event_dropped(reason: &'static str) {
+    counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason).increment(1);
+}
+
+pub fn delivery(delivered: bool, invalid_record: bool, n: u64) {
+    let name = if invalid_record {
+        INVALID_DELIVERIES
+    } else {
+        DELIVERIES
+    };
+    let result = if delivered { "delivered" } else { "failed" };
+    counter!(name, "result" => result).increment(n);
+}
+
+pub fn request(endpoint: &'static str, status: u16, seconds: f64) {
+    counter!(REQUESTS, "endpoint" => endpoint, "status" => status_label(status)).increment(1);
+    histogram!(REQUEST_SECONDS, "endpoint" => endpoint).record(seconds);
+}
+
+pub fn in_flight(n: u64, queue: u64) {
+    gauge!(IN_FLIGHT).set(n as f64);
+    gauge!(PRODUCER_QUEUE).set(queue as f64);
+}
+
+pub fn ready(ready: bool) {
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+pub fn topic_created() {
+    counter!(TOPICS_CREATED).increment(1);
+}
+
+/// Static labels for the status codes the gateway answers with (no
+/// per-request string formatting on the hot path).
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}

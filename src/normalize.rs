@@ -1,0 +1,215 @@
+//! Server-side enrichment of a validated event: batch context, `messageId`,
+//! `receivedAt`, clock-skew corrected `timestamp`, `context.ip` and
+//! `context.userAgent`.
+//!
+//! Clock skew: a device clock may be off by hours. When the client says when
+//! it sent the request (`sentAt`), the time between the event and the send
+//! is trusted but the absolute clock is not, so
+//! `timestamp = receivedAt − (sentAt − originalTimestamp)`.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::event::{Event, RejectReason};
+
+/// What the HTTP layer knows about the request an event came in.
+#[derive(Debug, Clone)]
+pub struct RequestMeta<'a> {
+    pub source_id: &'a str,
+    pub received_at: DateTime<Utc>,
+    /// The client address after trusted-proxy resolution.
+    pub client_ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+    /// `sentAt` of a batch envelope.
+    pub batch_sent_at: Option<&'a str>,
+    /// `context` of a batch envelope, merged under each event's own.
+    pub batch_context: Option<&'a Map<String, Value>>,
+}
+
+/// Formats a time the way every timestamp in a record is written.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(v: &Value) -> Result<Option<DateTime<Utc>>, RejectReason> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| RejectReason::InvalidTimestamp),
+        _ => Err(RejectReason::InvalidTimestamp),
+    }
+}
+
+/// Enriches `ev` in place. Fails only on unparsable timestamps.
+pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectReason> {
+    let body = &mut ev.body;
+    // The write key authenticated the request; it is not part of the record.
+    body.remove("writeKey");
+
+    if let Some(batch_ctx) = meta.batch_context {
+        let ctx = ev.context_mut();
+        merge_under(ctx, batch_ctx);
+    }
+    let body = &mut ev.body;
+
+    if !matches!(body.get("messageId"), Some(Value::String(_))) {
+        body.insert(
+            "messageId".into(),
+            Value::String(uuid::Uuid::now_v7().to_string()),
+        );
+    }
+
+    let received = meta.received_at;
+    let client_ts = match body.get("originalTimestamp") {
+        Some(v) if !v.is_null() => parse_time(v)?,
+        _ => body.get("timestamp").map(parse_time).transpose()?.flatten(),
+    };
+    let sent_at = match body.get("sentAt") {
+        Some(v) if !v.is_null() => parse_time(v)?,
+        _ => meta
+            .batch_sent_at
+            .map(|s| parse_time(&Value::String(s.to_string())))
+            .transpose()?
+            .flatten(),
+    };
+    let timestamp = match (client_ts, sent_at) {
+        (Some(orig), Some(sent)) => received - (sent - orig),
+        (Some(orig), None) => orig,
+        (None, _) => received,
+    };
+    if let Some(orig) = client_ts {
+        body.insert("originalTimestamp".into(), Value::String(format_time(orig)));
+    }
+    if let Some(sent) = sent_at {
+        body.insert("sentAt".into(), Value::String(format_time(sent)));
+    }
+    body.insert("timestamp".into(), Value::String(format_time(timestamp)));
+    body.insert("receivedAt".into(), Value::String(format_time(received)));
+
+    let ctx = ev.context_mut();
+    // The address is always the server's view: a client-supplied `context.ip`
+    // could name anyone.
+    ctx.insert("ip".into(), Value::String(meta.client_ip.to_string()));
+    if let Some(ua) = meta.user_agent {
+        if !matches!(ctx.get("userAgent"), Some(Value::String(_))) {
+            ctx.insert("userAgent".into(), Value::String(ua.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Deep-merges `under` beneath `over`: keys `over` already has win.
+fn merge_under(over: &mut Map<String, Value>, under: &Map<String, Value>) {
+    for (k, v) in under {
+        match over.get_mut(k) {
+            None => {
+                over.insert(k.clone(), v.clone());
+            }
+            Some(Value::Object(o)) => {
+                if let Value::Object(u) = v {
+                    merge_under(o, u);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta<'a>(ctx: Option<&'a Map<String, Value>>, sent: Option<&'a str>) -> RequestMeta<'a> {
+        RequestMeta {
+            source_id: "web",
+            received_at: DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            client_ip: "203.0.113.9".parse().unwrap(),
+            user_agent: Some("UA/1"),
+            batch_sent_at: sent,
+            batch_context: ctx,
+        }
+    }
+
+    fn event(v: Value) -> Event {
+        let Value::Object(m) = v else { panic!() };
+        Event::from_object(m, None).unwrap()
+    }
+
+    #[test]
+    fn clock_skew_is_corrected_from_sent_at() {
+        // The device clock runs 1 hour fast; the event happened 10 s before sending.
+        let mut e = event(json!({"type":"page","anonymousId":"a",
+            "timestamp":"2026-01-01T13:00:00Z","sentAt":"2026-01-01T13:00:10Z"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        assert_eq!(e.body["timestamp"], "2026-01-01T11:59:50.000Z");
+        assert_eq!(e.body["originalTimestamp"], "2026-01-01T13:00:00.000Z");
+        assert_eq!(e.body["receivedAt"], "2026-01-01T12:00:00.000Z");
+    }
+
+    #[test]
+    fn batch_sent_at_applies_when_event_has_none() {
+        let mut e = event(json!({"type":"page","anonymousId":"a",
+            "originalTimestamp":"2026-01-01T08:00:00Z"}));
+        normalize(&mut e, &meta(None, Some("2026-01-01T08:00:05Z"))).unwrap();
+        assert_eq!(e.body["timestamp"], "2026-01-01T11:59:55.000Z");
+    }
+
+    #[test]
+    fn without_sent_at_timestamp_is_the_clients_and_without_any_it_is_received_at() {
+        let mut e = event(json!({"type":"page","anonymousId":"a","timestamp":"2026-01-01T10:00:00+02:00"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        assert_eq!(e.body["timestamp"], "2026-01-01T08:00:00.000Z");
+        let mut e = event(json!({"type":"page","anonymousId":"a"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        assert_eq!(e.body["timestamp"], e.body["receivedAt"]);
+        assert!(e.body.get("originalTimestamp").is_none());
+    }
+
+    #[test]
+    fn bad_timestamp_is_rejected() {
+        let mut e = event(json!({"type":"page","anonymousId":"a","timestamp":"yesterday"}));
+        assert_eq!(
+            normalize(&mut e, &meta(None, None)).unwrap_err(),
+            RejectReason::InvalidTimestamp
+        );
+    }
+
+    #[test]
+    fn message_id_generated_as_uuid_v7_or_kept() {
+        let mut e = event(json!({"type":"page","anonymousId":"a"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        let id = uuid::Uuid::parse_str(e.body["messageId"].as_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+        let mut e = event(json!({"type":"page","anonymousId":"a","messageId":"m-1"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        assert_eq!(e.body["messageId"], "m-1");
+    }
+
+    #[test]
+    fn batch_context_merges_under_event_context_and_ip_is_the_servers() {
+        let batch = json!({"library":{"name":"lib","version":"1"},"locale":"en-US","ip":"1.1.1.1"});
+        let Value::Object(batch) = batch else { panic!() };
+        let mut e = event(json!({"type":"page","anonymousId":"a","writeKey":"k",
+            "context":{"library":{"version":"2"},"ip":"9.9.9.9","userAgent":"Mine"}}));
+        normalize(&mut e, &meta(Some(&batch), None)).unwrap();
+        let ctx = &e.body["context"];
+        assert_eq!(ctx["library"], json!({"name":"lib","version":"2"}));
+        assert_eq!(ctx["locale"], "en-US");
+        assert_eq!(ctx["ip"], "203.0.113.9");
+        assert_eq!(ctx["userAgent"], "Mine");
+        assert!(e.body.get("writeKey").is_none());
+    }
+
+    #[test]
+    fn user_agent_from_header_when_absent() {
+        let mut e = event(json!({"type":"page","anonymousId":"a"}));
+        normalize(&mut e, &meta(None, None)).unwrap();
+        assert_eq!(e.body["context"]["userAgent"], "UA/1");
+    }
+}

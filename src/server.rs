@@ -1,0 +1,259 @@
+//! Listeners, connection limits, timeouts, the broker monitor and graceful
+//! shutdown.
+//!
+//! Shutdown sequence (SIGTERM/SIGINT or the caller's future): readiness goes
+//! 503, the listeners stop accepting, in-flight requests get
+//! `server.shutdown_grace_ms` to finish, then the producer gets
+//! `kafka.flush_timeout_ms` to deliver what it holds; whatever is still
+//! undelivered is logged with counts and counted as failed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::Config;
+use crate::http::admin::{self, AdminState};
+use crate::http::{self as api, AppState};
+use crate::ingest::Pipeline;
+use crate::metrics;
+use crate::sink::kafka::KafkaSink;
+
+/// Largest request head (request line + headers) a connection may send.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the Kafka producer: {0}")]
+    Sink(#[from] crate::sink::kafka::SinkError),
+    #[error("cannot start the embedded broker: {0}")]
+    EmbeddedBroker(rdkafka::error::KafkaError),
+}
+
+/// The addresses a running gateway listens on.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub brokers: String,
+}
+
+/// Runs the gateway until `shutdown` resolves, then shuts down gracefully.
+/// `on_bound` is told the addresses once the listeners are up.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
+    let config = Arc::new(config);
+    let prometheus = metrics::install();
+
+    // The mock cluster must outlive the producer; it is dropped at the end.
+    let mut _embedded = None;
+    let brokers = if config.uses_embedded_broker() {
+        let cluster =
+            rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
+        let servers = cluster.bootstrap_servers();
+        _embedded = Some(cluster);
+        servers
+    } else {
+        config.kafka.brokers.clone()
+    };
+
+    let sink = Arc::new(KafkaSink::new(&config.kafka, &brokers)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let monitor = spawn_broker_monitor(config.clone(), sink.clone(), stop_rx.clone());
+
+    let listener = bind(config.server.listen).await?;
+    let admin_listener = bind(config.server.admin_listen).await?;
+    let bound = Bound {
+        listen: listener.local_addr().unwrap_or(config.server.listen),
+        admin: admin_listener.local_addr().unwrap_or(config.server.admin_listen),
+        brokers: brokers.clone(),
+    };
+    on_bound(&bound);
+    tracing::info!(listen = %bound.listen, admin = %bound.admin, brokers = %bound.brokers, "trackgate listening");
+
+    let state = Arc::new(AppState::new(Pipeline::new(config.clone(), sink.clone())));
+    let admin_state = Arc::new(AdminState {
+        sink: sink.clone(),
+        prometheus,
+    });
+
+    let graceful = GracefulShutdown::new();
+    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx.clone()));
+    let conn_limit = Arc::new(Semaphore::new(config.server.max_connections));
+    let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
+
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = conn_limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let svc = service_fn(move |req| api::handle(state.clone(), peer, req));
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .max_buf_size(MAX_HEADER_BYTES.max(8192))
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+
+    // Shutdown.
+    tracing::info!("shutting down: readiness 503, listener closed");
+    sink.begin_shutdown();
+    drop(listener);
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+    let flush_timeout = Duration::from_millis(config.kafka.flush_timeout_ms);
+    let sink_for_flush = sink.clone();
+    let left = tokio::task::spawn_blocking(move || sink_for_flush.flush(flush_timeout))
+        .await
+        .unwrap_or(u64::MAX);
+    let stats = sink.stats();
+    let in_flight = stats.in_flight.load(Ordering::Relaxed);
+    if left > 0 || in_flight > 0 {
+        tracing::error!(
+            undelivered = in_flight,
+            queue = left,
+            "producer flush deadline passed; undelivered events counted as failed"
+        );
+        metrics::delivery(false, false, in_flight);
+    }
+    sink.log_failures();
+    tracing::info!(
+        delivered = stats.delivered.load(Ordering::Relaxed),
+        failed = stats.failed.load(Ordering::Relaxed) + in_flight,
+        "shutdown complete"
+    );
+    let _ = stop_tx.send(true);
+    let _ = admin_task.await;
+    let _ = monitor.join();
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.changed() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| admin::handle(state.clone(), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Keeps readiness truthful: fetches metadata on an interval, (re)creates
+/// topics a restarted broker lost, logs delivery failures with counts.
+/// A plain thread: metadata calls block.
+fn spawn_broker_monitor(
+    config: Arc<Config>,
+    sink: Arc<KafkaSink>,
+    stop: watch::Receiver<bool>,
+) -> std::thread::JoinHandle<()> {
+    let interval = Duration::from_millis(config.kafka.metadata_interval_ms);
+    std::thread::Builder::new()
+        .name("broker-monitor".into())
+        .spawn(move || {
+            let topics = config.kafka.topics.all();
+            let mut was_ok = None;
+            while !*stop.borrow() {
+                let result = sink.check_broker(&topics);
+                let ok = result.is_ok();
+                if was_ok != Some(ok) {
+                    match &result {
+                        Ok(()) => tracing::info!("broker reachable, topics verified: ready"),
+                        Err(e) => tracing::warn!(error = %e, "not ready"),
+                    }
+                    was_ok = Some(ok);
+                }
+                sink.log_failures();
+                sink.publish_gauges();
+                let mut slept = Duration::ZERO;
+                let step = Duration::from_millis(100);
+                while slept < interval && !*stop.borrow() {
+                    std::thread::sleep(step);
+                    slept += step;
+                }
+            }
+        })
+        .expect("spawning a thread at start-up")
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

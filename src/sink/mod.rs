@@ -1,0 +1,3 @@
+//! Where accepted events go: Kafka.
+
+pub mod kafka;
