@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trackgate: {e:#}");
+            eprintln!("trackgate: {e}");
             ExitCode::FAILURE
         }
     }

@@ -67,6 +67,11 @@ pub async fn run(
         let cluster =
             rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
         let servers = cluster.bootstrap_servers();
+        for topic in config.kafka.topics.all() {
+            cluster
+                .create_topic(topic, config.kafka.partitions, 1)
+                .map_err(ServerError::EmbeddedBroker)?;
+        }
         _embedded = Some(cluster);
         servers
     } else {

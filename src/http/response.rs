@@ -41,12 +41,13 @@ pub fn success(out: &Outcome) -> Response<Body> {
 }
 
 pub fn error(err: &ApiError, retry_after_secs: u32) -> Response<Body> {
-    let body = serde_json::json!({
-        "success": false,
-        "error": err.code(),
-        "message": err.to_string(),
-    });
-    let mut r = json(err.status(), body.to_string().into_bytes());
+    // Written by hand to keep the documented key order.
+    let message = serde_json::Value::String(err.to_string());
+    let body = format!(
+        r#"{{"success":false,"error":"{}","message":{message}}}"#,
+        err.code()
+    );
+    let mut r = json(err.status(), body.into_bytes());
     if err.status() == StatusCode::SERVICE_UNAVAILABLE || err.status() == StatusCode::TOO_MANY_REQUESTS {
         r.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));

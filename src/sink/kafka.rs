@@ -313,6 +313,7 @@ impl KafkaSink {
 
     fn check_broker_inner(&self, topics: &[&str]) -> Result<(), SinkError> {
         let missing = self.missing_topics(topics)?;
+        tracing::debug!(?missing, "metadata fetched");
         if missing.is_empty() {
             return Ok(());
         }
@@ -341,7 +342,9 @@ impl KafkaSink {
                 )
             })
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(METADATA_TIMEOUT))
+            .request_timeout(Some(METADATA_TIMEOUT));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
