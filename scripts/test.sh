@@ -35,7 +35,6 @@ ensure_build_tools() {
   local missing=()
   command -v cc >/dev/null || missing+=(build-essential)
   command -v make >/dev/null || missing+=(make)
-  command -v cmake >/dev/null || missing+=(cmake)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v python3 >/dev/null || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then
