@@ -337,7 +337,11 @@ mod defaults {
         2_048
     }
     pub fn click_events() -> Vec<String> {
-        vec!["click".into(), "Link Clicked".into(), "Element Clicked".into()]
+        vec![
+            "click".into(),
+            "Link Clicked".into(),
+            "Element Clicked".into(),
+        ]
     }
 }
 
@@ -351,7 +355,13 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(ServerConfig, KafkaConfig, TopicsConfig, LimitsConfig, RoutingConfig);
+default_from_serde!(
+    ServerConfig,
+    KafkaConfig,
+    TopicsConfig,
+    LimitsConfig,
+    RoutingConfig
+);
 
 /// Addresses (`10.0.0.1`) or CIDR ranges (`10.0.0.0/8`).
 fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
@@ -361,7 +371,9 @@ fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an IP address or CIDR range")))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{s}` is not an IP address or CIDR range"))
+                })
         })
         .collect()
 }
@@ -448,7 +460,10 @@ impl Config {
         let mut ids = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             if s.id.trim().is_empty() {
-                return Err(ConfigError::key(format!("sources[{i}].id"), "must not be empty"));
+                return Err(ConfigError::key(
+                    format!("sources[{i}].id"),
+                    "must not be empty",
+                ));
             }
             if s.write_key.trim().is_empty() {
                 return Err(ConfigError::key(
@@ -497,7 +512,10 @@ impl Config {
             ));
         }
         if k.queue_max_messages == 0 {
-            return Err(ConfigError::key("kafka.queue_max_messages", "must be positive"));
+            return Err(ConfigError::key(
+                "kafka.queue_max_messages",
+                "must be positive",
+            ));
         }
         for (name, topic) in [
             ("pageviews", &k.topics.pageviews),
@@ -521,10 +539,16 @@ impl Config {
             ));
         }
         if l.max_batch_events == 0 {
-            return Err(ConfigError::key("limits.max_batch_events", "must be positive"));
+            return Err(ConfigError::key(
+                "limits.max_batch_events",
+                "must be positive",
+            ));
         }
         if self.server.max_connections == 0 {
-            return Err(ConfigError::key("server.max_connections", "must be positive"));
+            return Err(ConfigError::key(
+                "server.max_connections",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -609,7 +633,6 @@ fn apply_override(root: &mut toml::Value, path: &str, raw: &str) -> Result<(), C
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,7 +685,7 @@ allowed_origins = ["https://shop.example"]
 
     #[test]
     fn overrides_reach_nested_keys_and_keep_string_types() {
-        let overrides = vec![
+        let overrides = [
             ("kafka.brokers".to_string(), "10.0.0.1:9092".to_string()),
             ("kafka.acks".to_string(), "all".to_string()),
             ("kafka.linger_ms".to_string(), "20".to_string()),
@@ -679,7 +702,10 @@ allowed_origins = ["https://shop.example"]
 
     #[test]
     fn env_var_names_map_to_paths() {
-        assert_eq!(env_key_to_path("TRACKGATE_KAFKA__TOPICS__CLICKS"), "kafka.topics.clicks");
+        assert_eq!(
+            env_key_to_path("TRACKGATE_KAFKA__TOPICS__CLICKS"),
+            "kafka.topics.clicks"
+        );
         assert_eq!(env_key_to_path("TRACKGATE_SOURCES__0__ID"), "sources.0.id");
     }
 

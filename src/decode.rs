@@ -98,11 +98,23 @@ mod tests {
 
     #[test]
     fn batch_errors() {
-        assert_eq!(batch(br#"{"nobatch":1}"#).unwrap_err(), DecodeError::InvalidBatch);
-        assert_eq!(batch(br#"{"batch":{}}"#).unwrap_err(), DecodeError::InvalidBatch);
+        assert_eq!(
+            batch(br#"{"nobatch":1}"#).unwrap_err(),
+            DecodeError::InvalidBatch
+        );
+        assert_eq!(
+            batch(br#"{"batch":{}}"#).unwrap_err(),
+            DecodeError::InvalidBatch
+        );
         assert_eq!(batch(br#"[1]"#).unwrap_err(), DecodeError::InvalidBatch);
-        assert!(matches!(batch(br#"{"batch":["#), Err(DecodeError::InvalidJson(_))));
-        assert!(matches!(batch(b"{\"batch\":[\"\xff\"]}"), Err(DecodeError::InvalidJson(_))));
+        assert!(matches!(
+            batch(br#"{"batch":["#),
+            Err(DecodeError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            batch(b"{\"batch\":[\"\xff\"]}"),
+            Err(DecodeError::InvalidJson(_))
+        ));
     }
 
     #[test]

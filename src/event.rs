@@ -141,9 +141,7 @@ impl Event {
             }
             None => match body.get("type") {
                 None | Some(Value::Null) => return Err(RejectReason::MissingType),
-                Some(Value::String(s)) => {
-                    EventType::parse(s).ok_or(RejectReason::InvalidType)?
-                }
+                Some(Value::String(s)) => EventType::parse(s).ok_or(RejectReason::InvalidType)?,
                 Some(_) => return Err(RejectReason::InvalidType),
             },
         };
@@ -235,7 +233,11 @@ mod tests {
     #[test]
     fn valid_events_of_each_type() {
         for t in EventType::ALL {
-            let extra = if t == EventType::Track { r#","event":"x""# } else { "" };
+            let extra = if t == EventType::Track {
+                r#","event":"x""#
+            } else {
+                ""
+            };
             let raw = format!(r#"{{"type":"{}","anonymousId":"a"{extra}}}"#, t.as_str());
             assert_eq!(parse(&raw).unwrap().kind, t);
         }
@@ -247,14 +249,32 @@ mod tests {
             (r#"[1]"#, RejectReason::NotAnObject),
             (r#"{"type":"page""#, RejectReason::InvalidJson),
             (r#"{"anonymousId":"a"}"#, RejectReason::MissingType),
-            (r#"{"type":"pageview","anonymousId":"a"}"#, RejectReason::InvalidType),
+            (
+                r#"{"type":"pageview","anonymousId":"a"}"#,
+                RejectReason::InvalidType,
+            ),
             (r#"{"type":7,"anonymousId":"a"}"#, RejectReason::InvalidType),
             (r#"{"type":"page"}"#, RejectReason::MissingIdentity),
-            (r#"{"type":"page","userId":"","anonymousId":null}"#, RejectReason::MissingIdentity),
-            (r#"{"type":"page","userId":{"a":1}}"#, RejectReason::InvalidIdentity),
-            (r#"{"type":"track","userId":"u"}"#, RejectReason::MissingEventName),
-            (r#"{"type":"page","userId":"u","properties":[1]}"#, RejectReason::InvalidFieldType),
-            (r#"{"type":"page","userId":"u","messageId":5}"#, RejectReason::InvalidMessageId),
+            (
+                r#"{"type":"page","userId":"","anonymousId":null}"#,
+                RejectReason::MissingIdentity,
+            ),
+            (
+                r#"{"type":"page","userId":{"a":1}}"#,
+                RejectReason::InvalidIdentity,
+            ),
+            (
+                r#"{"type":"track","userId":"u"}"#,
+                RejectReason::MissingEventName,
+            ),
+            (
+                r#"{"type":"page","userId":"u","properties":[1]}"#,
+                RejectReason::InvalidFieldType,
+            ),
+            (
+                r#"{"type":"page","userId":"u","messageId":5}"#,
+                RejectReason::InvalidMessageId,
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(parse(raw).unwrap_err(), want, "{raw}");
@@ -263,15 +283,24 @@ mod tests {
 
     #[test]
     fn message_id_length_limit() {
-        let ok = format!(r#"{{"type":"page","userId":"u","messageId":"{}"}}"#, "m".repeat(100));
+        let ok = format!(
+            r#"{{"type":"page","userId":"u","messageId":"{}"}}"#,
+            "m".repeat(100)
+        );
         assert!(parse(&ok).is_ok());
-        let long = format!(r#"{{"type":"page","userId":"u","messageId":"{}"}}"#, "m".repeat(101));
+        let long = format!(
+            r#"{{"type":"page","userId":"u","messageId":"{}"}}"#,
+            "m".repeat(101)
+        );
         assert_eq!(parse(&long).unwrap_err(), RejectReason::InvalidMessageId);
     }
 
     #[test]
     fn size_limit_is_bytes_of_raw_json() {
-        let raw = format!(r#"{{"type":"page","userId":"u","name":"{}"}}"#, "x".repeat(100));
+        let raw = format!(
+            r#"{{"type":"page","userId":"u","name":"{}"}}"#,
+            "x".repeat(100)
+        );
         assert!(Event::parse(&raw, None, raw.len()).is_ok());
         assert_eq!(
             Event::parse(&raw, None, raw.len() - 1).unwrap_err(),

@@ -121,7 +121,10 @@ impl Pipeline {
                 reason: None,
             };
             let key = ev.visitor_key().map(str::as_bytes);
-            match self.sink.send(topic, key, &buf, &headers, RecordKind::Event) {
+            match self
+                .sink
+                .send(topic, key, &buf, &headers, RecordKind::Event)
+            {
                 Ok(()) => {
                     metrics::events_accepted(1);
                     out.accepted += 1;
@@ -194,7 +197,10 @@ impl Pipeline {
             reason: Some(reason.code()),
         };
         let topic = self.router.invalid_topic();
-        if let Err(e) = self.sink.send(topic, None, buf, &headers, RecordKind::Invalid) {
+        if let Err(e) = self
+            .sink
+            .send(topic, None, buf, &headers, RecordKind::Invalid)
+        {
             metrics::delivery(false, true, 1);
             tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
         }

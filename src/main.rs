@@ -11,7 +11,11 @@ use trackgate::server::{self, Bound};
 use trackgate::tail::{self, TailArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "trackgate", version, about = "Tracking ingestion gateway: HTTP beacons to raw Kafka topics")]
+#[command(
+    name = "trackgate",
+    version,
+    about = "Tracking ingestion gateway: HTTP beacons to raw Kafka topics"
+)]
 struct Cli {
     /// Configuration file (TOML). Without one, trackgate starts in local
     /// development mode against an embedded in-memory broker.
@@ -27,7 +31,12 @@ struct Cli {
     #[arg(long)]
     brokers: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "TRACKGATE_LOG", default_value = "info,librdkafka=warn", global = true)]
+    #[arg(
+        long,
+        env = "TRACKGATE_LOG",
+        default_value = "info,librdkafka=warn",
+        global = true
+    )]
     log: String,
     #[command(subcommand)]
     command: Option<Command>,

@@ -56,9 +56,15 @@ pub fn install() -> Option<PrometheusHandle> {
 
 fn describe() {
     metrics::describe_counter!(EVENTS_RECEIVED, "Events found in authenticated requests.");
-    metrics::describe_counter!(EVENTS, "Events by outcome (accepted, rejected, dropped) and reason.");
+    metrics::describe_counter!(
+        EVENTS,
+        "Events by outcome (accepted, rejected, dropped) and reason."
+    );
     metrics::describe_counter!(DELIVERIES, "Broker delivery reports of accepted events.");
-    metrics::describe_counter!(INVALID_DELIVERIES, "Delivery reports of invalid-topic records.");
+    metrics::describe_counter!(
+        INVALID_DELIVERIES,
+        "Delivery reports of invalid-topic records."
+    );
     metrics::describe_counter!(REQUESTS, "HTTP requests by endpoint and status.");
     metrics::describe_histogram!(REQUEST_SECONDS, "Request handling time.");
     metrics::describe_gauge!(IN_FLIGHT, "Accepted events awaiting a delivery report.");

@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn without_sent_at_timestamp_is_the_clients_and_without_any_it_is_received_at() {
-        let mut e = event(json!({"type":"page","anonymousId":"a","timestamp":"2026-01-01T10:00:00+02:00"}));
+        let mut e =
+            event(json!({"type":"page","anonymousId":"a","timestamp":"2026-01-01T10:00:00+02:00"}));
         normalize(&mut e, &meta(None, None)).unwrap();
         assert_eq!(e.body["timestamp"], "2026-01-01T08:00:00.000Z");
         let mut e = event(json!({"type":"page","anonymousId":"a"}));
@@ -194,7 +195,9 @@ mod tests {
     #[test]
     fn batch_context_merges_under_event_context_and_ip_is_the_servers() {
         let batch = json!({"library":{"name":"lib","version":"1"},"locale":"en-US","ip":"1.1.1.1"});
-        let Value::Object(batch) = batch else { panic!() };
+        let Value::Object(batch) = batch else {
+            panic!()
+        };
         let mut e = event(json!({"type":"page","anonymousId":"a","writeKey":"k",
             "context":{"library":{"version":"2"},"ip":"9.9.9.9","userAgent":"Mine"}}));
         normalize(&mut e, &meta(Some(&batch), None)).unwrap();

@@ -62,16 +62,46 @@ mod tests {
     fn default_routes() {
         let r = Router::new(&TopicsConfig::default(), &RoutingConfig::default());
         let cases = [
-            (r#"{"type":"page","anonymousId":"a"}"#, "tracking.raw.pageviews"),
-            (r#"{"type":"screen","anonymousId":"a"}"#, "tracking.raw.pageviews"),
-            (r#"{"type":"track","anonymousId":"a","event":"click"}"#, "tracking.raw.clicks"),
-            (r#"{"type":"track","anonymousId":"a","event":"Link Clicked"}"#, "tracking.raw.clicks"),
-            (r#"{"type":"track","anonymousId":"a","event":"Element Clicked"}"#, "tracking.raw.clicks"),
-            (r#"{"type":"track","anonymousId":"a","event":"Click"}"#, "tracking.raw.events"),
-            (r#"{"type":"track","anonymousId":"a","event":"Order Completed"}"#, "tracking.raw.events"),
-            (r#"{"type":"identify","userId":"u"}"#, "tracking.raw.identities"),
-            (r#"{"type":"group","userId":"u"}"#, "tracking.raw.identities"),
-            (r#"{"type":"alias","userId":"u"}"#, "tracking.raw.identities"),
+            (
+                r#"{"type":"page","anonymousId":"a"}"#,
+                "tracking.raw.pageviews",
+            ),
+            (
+                r#"{"type":"screen","anonymousId":"a"}"#,
+                "tracking.raw.pageviews",
+            ),
+            (
+                r#"{"type":"track","anonymousId":"a","event":"click"}"#,
+                "tracking.raw.clicks",
+            ),
+            (
+                r#"{"type":"track","anonymousId":"a","event":"Link Clicked"}"#,
+                "tracking.raw.clicks",
+            ),
+            (
+                r#"{"type":"track","anonymousId":"a","event":"Element Clicked"}"#,
+                "tracking.raw.clicks",
+            ),
+            (
+                r#"{"type":"track","anonymousId":"a","event":"Click"}"#,
+                "tracking.raw.events",
+            ),
+            (
+                r#"{"type":"track","anonymousId":"a","event":"Order Completed"}"#,
+                "tracking.raw.events",
+            ),
+            (
+                r#"{"type":"identify","userId":"u"}"#,
+                "tracking.raw.identities",
+            ),
+            (
+                r#"{"type":"group","userId":"u"}"#,
+                "tracking.raw.identities",
+            ),
+            (
+                r#"{"type":"alias","userId":"u"}"#,
+                "tracking.raw.identities",
+            ),
         ];
         for (raw, topic) in cases {
             assert_eq!(r.topic(&ev(raw)), topic, "{raw}");
@@ -89,7 +119,10 @@ mod tests {
             click_events: vec!["Tap".into()],
         };
         let r = Router::new(&topics, &routing);
-        assert_eq!(r.topic(&ev(r#"{"type":"track","anonymousId":"a","event":"Tap"}"#)), "c");
+        assert_eq!(
+            r.topic(&ev(r#"{"type":"track","anonymousId":"a","event":"Tap"}"#)),
+            "c"
+        );
         assert_eq!(
             r.topic(&ev(r#"{"type":"track","anonymousId":"a","event":"click"}"#)),
             "tracking.raw.events"

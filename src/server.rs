@@ -64,8 +64,7 @@ pub async fn run(
     // The mock cluster must outlive the producer; it is dropped at the end.
     let mut _embedded = None;
     let brokers = if config.uses_embedded_broker() {
-        let cluster =
-            rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
+        let cluster = rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
         let servers = cluster.bootstrap_servers();
         for topic in config.kafka.topics.all() {
             cluster
@@ -86,7 +85,9 @@ pub async fn run(
     let admin_listener = bind(config.server.admin_listen).await?;
     let bound = Bound {
         listen: listener.local_addr().unwrap_or(config.server.listen),
-        admin: admin_listener.local_addr().unwrap_or(config.server.admin_listen),
+        admin: admin_listener
+            .local_addr()
+            .unwrap_or(config.server.admin_listen),
         brokers: brokers.clone(),
     };
     on_bound(&bound);
@@ -145,7 +146,10 @@ pub async fn run(
     sink.begin_shutdown();
     drop(listener);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     let flush_timeout = Duration::from_millis(config.kafka.flush_timeout_ms);

@@ -46,7 +46,10 @@ fn batch_events_are_routed_keyed_and_headed() {
     for r in &recs {
         let v = &r.value;
         // Key: userId when present, else anonymousId.
-        let want = v.get("userId").or(v.get("anonymousId")).and_then(Value::as_str);
+        let want = v
+            .get("userId")
+            .or(v.get("anonymousId"))
+            .and_then(Value::as_str);
         assert_eq!(r.key.as_deref(), want, "{v}");
         assert_eq!(r.header("source"), Some("web"));
         assert_eq!(r.header("type"), v["type"].as_str());
@@ -70,16 +73,45 @@ fn single_event_endpoints_each_produce_one_record() {
     let broker = Broker::start();
     let gw = Gateway::start(&broker.addr());
     let cases = [
-        ("/v1/page", json!({"anonymousId":"a1","name":"Home"}), PAGEVIEWS),
-        ("/v1/screen", json!({"anonymousId":"a2","name":"Main"}), PAGEVIEWS),
-        ("/v1/track", json!({"anonymousId":"a3","event":"Signed Up"}), EVENTS),
-        ("/v1/identify", json!({"userId":"u4","traits":{"plan":"free"}}), IDENTITIES),
-        ("/v1/group", json!({"userId":"u5","groupId":"acme"}), IDENTITIES),
-        ("/v1/alias", json!({"userId":"u6","previousId":"a6"}), IDENTITIES),
+        (
+            "/v1/page",
+            json!({"anonymousId":"a1","name":"Home"}),
+            PAGEVIEWS,
+        ),
+        (
+            "/v1/screen",
+            json!({"anonymousId":"a2","name":"Main"}),
+            PAGEVIEWS,
+        ),
+        (
+            "/v1/track",
+            json!({"anonymousId":"a3","event":"Signed Up"}),
+            EVENTS,
+        ),
+        (
+            "/v1/identify",
+            json!({"userId":"u4","traits":{"plan":"free"}}),
+            IDENTITIES,
+        ),
+        (
+            "/v1/group",
+            json!({"userId":"u5","groupId":"acme"}),
+            IDENTITIES,
+        ),
+        (
+            "/v1/alias",
+            json!({"userId":"u6","previousId":"a6"}),
+            IDENTITIES,
+        ),
     ];
     for (path, body, _) in &cases {
         let r = gw.post(path, &body.to_string());
-        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(r.json()["accepted"], 1, "{path}");
     }
     let recs = consume_all(&broker.addr(), cases.len());
@@ -104,28 +136,47 @@ fn text_plain_gzip_and_deflate_bodies_are_decoded() {
     let r = gw.request(
         "POST",
         "/v1/batch",
-        &[("content-type", "text/plain;charset=UTF-8"), ("origin", ORIGIN)],
+        &[
+            ("content-type", "text/plain;charset=UTF-8"),
+            ("origin", ORIGIN),
+        ],
         beacon.to_string().as_bytes(),
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
 
     let auth = basic(WRITE_KEY);
-    let gz = gzip(json!({"batch":[{"type":"page","anonymousId":"gzip"}]}).to_string().as_bytes());
+    let gz = gzip(
+        json!({"batch":[{"type":"page","anonymousId":"gzip"}]})
+            .to_string()
+            .as_bytes(),
+    );
     let r = gw.request(
         "POST",
         "/v1/batch",
-        &[("content-type", "application/json"), ("content-encoding", "gzip"), ("authorization", &auth)],
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("authorization", &auth),
+        ],
         &gz,
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut z, json!({"anonymousId":"deflate"}).to_string().as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut z,
+        json!({"anonymousId":"deflate"}).to_string().as_bytes(),
+    )
+    .unwrap();
     let r = gw.request(
         "POST",
         "/v1/page",
-        &[("content-type", "application/json"), ("content-encoding", "deflate"), ("authorization", &auth)],
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "deflate"),
+            ("authorization", &auth),
+        ],
         &z.finish().unwrap(),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -142,14 +193,22 @@ fn write_key_from_basic_auth_body_or_query() {
     let gw = Gateway::start(&broker.addr());
     let ct = ("content-type", "application/json");
     let auth = basic(APP_WRITE_KEY);
-    let r = gw.request("POST", "/v1/track", &[ct, ("authorization", &auth)],
-        br#"{"anonymousId":"by-header","event":"e"}"#);
+    let r = gw.request(
+        "POST",
+        "/v1/track",
+        &[ct, ("authorization", &auth)],
+        br#"{"anonymousId":"by-header","event":"e"}"#,
+    );
     assert_eq!(r.status, 200);
     let body = format!(r#"{{"anonymousId":"by-body","event":"e","writeKey":"{APP_WRITE_KEY}"}}"#);
     let r = gw.request("POST", "/v1/track", &[ct], body.as_bytes());
     assert_eq!(r.status, 200);
-    let r = gw.request("POST", &format!("/v1/track?writeKey={APP_WRITE_KEY}"), &[ct],
-        br#"{"anonymousId":"by-query","event":"e"}"#);
+    let r = gw.request(
+        "POST",
+        &format!("/v1/track?writeKey={APP_WRITE_KEY}"),
+        &[ct],
+        br#"{"anonymousId":"by-query","event":"e"}"#,
+    );
     assert_eq!(r.status, 200);
     let recs = consume(&broker.addr(), &[EVENTS], 3, Duration::from_secs(30));
     assert_eq!(recs.len(), 3);
@@ -162,16 +221,31 @@ fn pixel_produces_an_event_and_always_answers_with_the_gif() {
     let gw = Gateway::start(&broker.addr());
     let data = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(json!({"anonymousId":"pix","properties":{"path":"/landing"}}).to_string());
-    let r = gw.request("GET", &format!("/v1/pixel.gif?writeKey={WRITE_KEY}&data={data}"), &[], b"");
+    let r = gw.request(
+        "GET",
+        &format!("/v1/pixel.gif?writeKey={WRITE_KEY}&data={data}"),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("image/gif"));
     assert!(r.header("cache-control").unwrap().contains("no-store"));
     assert!(r.body.starts_with(b"GIF89a"));
 
     // Bad data and a bad key: still the image, but counted and not produced.
-    let r = gw.request("GET", &format!("/v1/pixel.gif?writeKey={WRITE_KEY}&data=!!notbase64"), &[], b"");
+    let r = gw.request(
+        "GET",
+        &format!("/v1/pixel.gif?writeKey={WRITE_KEY}&data=!!notbase64"),
+        &[],
+        b"",
+    );
     assert_eq!((r.status, r.body.starts_with(b"GIF89a")), (200, true));
-    let r = gw.request("GET", &format!("/v1/pixel.gif?writeKey=nope&data={data}"), &[], b"");
+    let r = gw.request(
+        "GET",
+        &format!("/v1/pixel.gif?writeKey=nope&data={data}"),
+        &[],
+        b"",
+    );
     assert_eq!((r.status, r.body.starts_with(b"GIF89a")), (200, true));
 
     let recs = consume_all(&broker.addr(), 2);
@@ -182,7 +256,13 @@ fn pixel_produces_an_event_and_always_answers_with_the_gif() {
     let invalid = by_topic(&recs, INVALID);
     assert_eq!(invalid.len(), 1);
     assert_eq!(invalid[0].value["reason"], "invalid_json");
-    assert_eq!(gw.metric("trackgate_pixel_refused_total", &[("reason", "invalid_write_key")]), 1.0);
+    assert_eq!(
+        gw.metric(
+            "trackgate_pixel_refused_total",
+            &[("reason", "invalid_write_key")]
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -198,15 +278,26 @@ fn clock_skew_is_corrected_and_message_ids_kept_or_generated() {
     assert_eq!(gw.post("/v1/batch", &body.to_string()).status, 200);
     let after = chrono::Utc::now();
     let recs = consume(&broker.addr(), &[PAGEVIEWS], 2, Duration::from_secs(30));
-    let skew = recs.iter().find(|r| r.key.as_deref() == Some("skew")).unwrap();
+    let skew = recs
+        .iter()
+        .find(|r| r.key.as_deref() == Some("skew"))
+        .unwrap();
     assert_eq!(skew.value["messageId"], "client-id-1");
     assert_eq!(skew.value["originalTimestamp"], "2030-01-02T00:00:00.000Z");
-    let ts = chrono::DateTime::parse_from_rfc3339(skew.value["timestamp"].as_str().unwrap()).unwrap();
-    let received = chrono::DateTime::parse_from_rfc3339(skew.value["receivedAt"].as_str().unwrap()).unwrap();
+    let ts =
+        chrono::DateTime::parse_from_rfc3339(skew.value["timestamp"].as_str().unwrap()).unwrap();
+    let received =
+        chrono::DateTime::parse_from_rfc3339(skew.value["receivedAt"].as_str().unwrap()).unwrap();
     assert_eq!(received - ts, chrono::Duration::seconds(30));
-    assert!(received >= before - chrono::Duration::milliseconds(1) && received <= after + chrono::Duration::milliseconds(1));
+    assert!(
+        received >= before - chrono::Duration::milliseconds(1)
+            && received <= after + chrono::Duration::milliseconds(1)
+    );
 
-    let noid = recs.iter().find(|r| r.key.as_deref() == Some("noid")).unwrap();
+    let noid = recs
+        .iter()
+        .find(|r| r.key.as_deref() == Some("noid"))
+        .unwrap();
     let id = uuid::Uuid::parse_str(noid.value["messageId"].as_str().unwrap()).unwrap();
     assert_eq!(id.get_version_num(), 7);
 }
@@ -214,7 +305,10 @@ fn clock_skew_is_corrected_and_message_ids_kept_or_generated() {
 #[test]
 fn bad_events_go_to_the_invalid_topic_and_the_rest_of_the_batch_is_accepted() {
     let broker = Broker::start();
-    let gw = Gateway::start_with(&broker.addr(), "[limits]\nmax_event_bytes = 512\ninvalid_payload_bytes = 100\n");
+    let gw = Gateway::start_with(
+        &broker.addr(),
+        "[limits]\nmax_event_bytes = 512\ninvalid_payload_bytes = 100\n",
+    );
     let big = "x".repeat(600);
     let body = format!(
         r#"{{"batch":[
@@ -236,8 +330,19 @@ fn bad_events_go_to_the_invalid_topic_and_the_rest_of_the_batch_is_accepted() {
         .map(|r| r.value["reason"].as_str().unwrap().to_string())
         .collect();
     reasons.sort();
-    assert_eq!(reasons, vec!["event_too_large", "invalid_type", "missing_identity", "not_an_object"]);
-    let big_rec = by_topic(&recs, INVALID).into_iter().find(|r| r.value["reason"] == "event_too_large").unwrap();
+    assert_eq!(
+        reasons,
+        vec![
+            "event_too_large",
+            "invalid_type",
+            "missing_identity",
+            "not_an_object"
+        ]
+    );
+    let big_rec = by_topic(&recs, INVALID)
+        .into_iter()
+        .find(|r| r.value["reason"] == "event_too_large")
+        .unwrap();
     assert_eq!(big_rec.value["payloadTruncated"], true);
     assert_eq!(big_rec.value["payload"].as_str().unwrap().len(), 100);
     assert_eq!(big_rec.value["source"], "web");
@@ -246,14 +351,23 @@ fn bad_events_go_to_the_invalid_topic_and_the_rest_of_the_batch_is_accepted() {
     assert_eq!(by_topic(&recs, EVENTS).len(), 1);
 
     assert_eq!(gw.metric("trackgate_events_received_total", &[]), 6.0);
-    assert_eq!(gw.metric("trackgate_events_total", &[("outcome", "accepted")]), 2.0);
-    assert_eq!(gw.metric("trackgate_events_total", &[("outcome", "rejected")]), 4.0);
+    assert_eq!(
+        gw.metric("trackgate_events_total", &[("outcome", "accepted")]),
+        2.0
+    );
+    assert_eq!(
+        gw.metric("trackgate_events_total", &[("outcome", "rejected")]),
+        4.0
+    );
 }
 
 #[test]
 fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
     let broker = Broker::start();
-    let gw = Gateway::start_with(&broker.addr(), "[limits]\nmax_request_bytes = 4096\nmax_event_bytes = 1024\nmax_batch_events = 3\n");
+    let gw = Gateway::start_with(
+        &broker.addr(),
+        "[limits]\nmax_request_bytes = 4096\nmax_event_bytes = 1024\nmax_batch_events = 3\n",
+    );
     let ct = ("content-type", "application/json");
     let auth = basic(WRITE_KEY);
     let au = ("authorization", auth.as_str());
@@ -261,31 +375,118 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
     let batch4 = format!(r#"{{"batch":[{ev},{ev},{ev},{ev}]}}"#);
     let huge = format!(r#"{{"batch":[{ev}],"pad":"{}"}}"#, "p".repeat(5000));
     let bomb = gzip(format!(r#"{{"batch":[{ev}],"pad":"{}"}}"#, "p".repeat(100_000)).as_bytes());
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
-        ("/v1/batch", vec![ct], format!(r#"{{"batch":[{ev}]}}"#).into_bytes(), 401, "missing_write_key"),
-        ("/v1/batch", vec![ct, ("authorization", "Basic d3Jvbmc6")], format!(r#"{{"batch":[{ev}]}}"#).into_bytes(), 401, "invalid_write_key"),
-        ("/v1/batch", vec![ct, au, ("origin", "https://evil.example")], format!(r#"{{"batch":[{ev}]}}"#).into_bytes(), 403, "origin_not_allowed"),
-        ("/v1/batch", vec![ct, au], huge.into_bytes(), 413, "payload_too_large"),
-        ("/v1/batch", vec![ct, au, ("content-encoding", "gzip")], bomb, 413, "payload_too_large"),
-        ("/v1/batch", vec![ct, au], batch4.into_bytes(), 413, "too_many_events"),
-        ("/v1/batch", vec![("content-type", "application/xml"), au], b"<a/>".to_vec(), 415, "unsupported_content_type"),
-        ("/v1/batch", vec![ct, au, ("content-encoding", "br")], b"xx".to_vec(), 415, "unsupported_content_encoding"),
-        ("/v1/batch", vec![ct, au], b"{\"batch\":[".to_vec(), 400, "invalid_json"),
-        ("/v1/batch", vec![ct, au], b"{\"events\":[]}".to_vec(), 400, "invalid_batch"),
-        ("/v1/page", vec![ct, au], b"[1,2]".to_vec(), 400, "invalid_json"),
-        ("/v1/batch", vec![ct, au, ("content-encoding", "gzip")], b"nope".to_vec(), 400, "invalid_compression"),
-        ("/v2/everything", vec![ct, au], b"{}".to_vec(), 404, "not_found"),
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "/v1/batch",
+            vec![ct],
+            format!(r#"{{"batch":[{ev}]}}"#).into_bytes(),
+            401,
+            "missing_write_key",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, ("authorization", "Basic d3Jvbmc6")],
+            format!(r#"{{"batch":[{ev}]}}"#).into_bytes(),
+            401,
+            "invalid_write_key",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au, ("origin", "https://evil.example")],
+            format!(r#"{{"batch":[{ev}]}}"#).into_bytes(),
+            403,
+            "origin_not_allowed",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au],
+            huge.into_bytes(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au, ("content-encoding", "gzip")],
+            bomb,
+            413,
+            "payload_too_large",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au],
+            batch4.into_bytes(),
+            413,
+            "too_many_events",
+        ),
+        (
+            "/v1/batch",
+            vec![("content-type", "application/xml"), au],
+            b"<a/>".to_vec(),
+            415,
+            "unsupported_content_type",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au, ("content-encoding", "br")],
+            b"xx".to_vec(),
+            415,
+            "unsupported_content_encoding",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au],
+            b"{\"batch\":[".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au],
+            b"{\"events\":[]}".to_vec(),
+            400,
+            "invalid_batch",
+        ),
+        (
+            "/v1/page",
+            vec![ct, au],
+            b"[1,2]".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/v1/batch",
+            vec![ct, au, ("content-encoding", "gzip")],
+            b"nope".to_vec(),
+            400,
+            "invalid_compression",
+        ),
+        (
+            "/v2/everything",
+            vec![ct, au],
+            b"{}".to_vec(),
+            404,
+            "not_found",
+        ),
     ];
     for (path, headers, body, status, code) in &cases {
         let r = gw.request("POST", path, headers, body);
-        assert_eq!(r.status, *status, "{code}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            *status,
+            "{code}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let j = r.json();
         assert_eq!(j["success"], false);
         assert_eq!(j["error"], *code);
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let r = gw.request("DELETE", "/v1/batch", &[], b"");
-    assert_eq!((r.status, r.json()["error"].clone()), (405, json!("method_not_allowed")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (405, json!("method_not_allowed"))
+    );
 
     // A good request after all that is served normally, and it is the only
     // record the broker ever received.
@@ -300,21 +501,38 @@ fn cors_preflight_echoes_only_allowed_origins() {
     let broker = Broker::start();
     let gw = Gateway::start(&broker.addr());
     let pre = |origin: &str| {
-        gw.request("OPTIONS", "/v1/batch", &[
-            ("origin", origin),
-            ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "content-type"),
-        ], b"")
+        gw.request(
+            "OPTIONS",
+            "/v1/batch",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            b"",
+        )
     };
     let ok = pre(ORIGIN);
     assert_eq!(ok.status, 204);
     assert_eq!(ok.header("access-control-allow-origin"), Some(ORIGIN));
-    assert!(ok.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert!(ok
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
     let bad = pre("https://evil.example");
     assert_eq!(bad.status, 204);
     assert_eq!(bad.header("access-control-allow-origin"), None);
     // The app source has no browser origins: a POST with its key from a page is refused.
-    let r = gw.request("POST", "/v1/page", &[("content-type", "application/json"), ("origin", ORIGIN), ("authorization", &basic(APP_WRITE_KEY))], br#"{"anonymousId":"a"}"#);
+    let r = gw.request(
+        "POST",
+        "/v1/page",
+        &[
+            ("content-type", "application/json"),
+            ("origin", ORIGIN),
+            ("authorization", &basic(APP_WRITE_KEY)),
+        ],
+        br#"{"anonymousId":"a"}"#,
+    );
     assert_eq!(r.status, 403);
 }
 
@@ -322,25 +540,58 @@ fn cors_preflight_echoes_only_allowed_origins() {
 fn client_ip_comes_from_forwarded_headers_only_behind_trusted_proxies() {
     let broker = Broker::start();
     // The test client connects from 127.0.0.1; trust it for this gateway.
-    let gw = Gateway::start_with(&broker.addr(), "");
+    let mut gw = Gateway::start_with(&broker.addr(), "");
     let auth = basic(WRITE_KEY);
-    let r = gw.request("POST", "/v1/page", &[("content-type", "application/json"), ("authorization", &auth),
-        ("x-forwarded-for", "198.51.100.1"), ("user-agent", "TestAgent/1.0")], br#"{"anonymousId":"untrusted"}"#);
+    let r = gw.request(
+        "POST",
+        "/v1/page",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+            ("x-forwarded-for", "198.51.100.1"),
+            ("user-agent", "TestAgent/1.0"),
+        ],
+        br#"{"anonymousId":"untrusted"}"#,
+    );
     assert_eq!(r.status, 200);
-    drop(gw);
+    assert!(gw.terminate().success());
     let dir = tempfile::tempdir().unwrap();
     let (l, a) = (free_port(), free_port());
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, config_toml(l, a, &broker.addr(), "").replace(r#"trusted_proxies = ["10.9.9.9"]"#, r#"trusted_proxies = ["127.0.0.0/8"]"#)).unwrap();
+    std::fs::write(
+        &path,
+        config_toml(l, a, &broker.addr(), "").replace(
+            r#"trusted_proxies = ["10.9.9.9"]"#,
+            r#"trusted_proxies = ["127.0.0.0/8"]"#,
+        ),
+    )
+    .unwrap();
     let gw = Gateway::spawn_config(dir, path, l, a);
     gw.wait_ready(Duration::from_secs(30));
-    let r = gw.request("POST", "/v1/page", &[("content-type", "application/json"), ("authorization", &auth),
-        ("x-forwarded-for", "198.51.100.1, 127.0.0.5")], br#"{"anonymousId":"trusted"}"#);
+    let r = gw.request(
+        "POST",
+        "/v1/page",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+            ("x-forwarded-for", "198.51.100.1, 127.0.0.5"),
+        ],
+        br#"{"anonymousId":"trusted"}"#,
+    );
     assert_eq!(r.status, 200);
     let recs = consume(&broker.addr(), &[PAGEVIEWS], 2, Duration::from_secs(30));
-    let ip = |k: &str| recs.iter().find(|r| r.key.as_deref() == Some(k)).unwrap().value["context"]["ip"].clone();
+    let ip = |k: &str| {
+        recs.iter()
+            .find(|r| r.key.as_deref() == Some(k))
+            .unwrap()
+            .value["context"]["ip"]
+            .clone()
+    };
     assert_eq!(ip("untrusted"), "127.0.0.1");
     assert_eq!(ip("trusted"), "198.51.100.1");
-    let ua = recs.iter().find(|r| r.key.as_deref() == Some("untrusted")).unwrap();
+    let ua = recs
+        .iter()
+        .find(|r| r.key.as_deref() == Some("untrusted"))
+        .unwrap();
     assert_eq!(ua.value["context"]["userAgent"], "TestAgent/1.0");
 }

@@ -12,13 +12,39 @@ use support::*;
 fn invalid_config_exits_2_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, config_toml(free_port(), free_port(), "127.0.0.1:1", "[limits]\nmax_event_bytez = 5\n")).unwrap();
-    let out = Command::new(gateway_bin()).arg("--config").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        config_toml(
+            free_port(),
+            free_port(),
+            "127.0.0.1:1",
+            "[limits]\nmax_event_bytez = 5\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gateway_bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_event_bytez"));
 
-    std::fs::write(&path, config_toml(free_port(), free_port(), "127.0.0.1:1", "[kafka.topics]\nclicks = \"\"\n")).unwrap();
-    let out = Command::new(gateway_bin()).arg("--config").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        config_toml(
+            free_port(),
+            free_port(),
+            "127.0.0.1:1",
+            "[kafka.topics]\nclicks = \"\"\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gateway_bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.topics.clicks"));
 }
@@ -27,11 +53,18 @@ fn invalid_config_exits_2_and_names_the_key() {
 fn environment_overrides_config_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, config_toml(free_port(), free_port(), "127.0.0.1:1", "")).unwrap();
+    std::fs::write(
+        &path,
+        config_toml(free_port(), free_port(), "127.0.0.1:1", ""),
+    )
+    .unwrap();
     let out = Command::new(gateway_bin())
-        .arg("--config").arg(&path).arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
         .env("TRACKGATE_KAFKA__PARTITIONS", "0")
-        .output().unwrap();
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.partitions"));
 }
@@ -46,10 +79,15 @@ fn readiness_follows_the_broker_and_topics_are_created() {
     std::thread::sleep(Duration::from_millis(800));
     let r = http(gw.admin, "GET", "/readyz", &[], b"").unwrap();
     assert_eq!(r.status, 503);
-    assert!(r.json()["reasons"].to_string().contains("broker_unreachable"));
+    assert!(r.json()["reasons"]
+        .to_string()
+        .contains("broker_unreachable"));
 
     // Events sent meanwhile are accepted into the bounded queue.
-    assert_eq!(gw.post("/v1/page", r#"{"anonymousId":"early"}"#).status, 200);
+    assert_eq!(
+        gw.post("/v1/page", r#"{"anonymousId":"early"}"#).status,
+        200
+    );
 
     // The broker appears: topics are created, the gateway becomes ready and delivers.
     let broker = Broker::start_on(port);
@@ -71,12 +109,21 @@ fn sigterm_flushes_every_accepted_event_and_exits_0() {
         let batch: Vec<String> = (0..25)
             .map(|j| format!(r#"{{"type":"track","anonymousId":"v{i}-{j}","event":"e"}}"#))
             .collect();
-        let r = gw.post("/v1/batch", &format!(r#"{{"batch":[{}]}}"#, batch.join(",")));
+        let r = gw.post(
+            "/v1/batch",
+            &format!(r#"{{"batch":[{}]}}"#, batch.join(",")),
+        );
         assert_eq!(r.status, 200);
         accepted += r.json()["accepted"].as_u64().unwrap();
     }
     let status = gw.terminate();
     assert!(status.success(), "{status:?}");
-    let recs = consume_settle(&broker.addr(), &[EVENTS], accepted as usize, Duration::from_secs(30), Duration::from_secs(2));
+    let recs = consume_settle(
+        &broker.addr(),
+        &[EVENTS],
+        accepted as usize,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
     assert_eq!(recs.len() as u64, accepted);
 }

@@ -17,7 +17,10 @@ pub struct AdminState {
     pub prometheus: Option<PrometheusHandle>,
 }
 
-pub async fn handle<B>(state: Arc<AdminState>, req: Request<B>) -> Result<Response<Body>, Infallible> {
+pub async fn handle<B>(
+    state: Arc<AdminState>,
+    req: Request<B>,
+) -> Result<Response<Body>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz" => response::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         "/readyz" => {
@@ -26,7 +29,10 @@ pub async fn handle<B>(state: Arc<AdminState>, req: Request<B>) -> Result<Respon
                 response::json(StatusCode::OK, br#"{"ready":true}"#.to_vec())
             } else {
                 let body = serde_json::json!({"ready": false, "reasons": reasons});
-                response::json(StatusCode::SERVICE_UNAVAILABLE, body.to_string().into_bytes())
+                response::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body.to_string().into_bytes(),
+                )
             }
         }
         "/metrics" => {

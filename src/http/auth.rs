@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn query_param_decodes() {
-        assert_eq!(query_param(Some("a=1&writeKey=w%2Bk"), "writeKey").as_deref(), Some("w+k"));
+        assert_eq!(
+            query_param(Some("a=1&writeKey=w%2Bk"), "writeKey").as_deref(),
+            Some("w+k")
+        );
         assert_eq!(query_param(Some("writeKey="), "writeKey"), None);
         assert_eq!(query_param(None, "writeKey"), None);
     }

@@ -45,7 +45,9 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     let Some(ce) = headers.get(CONTENT_ENCODING) else {
         return Ok(Encoding::Identity);
     };
-    let ce = ce.to_str().map_err(|_| ApiError::UnsupportedContentEncoding)?;
+    let ce = ce
+        .to_str()
+        .map_err(|_| ApiError::UnsupportedContentEncoding)?;
     match ce.trim().to_ascii_lowercase().as_str() {
         "" | "identity" => Ok(Encoding::Identity),
         "gzip" | "x-gzip" => Ok(Encoding::Gzip),
@@ -68,7 +70,9 @@ pub async fn read(
         Err(_) => return Err(ApiError::BodyTimeout),
         Ok(Err(e)) => {
             return Err(
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     ApiError::PayloadTooLarge(max)
                 } else {
                     ApiError::BodyRead
@@ -140,7 +144,10 @@ mod tests {
         let err = decode(Encoding::Gzip, bomb, 500 * 1024).unwrap_err();
         assert!(matches!(err, ApiError::PayloadTooLarge(_)));
         let exact = gz(&[b'a'; 1000]);
-        assert_eq!(decode(Encoding::Gzip, exact.clone(), 1000).unwrap().len(), 1000);
+        assert_eq!(
+            decode(Encoding::Gzip, exact.clone(), 1000).unwrap().len(),
+            1000
+        );
         assert!(decode(Encoding::Gzip, exact, 999).is_err());
     }
 
@@ -154,7 +161,11 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(check_content_type(&h).is_ok());
-        for ok in ["application/json", "text/plain;charset=UTF-8", "Application/JSON; charset=utf-8"] {
+        for ok in [
+            "application/json",
+            "text/plain;charset=UTF-8",
+            "Application/JSON; charset=utf-8",
+        ] {
             h.insert(CONTENT_TYPE, ok.parse().unwrap());
             assert!(check_content_type(&h).is_ok(), "{ok}");
         }
@@ -163,6 +174,9 @@ mod tests {
             assert!(check_content_type(&h).is_err(), "{bad}");
         }
         h.insert(CONTENT_ENCODING, "br".parse().unwrap());
-        assert!(matches!(encoding(&h), Err(ApiError::UnsupportedContentEncoding)));
+        assert!(matches!(
+            encoding(&h),
+            Err(ApiError::UnsupportedContentEncoding)
+        ));
     }
 }

@@ -107,7 +107,10 @@ mod tests {
     fn forwarded_header_with_ports_and_ipv6() {
         let ip = resolve(
             "127.0.0.1".parse().unwrap(),
-            &h(&[("forwarded", r#"for="[2001:db8::17]:4711";proto=https, for=127.0.0.1"#)]),
+            &h(&[(
+                "forwarded",
+                r#"for="[2001:db8::17]:4711";proto=https, for=127.0.0.1"#,
+            )]),
             &nets(&["127.0.0.1/32"]),
         );
         assert_eq!(ip.to_string(), "2001:db8::17");

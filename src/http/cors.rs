@@ -37,12 +37,22 @@ pub fn preflight(headers: &HeaderMap, sources: &Sources) -> Response<Body> {
         if sources.iter().any(|s| is_allowed(s, o)) {
             allow(&mut r, o);
             let h = r.headers_mut();
-            h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
-            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOWED_HEADERS));
-            h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE));
+            h.insert(
+                ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(ALLOWED_METHODS),
+            );
+            h.insert(
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOWED_HEADERS),
+            );
+            h.insert(
+                ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+            );
         }
     }
-    r.headers_mut().insert(VARY, HeaderValue::from_static("Origin"));
+    r.headers_mut()
+        .insert(VARY, HeaderValue::from_static("Origin"));
     r
 }
 
@@ -52,7 +62,10 @@ pub fn allow(r: &mut Response<Body>, origin: &str) {
         let h = r.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
         // Credentials allow the opt-out cookie to be read and set.
-        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         h.insert(VARY, HeaderValue::from_static("Origin"));
     }
 }

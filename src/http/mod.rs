@@ -178,7 +178,11 @@ async fn post_inner(
                 batch_sent_at: batch.sent_at.as_deref(),
                 batch_context: batch.context.as_ref(),
             };
-            let raws = batch.events.iter().map(|r| RawEvent::Json(r.get())).collect();
+            let raws = batch
+                .events
+                .iter()
+                .map(|r| RawEvent::Json(r.get()))
+                .collect();
             state.pipeline.ingest(raws, None, &meta)
         }
         Some(t) => {

@@ -20,7 +20,8 @@ pub const PIXEL_REFUSED: &str = "trackgate_pixel_refused_total";
 
 pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Response<Body> {
     let query = req.uri().query();
-    let Some(key) = auth::query_param(query, "writeKey").or_else(|| auth::basic_user(req.headers()))
+    let Some(key) =
+        auth::query_param(query, "writeKey").or_else(|| auth::basic_user(req.headers()))
     else {
         metrics::counter!(PIXEL_REFUSED, "reason" => "missing_write_key").increment(1);
         return response::pixel();

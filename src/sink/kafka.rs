@@ -302,9 +302,9 @@ impl KafkaSink {
         let missing = topics
             .iter()
             .filter(|t| {
-                !md.topics()
-                    .iter()
-                    .any(|mt| mt.name() == **t && mt.error().is_none() && !mt.partitions().is_empty())
+                !md.topics().iter().any(|mt| {
+                    mt.name() == **t && mt.error().is_none() && !mt.partitions().is_empty()
+                })
             })
             .map(|t| t.to_string())
             .collect();

@@ -190,7 +190,10 @@ impl Gateway {
         let child = Command::new(gateway_bin())
             .arg("--config")
             .arg(&path)
-            .env("TRACKGATE_LOG", std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()))
+            .env(
+                "TRACKGATE_LOG",
+                std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(if std::env::var("TEST_GATEWAY_LOG").is_ok() {
                 Stdio::inherit()
@@ -236,12 +239,21 @@ impl Gateway {
         self.request(
             "POST",
             path,
-            &[("content-type", "application/json"), ("authorization", &auth)],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
             body.as_bytes(),
         )
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         http(self.addr, method, path, headers, body).expect("gateway answers")
     }
 
@@ -262,7 +274,9 @@ impl Gateway {
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         c.wait().expect("wait gateway")
     }
 
@@ -284,8 +298,7 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
-            l.starts_with(name)
-                && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
         })
         .filter(|l| {
             labels
@@ -322,7 +335,10 @@ impl Response {
 
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -354,7 +370,10 @@ pub fn http(
 
 fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response");
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(bad)?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad())?;
     let mut lines = head.split("\r\n");
     let status: u16 = lines
@@ -417,7 +436,13 @@ impl Record {
 /// keeps listening for `settle` more to catch extras (so tests can assert
 /// exact counts); gives up after `timeout`.
 pub fn consume(brokers: &str, topics: &[&str], expected: usize, timeout: Duration) -> Vec<Record> {
-    consume_settle(brokers, topics, expected, timeout, Duration::from_millis(1500))
+    consume_settle(
+        brokers,
+        topics,
+        expected,
+        timeout,
+        Duration::from_millis(1500),
+    )
 }
 
 pub fn consume_settle(
