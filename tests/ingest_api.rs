@@ -144,6 +144,10 @@ fn text_plain_gzip_and_deflate_bodies_are_decoded() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("Retry-After")
+    );
 
     let auth = basic(WRITE_KEY);
     let gz = gzip(
