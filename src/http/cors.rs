@@ -66,6 +66,11 @@ pub fn allow(r: &mut Response<Body>, origin: &str) {
             ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
+        // Lets the browser SDK honour Retry-After on 429/503.
+        h.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After"),
+        );
         h.insert(VARY, HeaderValue::from_static("Origin"));
     }
 }
