@@ -323,6 +323,13 @@ impl Drop for Gateway {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failing test shows what the gateway logged.
+        if std::thread::panicking() {
+            let log = self.log();
+            if !log.is_empty() {
+                eprintln!("---- gateway log ----\n{log}---- end of gateway log ----");
+            }
+        }
     }
 }
 
@@ -658,7 +665,7 @@ pub fn unique_ids(records: &[Record]) -> HashSet<String> {
 }
 
 /// A gateway configuration with the given `[kafka]` keys (besides the
-/// brokers, partitions and a fast metadata interval).
+/// brokers and partitions).
 pub fn gateway_toml(listen: u16, admin: u16, brokers: &str, kafka: &str) -> String {
     format!(
         r#"
@@ -670,7 +677,6 @@ shutdown_grace_ms = 5000
 [kafka]
 brokers = "{brokers}"
 partitions = 2
-metadata_interval_ms = 300
 {kafka}
 
 [[sources]]
