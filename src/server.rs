@@ -1,5 +1,5 @@
-//! Listeners, connection limits, timeouts, the broker monitor and graceful
-//! shutdown.
+//! Listeners, connection limits, timeouts, the broker monitor and watcher,
+//! and graceful shutdown.
 //!
 //! Shutdown sequence (SIGTERM/SIGINT or the caller's future): readiness goes
 //! 503, the listeners stop accepting, in-flight requests get

@@ -211,10 +211,12 @@ fn broker_down_turns_readiness_503_and_queued_events_are_delivered_when_it_retur
     let waiting = Accounting::read(&gw);
     assert_eq!(waiting.in_flight as usize, ids.len());
     assert_eq!(waiting.delivered, 0.0);
+    assert_eq!(gw.metric("trackgate_production_paused", &[]), 1.0);
 
     cluster.broker_up(ALL_BROKERS).expect("broker up");
     gw.wait_ready(SETTLE_TIMEOUT);
     let acc = settle(&gw);
+    assert_eq!(gw.metric("trackgate_production_paused", &[]), 0.0);
     let records = consume(
         &cluster.bootstrap_servers(),
         &[EVENTS],

@@ -689,6 +689,7 @@ impl KafkaSink {
             self.queue_len(),
         );
         metrics::ready(self.is_ready());
+        metrics::production_paused(self.production_paused());
     }
 }
 
