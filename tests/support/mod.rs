@@ -589,15 +589,17 @@ pub struct Accounting {
 impl Accounting {
     pub fn read(gw: &Gateway) -> Accounting {
         let text = gw.metrics();
-        let events = |outcome| metric_sum(&text, "trackgate_events_total", &[("outcome", outcome)]);
+        // `+ 0.0` turns the empty sum (-0) into 0 for the printed figures.
+        let sum = |name, labels: &[(&str, &str)]| metric_sum(&text, name, labels) + 0.0;
+        let events = |outcome| sum("trackgate_events_total", &[("outcome", outcome)]);
         Accounting {
-            received: metric_sum(&text, "trackgate_events_received_total", &[]),
+            received: sum("trackgate_events_received_total", &[]),
             accepted: events("accepted"),
             rejected: events("rejected"),
             dropped: events("dropped"),
-            delivered: metric_sum(&text, "trackgate_deliveries_total", &[DELIVERED]),
-            failed: metric_sum(&text, "trackgate_deliveries_total", &[FAILED]),
-            in_flight: metric_sum(&text, "trackgate_events_in_flight", &[]),
+            delivered: sum("trackgate_deliveries_total", &[DELIVERED]),
+            failed: sum("trackgate_deliveries_total", &[FAILED]),
+            in_flight: sum("trackgate_events_in_flight", &[]),
         }
     }
 
