@@ -165,6 +165,8 @@ pub struct KafkaConfig {
     #[serde(default = "defaults::replication_factor")]
     pub replication_factor: i32,
     /// How often broker metadata is re-fetched to keep readiness truthful.
+    /// After losing the broker, production stays paused until a check finds
+    /// it again with every topic (re-created when `create_topics`).
     #[serde(default = "defaults::metadata_interval_ms")]
     pub metadata_interval_ms: u64,
     /// Topic names.

@@ -20,6 +20,9 @@ use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
 /// Reason label of events refused because the producer queue filled up
 /// in the middle of their request.
 pub const REASON_QUEUE_FULL: &str = "queue_full";
+/// Reason label of events the producer refused for another reason (e.g. a
+/// record over the broker's size limit).
+pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 
 /// One event as the HTTP layer hands it over.
 pub enum RawEvent<'a> {
@@ -129,12 +132,14 @@ impl Pipeline {
                     metrics::events_accepted(1);
                     out.accepted += 1;
                 }
-                Err(e) => {
-                    if !matches!(e, SinkError::QueueFull) {
-                        tracing::warn!(error = %e, topic, "produce failed");
-                    }
-                    queue_full = matches!(e, SinkError::QueueFull);
+                Err(SinkError::QueueFull) => {
+                    queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
+                    out.rejected += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, topic, "produce failed");
+                    metrics::event_rejected(REASON_PRODUCE_ERROR);
                     out.rejected += 1;
                 }
             }

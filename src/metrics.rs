@@ -4,6 +4,11 @@
 //! - `events_received = accepted + rejected(by reason) + dropped(by reason)`
 //! - `accepted = delivered + failed + in flight`
 //!
+//! Both hold exactly once nothing is in flight, through broker outages and
+//! shutdown: an accepted event is counted `delivered` or `failed` by its
+//! delivery report, or written off as `failed` once when the shutdown flush
+//! deadline passes (a later report for it is then ignored).
+//!
 //! An event counts as *received* once it was found inside a request that
 //! passed authentication and body decoding; requests refused as a whole
 //! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`.
@@ -29,6 +34,9 @@ pub const IN_FLIGHT: &str = "trackgate_events_in_flight";
 pub const PRODUCER_QUEUE: &str = "trackgate_producer_queue_messages";
 /// 1 when `/readyz` answers 200.
 pub const READY: &str = "trackgate_ready";
+/// 1 while production is paused (broker away or its topics missing): events
+/// wait in the producer queue.
+pub const PRODUCTION_PAUSED: &str = "trackgate_production_paused";
 /// Topics created by the gateway at start or after a broker lost them.
 pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
 
@@ -70,6 +78,10 @@ fn describe() {
     metrics::describe_gauge!(IN_FLIGHT, "Accepted events awaiting a delivery report.");
     metrics::describe_gauge!(PRODUCER_QUEUE, "Messages in the producer's local queue.");
     metrics::describe_gauge!(READY, "1 when the gateway is ready.");
+    metrics::describe_gauge!(
+        PRODUCTION_PAUSED,
+        "1 while production waits for the broker and its topics."
+    );
     metrics::describe_counter!(TOPICS_CREATED, "Topics created by the gateway.");
 }
 
@@ -111,6 +123,10 @@ pub fn in_flight(n: u64, queue: u64) {
 
 pub fn ready(ready: bool) {
     gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+pub fn production_paused(paused: bool) {
+    gauge!(PRODUCTION_PAUSED).set(if paused { 1.0 } else { 0.0 });
 }
 
 pub fn topic_created() {

@@ -1,15 +1,16 @@
-//! Listeners, connection limits, timeouts, the broker monitor and graceful
-//! shutdown.
+//! Listeners, connection limits, timeouts, the broker monitor and watcher,
+//! and graceful shutdown.
 //!
 //! Shutdown sequence (SIGTERM/SIGINT or the caller's future): readiness goes
 //! 503, the listeners stop accepting, in-flight requests get
 //! `server.shutdown_grace_ms` to finish, then the producer gets
 //! `kafka.flush_timeout_ms` to deliver what it holds; whatever is still
-//! undelivered is logged with counts and counted as failed.
+//! undelivered is purged, counted as failed exactly once (see
+//! [`KafkaSink::close`]) and logged with counts. The admin listener stays up
+//! until then, so `/metrics` shows the final accounting while it drains.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ use crate::sink::kafka::KafkaSink;
 
 /// Largest request head (request line + headers) a connection may send.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How often the broker threads look at the stop flag.
+const MONITOR_STEP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -80,6 +84,7 @@ pub async fn run(
     let sink = Arc::new(KafkaSink::new(&config.kafka, &brokers)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let monitor = spawn_broker_monitor(config.clone(), sink.clone(), stop_rx.clone());
+    let watcher = spawn_broker_watcher(sink.clone(), stop_rx.clone());
 
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.server.admin_listen).await?;
@@ -153,29 +158,31 @@ pub async fn run(
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     let flush_timeout = Duration::from_millis(config.kafka.flush_timeout_ms);
-    let sink_for_flush = sink.clone();
-    let left = tokio::task::spawn_blocking(move || sink_for_flush.flush(flush_timeout))
-        .await
-        .unwrap_or(u64::MAX);
-    let stats = sink.stats();
-    let in_flight = stats.in_flight.load(Ordering::Relaxed);
-    if left > 0 || in_flight > 0 {
-        tracing::error!(
-            undelivered = in_flight,
-            queue = left,
-            "producer flush deadline passed; undelivered events counted as failed"
-        );
-        metrics::delivery(false, false, in_flight);
-    }
+    let sink_for_close = sink.clone();
+    let closing = tokio::task::spawn_blocking(move || sink_for_close.close(flush_timeout)).await;
     sink.log_failures();
-    tracing::info!(
-        delivered = stats.delivered.load(Ordering::Relaxed),
-        failed = stats.failed.load(Ordering::Relaxed) + in_flight,
-        "shutdown complete"
-    );
+    match closing {
+        Ok(c) => {
+            if c.purged > 0 {
+                tracing::error!(
+                    purged = c.purged,
+                    written_off = c.written_off,
+                    "producer flush deadline passed; undelivered events counted as failed"
+                );
+            }
+            tracing::info!(
+                accepted = c.accepted,
+                delivered = c.delivered,
+                failed = c.failed,
+                "shutdown complete"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "closing the producer failed"),
+    }
     let _ = stop_tx.send(true);
     let _ = admin_task.await;
     let _ = monitor.join();
+    let _ = watcher.join();
     Ok(())
 }
 
@@ -234,11 +241,36 @@ fn spawn_broker_monitor(
                 }
                 sink.log_failures();
                 sink.publish_gauges();
+                // A check that passed while a "brokers down" report arrived
+                // left production paused: check again at once.
+                let wait = if ok && sink.production_paused() {
+                    MONITOR_STEP
+                } else {
+                    interval
+                };
                 let mut slept = Duration::ZERO;
-                let step = Duration::from_millis(100);
-                while slept < interval && !*stop.borrow() {
-                    std::thread::sleep(step);
-                    slept += step;
+                while slept < wait && !*stop.borrow() {
+                    std::thread::sleep(MONITOR_STEP);
+                    slept += MONITOR_STEP;
+                }
+            }
+        })
+        .expect("spawning a thread at start-up")
+}
+
+/// Acts on librdkafka's "all broker connections down" the moment it is
+/// reported: readiness 503 and production paused, before the broker can come
+/// back without its topics (the monitor may be blocked in a metadata call).
+fn spawn_broker_watcher(
+    sink: Arc<KafkaSink>,
+    stop: watch::Receiver<bool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("broker-watcher".into())
+        .spawn(move || {
+            while !*stop.borrow() {
+                if sink.wait_brokers_down(MONITOR_STEP) {
+                    tracing::warn!("all broker connections down: not ready");
                 }
             }
         })

@@ -5,9 +5,29 @@
 //! The client is answered once its events are in the producer's local
 //! queue; the broker's acknowledgement arrives later as a delivery report
 //! (`delivered` or `failed`), so no event leaves the accounting silently.
+//!
+//! Broker outages. While the broker is away, accepted events wait in the
+//! bounded local queue (librdkafka retries them) until the broker returns or
+//! `kafka.message_timeout_ms` passes (then they count as failed). A broker
+//! that comes back may have lost its topics (an in-memory broker does; so
+//! does a cluster whose topics were deleted), and some brokers then accept
+//! produce requests for the missing topic and drop the records, or fail
+//! them at once. So production is *paused* on the topics' partitions the
+//! moment every broker connection is reported down (and whenever a broker
+//! check fails), and resumed only once a check has found the broker
+//! reachable and every topic present again (re-created when
+//! `kafka.create_topics`). The pause uses librdkafka's
+//! `rd_kafka_pause_partitions`, which the Rust binding exposes for
+//! consumers only, hence the two FFI calls below.
+//!
+//! Shutdown. [`KafkaSink::close`] flushes for `kafka.flush_timeout_ms`, then
+//! purges what is left so that librdkafka reports it as failed through the
+//! ordinary delivery path; anything still unreported after that is written
+//! off as failed once, and late reports for it are ignored, so every
+//! accepted event is counted exactly once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -15,8 +35,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::metrics;
@@ -29,6 +51,14 @@ const KIND_INVALID: usize = 1;
 /// Longest wait for one metadata or admin request.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Upper bound of librdkafka's reconnect backoff (its default is 10 s): a
+/// restarted broker is found within about a second.
+const RECONNECT_BACKOFF_MAX_MS: u32 = 1_000;
+
+/// After purging at shutdown, how long librdkafka gets to hand the purged
+/// messages back as failed delivery reports.
+const PURGE_REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("the producer queue is full")]
@@ -37,6 +67,8 @@ pub enum SinkError {
     Kafka(#[from] KafkaError),
     #[error("topic {0} does not exist on the broker")]
     MissingTopic(String),
+    #[error("cannot pause or resume production: {0}")]
+    PauseResume(RDKafkaErrorCode),
 }
 
 /// Which kind of record a send is, for the accounting.
@@ -51,16 +83,79 @@ pub enum RecordKind {
 /// Counters shared between the producer's delivery callback and the rest.
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
+    /// Accepted events (enqueued on their raw topic).
+    pub accepted: AtomicU64,
     /// Accepted events awaiting a delivery report.
     pub in_flight: AtomicU64,
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
     /// Failures since the last periodic log line.
     failed_unlogged: AtomicU64,
+    /// The error of the latest failed delivery, for the log line.
+    last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryStats {
+    /// Takes one accepted event out of `in_flight`; false when there is none
+    /// left to take (it was already written off as failed at shutdown).
+    fn take_in_flight(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Counts every accepted event still unreported as failed, once.
+    fn write_off_in_flight(&self) -> u64 {
+        let n = self.in_flight.swap(0, Ordering::AcqRel);
+        if n > 0 {
+            self.failed.fetch_add(n, Ordering::Relaxed);
+            self.failed_unlogged.fetch_add(n, Ordering::Relaxed);
+            metrics::delivery(false, false, n);
+        }
+        n
+    }
+
+    fn record_error(&self, error: &KafkaError) {
+        let mut last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *last = Some(error.to_string());
+    }
+}
+
+/// "Every broker connection is down", from librdkafka's error callback to
+/// the thread that pauses production ([`KafkaSink::wait_brokers_down`]).
+#[derive(Debug, Default)]
+struct BrokersDown {
+    /// Times it was reported; a broker check that started before the latest
+    /// report must not resume production.
+    generation: AtomicU64,
+    pending: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl BrokersDown {
+    fn report(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        *pending = true;
+        self.signal.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut pending, _) = self
+            .signal
+            .wait_timeout_while(pending, timeout, |p| !*p)
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *pending)
+    }
 }
 
 pub struct DeliveryContext {
     stats: Arc<DeliveryStats>,
+    brokers_down: Arc<BrokersDown>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -76,6 +171,9 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.brokers_down.report();
+        }
         tracing::debug!(target: "librdkafka", "{error}: {reason}");
     }
 }
@@ -85,20 +183,46 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
         let ok = result.is_ok();
-        let invalid = kind == KIND_INVALID;
-        metrics::delivery(ok, invalid, 1);
-        if !invalid {
-            self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-            if ok {
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        if let Err((e, _)) = result {
+            self.stats.record_error(e);
+        }
+        if kind == KIND_INVALID {
+            metrics::delivery(ok, true, 1);
+            if !ok {
                 self.stats.failed_unlogged.fetch_add(1, Ordering::Relaxed);
             }
-        } else if !ok {
+            return;
+        }
+        if !self.stats.take_in_flight() {
+            // Already counted as failed when the shutdown deadline passed.
+            tracing::debug!(
+                delivered = ok,
+                "delivery report after the shutdown write-off"
+            );
+            return;
+        }
+        metrics::delivery(ok, false, 1);
+        if ok {
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
             self.stats.failed_unlogged.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// What became of the accepted events, as the producer closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    pub accepted: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Messages purged from the queue because the flush deadline passed
+    /// (events and invalid-topic records).
+    pub purged: u64,
+    /// Accepted events with no report even after the purge, written off as
+    /// failed (included in `failed`).
+    pub written_off: u64,
 }
 
 /// Headers of one record.
@@ -111,12 +235,26 @@ pub struct RecordHeaders<'a> {
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
     stats: Arc<DeliveryStats>,
+    brokers_down: Arc<BrokersDown>,
     config: KafkaConfig,
     brokers: String,
     high_water: u64,
     broker_ok: AtomicBool,
     topics_ok: AtomicBool,
     shutting_down: AtomicBool,
+    /// Partitions of the gateway's topics at the last good broker check, and
+    /// whether production on them is paused. One lock: pause and resume
+    /// never interleave.
+    production: Mutex<Production>,
+}
+
+/// One partition of one of the gateway's topics.
+type Partition = (String, i32);
+
+#[derive(Debug, Default)]
+struct Production {
+    partitions: Vec<Partition>,
+    paused: bool,
 }
 
 impl KafkaSink {
@@ -124,6 +262,7 @@ impl KafkaSink {
     /// (not ready) when the broker is away and becomes ready when it appears.
     pub fn new(config: &KafkaConfig, brokers: &str) -> Result<KafkaSink, SinkError> {
         let stats = Arc::new(DeliveryStats::default());
+        let brokers_down = Arc::new(BrokersDown::default());
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", brokers)
             .set("client.id", crate::route::PRODUCER_VERSION)
@@ -141,25 +280,39 @@ impl KafkaSink {
             )
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("partitioner", "murmur2_random")
-            .set("topic.metadata.refresh.interval.ms", "10000");
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .set(
+                "reconnect.backoff.max.ms",
+                RECONNECT_BACKOFF_MAX_MS.to_string(),
+            )
+            // A topic the broker reports missing (lost in a restart, not yet
+            // re-created by the broker monitor) must not fail the queued
+            // events before their own message timeout would.
+            .set(
+                "topic.metadata.propagation.max.ms",
+                config.message_timeout_ms.to_string(),
+            );
         for (k, v) in &config.properties {
             cc.set(k, v);
         }
         let producer: ThreadedProducer<DeliveryContext> =
             cc.create_with_context(DeliveryContext {
                 stats: stats.clone(),
+                brokers_down: brokers_down.clone(),
             })?;
         let high_water =
             ((config.queue_max_messages as f64) * config.high_water_mark).max(1.0) as u64;
         Ok(KafkaSink {
             producer,
             stats,
+            brokers_down,
             config: config.clone(),
             brokers: brokers.to_string(),
             high_water,
             broker_ok: AtomicBool::new(false),
             topics_ok: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            production: Mutex::new(Production::default()),
         })
     }
 
@@ -226,7 +379,12 @@ impl KafkaSink {
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         }
         match self.producer.send(record) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if kind == RecordKind::Event {
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
             Err((e, _)) => {
                 if kind == RecordKind::Event {
                     self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -273,57 +431,169 @@ impl KafkaSink {
     }
 
     /// Fetches metadata, creates missing topics when allowed, and updates
-    /// readiness. Blocking: run it off the async workers.
+    /// readiness; pauses production while the check fails and resumes it
+    /// once it passes. Blocking: run it off the async workers.
     pub fn check_broker(&self, topics: &[&str]) -> Result<(), SinkError> {
+        let generation = self.brokers_down.generation.load(Ordering::Acquire);
         let result = self.check_broker_inner(topics);
         match &result {
-            Ok(()) => {
+            Ok(partitions) => {
                 self.broker_ok.store(true, Ordering::Relaxed);
                 self.topics_ok.store(true, Ordering::Relaxed);
+                // A "brokers down" report during the check wins: the next
+                // check decides.
+                if self.brokers_down.generation.load(Ordering::Acquire) == generation {
+                    self.resume_production(partitions.clone());
+                }
             }
             Err(SinkError::MissingTopic(_)) => {
                 self.broker_ok.store(true, Ordering::Relaxed);
                 self.topics_ok.store(false, Ordering::Relaxed);
+                self.pause_production("topics missing on the broker");
             }
             Err(_) => {
                 self.broker_ok.store(false, Ordering::Relaxed);
                 self.topics_ok.store(false, Ordering::Relaxed);
+                self.pause_production("broker unreachable");
             }
         }
         metrics::ready(self.is_ready());
-        result
+        result.map(|_| ())
     }
 
-    fn missing_topics(&self, topics: &[&str]) -> Result<Vec<String>, SinkError> {
+    /// Blocks up to `timeout` for librdkafka's report that every broker
+    /// connection is down; on one, marks the broker unreachable and pauses
+    /// production at once (before the broker can come back without its
+    /// topics). Returns true when the broker was considered reachable until
+    /// then (librdkafka repeats the report while it keeps failing to
+    /// reconnect).
+    pub fn wait_brokers_down(&self, timeout: Duration) -> bool {
+        if !self.brokers_down.wait(timeout) {
+            return false;
+        }
+        let was_ok = self.broker_ok.swap(false, Ordering::Relaxed);
+        metrics::ready(false);
+        self.pause_production("all broker connections down");
+        was_ok
+    }
+
+    /// Whether production is paused (broker away or topics missing).
+    pub fn production_paused(&self) -> bool {
+        self.production
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .paused
+    }
+
+    fn pause_production(&self, why: &str) {
+        let mut p = self
+            .production
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if p.paused || p.partitions.is_empty() {
+            // Nothing known to pause yet: queued events wait unassigned
+            // until the broker and its topics are there.
+            return;
+        }
+        match self.pause_resume(&p.partitions, true) {
+            Ok(()) => {
+                p.paused = true;
+                tracing::warn!(
+                    reason = why,
+                    queued = self.queue_len(),
+                    "production paused until the broker and its topics are verified"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "could not pause production"),
+        }
+    }
+
+    fn resume_production(&self, partitions: Vec<Partition>) {
+        let mut p = self
+            .production
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if p.paused {
+            // Resume what was paused, then anything new.
+            let mut all = p.partitions.clone();
+            for x in &partitions {
+                if !all.contains(x) {
+                    all.push(x.clone());
+                }
+            }
+            match self.pause_resume(&all, false) {
+                Ok(()) => {
+                    p.paused = false;
+                    tracing::info!(
+                        queued = self.queue_len(),
+                        "broker and topics verified: production resumed"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "could not resume production"),
+            }
+        }
+        p.partitions = partitions;
+    }
+
+    fn pause_resume(&self, partitions: &[Partition], pause: bool) -> Result<(), SinkError> {
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        let native = self.producer.client().native_ptr();
+        // SAFETY: `native` is the live handle of `self.producer` and `tpl`
+        // a valid list; both outlive the calls, which only read them
+        // (per-partition results are written into `tpl`). librdkafka
+        // documents these two calls for producers as well as consumers.
+        let code = unsafe {
+            if pause {
+                rdkafka::bindings::rd_kafka_pause_partitions(native, tpl.ptr())
+            } else {
+                rdkafka::bindings::rd_kafka_resume_partitions(native, tpl.ptr())
+            }
+        };
+        match RDKafkaErrorCode::from(code) {
+            RDKafkaErrorCode::NoError => Ok(()),
+            other => Err(SinkError::PauseResume(other)),
+        }
+    }
+
+    /// Metadata of the gateway's topics: the missing ones, and the
+    /// partitions of the present ones.
+    fn topic_metadata(&self, topics: &[&str]) -> Result<(Vec<String>, Vec<Partition>), SinkError> {
         let md = self
             .producer
             .client()
             .fetch_metadata(None, METADATA_TIMEOUT)?;
-        let missing = topics
-            .iter()
-            .filter(|t| {
-                !md.topics().iter().any(|mt| {
-                    mt.name() == **t && mt.error().is_none() && !mt.partitions().is_empty()
-                })
-            })
-            .map(|t| t.to_string())
-            .collect();
-        Ok(missing)
+        let mut missing = Vec::new();
+        let mut partitions = Vec::new();
+        for topic in topics {
+            match md.topics().iter().find(|mt| {
+                mt.name() == *topic && mt.error().is_none() && !mt.partitions().is_empty()
+            }) {
+                Some(mt) => {
+                    partitions.extend(mt.partitions().iter().map(|p| (topic.to_string(), p.id())))
+                }
+                None => missing.push(topic.to_string()),
+            }
+        }
+        Ok((missing, partitions))
     }
 
-    fn check_broker_inner(&self, topics: &[&str]) -> Result<(), SinkError> {
-        let missing = self.missing_topics(topics)?;
+    /// The partitions of every topic, once all exist.
+    fn check_broker_inner(&self, topics: &[&str]) -> Result<Vec<Partition>, SinkError> {
+        let (missing, partitions) = self.topic_metadata(topics)?;
         tracing::debug!(?missing, "metadata fetched");
         if missing.is_empty() {
-            return Ok(());
+            return Ok(partitions);
         }
         if !self.config.create_topics {
             return Err(SinkError::MissingTopic(missing.join(",")));
         }
         self.create_topics(&missing)?;
-        let still = self.missing_topics(topics)?;
+        let (still, partitions) = self.topic_metadata(topics)?;
         match still.first() {
-            None => Ok(()),
+            None => Ok(partitions),
             Some(_) => Err(SinkError::MissingTopic(still.join(","))),
         }
     }
@@ -371,22 +641,45 @@ impl KafkaSink {
     pub fn log_failures(&self) {
         let n = self.stats.failed_unlogged.swap(0, Ordering::Relaxed);
         if n > 0 {
+            let last_error = self
+                .stats
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
             tracing::error!(
                 failed = n,
                 total_failed = self.stats.failed.load(Ordering::Relaxed),
+                last_error = %last_error,
                 "records failed delivery (message timeout or broker error)"
             );
         }
     }
 
-    /// Flushes the producer for at most `timeout`; returns what is left
-    /// undelivered (those are then counted as failed by their reports or by
-    /// the caller).
-    pub fn flush(&self, timeout: Duration) -> u64 {
+    /// Shutdown: flushes for at most `timeout`; then purges what is left so
+    /// its reports arrive as failures, and writes off (as failed, once)
+    /// anything still unreported. Blocking.
+    pub fn close(&self, timeout: Duration) -> Closing {
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "producer flush did not complete");
         }
-        self.queue_len()
+        let purged = self.queue_len();
+        if purged > 0 {
+            self.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            if let Err(e) = self.producer.flush(PURGE_REPORT_TIMEOUT) {
+                tracing::warn!(error = %e, "purged messages were not all reported");
+            }
+        }
+        let written_off = self.stats.write_off_in_flight();
+        Closing {
+            accepted: self.stats.accepted.load(Ordering::Relaxed),
+            delivered: self.stats.delivered.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            purged,
+            written_off,
+        }
     }
 
     /// Reports gauges for `/metrics`.
@@ -396,5 +689,143 @@ impl KafkaSink {
             self.queue_len(),
         );
         metrics::ready(self.is_ready());
+        metrics::production_paused(self.production_paused());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sink against librdkafka's in-process mock cluster: pause while
+    //! the broker is away, and the shutdown accounting.
+
+    use std::time::Instant;
+
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+
+    const TOPICS: [&str; 5] = [
+        "t.pageviews",
+        "t.clicks",
+        "t.events",
+        "t.identities",
+        "t.invalid",
+    ];
+    const ALL_BROKERS: i32 = -1;
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn sink(
+        cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        message_timeout_ms: u32,
+    ) -> KafkaSink {
+        for t in TOPICS {
+            cluster.create_topic(t, 2, 1).expect("mock topic");
+        }
+        let config: KafkaConfig =
+            toml::from_str(&format!("message_timeout_ms = {message_timeout_ms}"))
+                .expect("kafka config");
+        KafkaSink::new(&config, &cluster.bootstrap_servers()).expect("sink")
+    }
+
+    fn send(sink: &KafkaSink, n: usize) {
+        let headers = RecordHeaders {
+            source: "s",
+            event_type: "track",
+            reason: None,
+        };
+        for i in 0..n {
+            sink.send(
+                TOPICS[2],
+                Some(i.to_string().as_bytes()),
+                b"{}",
+                &headers,
+                RecordKind::Event,
+            )
+            .expect("enqueued");
+        }
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn counts(sink: &KafkaSink) -> (u64, u64, u64, u64) {
+        let s = sink.stats();
+        (
+            s.accepted.load(Ordering::Relaxed),
+            s.delivered.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+            s.in_flight.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn a_report_after_the_write_off_is_not_counted_again() {
+        let stats = DeliveryStats::default();
+        stats.in_flight.store(3, Ordering::Relaxed);
+        assert!(stats.take_in_flight());
+        assert_eq!(stats.write_off_in_flight(), 2);
+        assert!(!stats.take_in_flight());
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn production_stays_paused_from_broker_loss_until_a_broker_check_passes() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let sink = sink(&cluster, 60_000);
+        sink.check_broker(&TOPICS).expect("broker check");
+        send(&sink, 1);
+        wait_for("first delivery", || counts(&sink).1 == 1);
+
+        cluster.broker_down(ALL_BROKERS).expect("down");
+        let deadline = Instant::now() + WAIT;
+        while !sink.wait_brokers_down(Duration::from_millis(100)) {
+            assert!(Instant::now() < deadline, "no all-brokers-down report");
+        }
+        assert!(sink.production_paused());
+        assert!(!sink.is_ready());
+        send(&sink, 5);
+
+        // The broker is back, but nothing is sent to it before a check has
+        // verified the topics.
+        cluster.broker_up(ALL_BROKERS).expect("up");
+        std::thread::sleep(Duration::from_millis(
+            u64::from(RECONNECT_BACKOFF_MAX_MS) * 3,
+        ));
+        assert_eq!(counts(&sink), (6, 1, 0, 5));
+        assert!(sink.production_paused());
+
+        sink.check_broker(&TOPICS).expect("broker check");
+        assert!(!sink.production_paused());
+        wait_for("queued deliveries", || counts(&sink).1 == 6);
+        assert_eq!(counts(&sink), (6, 6, 0, 0));
+    }
+
+    #[test]
+    fn close_counts_each_undeliverable_event_failed_exactly_once() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let sink = sink(&cluster, 60_000);
+        sink.check_broker(&TOPICS).expect("broker check");
+        send(&sink, 3);
+        wait_for("deliveries", || counts(&sink).1 == 3);
+
+        cluster.broker_down(ALL_BROKERS).expect("down");
+        send(&sink, 7);
+        let closing = sink.close(Duration::from_millis(300));
+        assert_eq!(closing.accepted, 10);
+        assert_eq!(closing.delivered, 3);
+        assert_eq!(closing.failed, 7);
+        assert!(closing.purged >= 7, "{closing:?}");
+        assert_eq!(counts(&sink), (10, 3, 7, 0));
+        // Dropping the producer purges again: nothing is left to count.
+        let stats = sink.stats.clone();
+        drop(sink);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), 3);
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub const EVENTS: &str = "tracking.raw.events";
 pub const IDENTITIES: &str = "tracking.raw.identities";
 pub const INVALID: &str = "tracking.raw.invalid";
 pub const ALL_TOPICS: [&str; 5] = [PAGEVIEWS, CLICKS, EVENTS, IDENTITIES, INVALID];
+
+/// File in the gateway's temp dir that [`Gateway::spawn_logged`] logs to.
+const LOG_FILE: &str = "gateway.log";
 
 /// How long to wait for a process to become reachable or ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -187,19 +191,47 @@ impl Gateway {
     }
 
     pub fn spawn_config(dir: tempfile::TempDir, path: PathBuf, listen: u16, admin: u16) -> Gateway {
+        let stderr = if std::env::var("TEST_GATEWAY_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let log = std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into());
+        Gateway::spawn_process(dir, path, listen, admin, &log, stderr)
+    }
+
+    /// Starts without waiting for readiness, with the configuration
+    /// `toml(listen_port, admin_port)` and the gateway's log (at `filter`)
+    /// written to a file that [`Gateway::log`] reads.
+    pub fn spawn_logged(toml: impl FnOnce(u16, u16) -> String, filter: &str) -> Gateway {
+        let (listen, admin) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("trackgate.toml");
+        std::fs::write(&path, toml(listen, admin)).expect("write config");
+        let log = std::fs::File::create(dir.path().join(LOG_FILE)).expect("log file");
+        Gateway::spawn_process(dir, path, listen, admin, filter, Stdio::from(log))
+    }
+
+    /// The log written so far by a gateway started with [`Gateway::spawn_logged`].
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join(LOG_FILE)).unwrap_or_default()
+    }
+
+    fn spawn_process(
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        listen: u16,
+        admin: u16,
+        log: &str,
+        stderr: Stdio,
+    ) -> Gateway {
         let child = Command::new(gateway_bin())
             .arg("--config")
             .arg(&path)
-            .env(
-                "TRACKGATE_LOG",
-                std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()),
-            )
+            .env("TRACKGATE_LOG", log)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(if std::env::var("TEST_GATEWAY_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .expect("spawn gateway");
         let g = Gateway {
@@ -290,6 +322,13 @@ impl Drop for Gateway {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // A failing test shows what the gateway logged.
+        if std::thread::panicking() {
+            let log = self.log();
+            if !log.is_empty() {
+                eprintln!("---- gateway log ----\n{log}---- end of gateway log ----");
+            }
         }
     }
 }
@@ -525,4 +564,126 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("gzip");
     e.finish().expect("gzip")
+}
+
+// ---- Reliability helpers: accounting, memory, waiting ----
+
+const DELIVERED: (&str, &str) = ("result", "delivered");
+const FAILED: (&str, &str) = ("result", "failed");
+
+/// Longest wait for the gateway to settle (nothing in flight) or recover.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The accounting of one gateway as `/metrics` reports it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Accounting {
+    pub received: f64,
+    pub accepted: f64,
+    pub rejected: f64,
+    pub dropped: f64,
+    pub delivered: f64,
+    pub failed: f64,
+    pub in_flight: f64,
+}
+
+impl Accounting {
+    pub fn read(gw: &Gateway) -> Accounting {
+        let text = gw.metrics();
+        // `+ 0.0` turns the empty sum (-0) into 0 for the printed figures.
+        let sum = |name, labels: &[(&str, &str)]| metric_sum(&text, name, labels) + 0.0;
+        let events = |outcome| sum("trackgate_events_total", &[("outcome", outcome)]);
+        Accounting {
+            received: sum("trackgate_events_received_total", &[]),
+            accepted: events("accepted"),
+            rejected: events("rejected"),
+            dropped: events("dropped"),
+            delivered: sum("trackgate_deliveries_total", &[DELIVERED]),
+            failed: sum("trackgate_deliveries_total", &[FAILED]),
+            in_flight: sum("trackgate_events_in_flight", &[]),
+        }
+    }
+
+    /// Both identities of `src/metrics.rs`, exactly.
+    pub fn assert_identities(&self) {
+        assert_eq!(
+            self.received,
+            self.accepted + self.rejected + self.dropped,
+            "received = accepted + rejected + dropped: {self:?}"
+        );
+        assert_eq!(
+            self.accepted,
+            self.delivered + self.failed + self.in_flight,
+            "accepted = delivered + failed + in flight: {self:?}"
+        );
+    }
+}
+
+/// Waits until no accepted event awaits a delivery report.
+pub fn settle(gw: &Gateway) -> Accounting {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let a = Accounting::read(gw);
+        if a.in_flight == 0.0 && a.accepted == a.delivered + a.failed {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "did not settle: {a:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Peak and current resident memory of a process, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// messageIds of the records on the events topic, asserting none twice.
+pub fn unique_ids(records: &[Record]) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for r in records {
+        let id = r.value["messageId"]
+            .as_str()
+            .expect("messageId")
+            .to_string();
+        assert!(ids.insert(id.clone()), "{id} delivered twice");
+    }
+    ids
+}
+
+/// A gateway configuration with the given `[kafka]` keys (besides the
+/// brokers and partitions).
+pub fn gateway_toml(listen: u16, admin: u16, brokers: &str, kafka: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{listen}"
+admin_listen = "127.0.0.1:{admin}"
+shutdown_grace_ms = 5000
+
+[kafka]
+brokers = "{brokers}"
+partitions = 2
+{kafka}
+
+[[sources]]
+id = "web"
+write_key = "{WRITE_KEY}"
+"#
+    )
 }
