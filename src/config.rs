@@ -66,6 +66,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// GeoIP database, opt-out topic and cookie, invalid-topic payloads.
+    #[serde(default)]
+    pub privacy: crate::privacy::config::PrivacyConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -244,6 +247,9 @@ pub struct SourceConfig {
     /// Browser origins allowed to post (`https://shop.example`); `*` allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// This source's IP, GPC, DNT and geo-coordinate rules.
+    #[serde(default)]
+    pub privacy: crate::privacy::config::SourcePrivacyConfig,
 }
 
 mod defaults {
@@ -544,6 +550,7 @@ impl Config {
                 "must be positive",
             ));
         }
+        self.privacy.validate()?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",

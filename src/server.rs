@@ -25,7 +25,11 @@ use crate::http::admin::{self, AdminState};
 use crate::http::{self as api, AppState};
 use crate::ingest::Pipeline;
 use crate::metrics;
+use crate::privacy::PrivacyStage;
 use crate::sink::kafka::KafkaSink;
+
+/// `/readyz` reason while the opt-out list is still being read.
+pub const READY_OPTOUT_LIST: &str = "optout_list_loading";
 
 /// Largest request head (request line + headers) a connection may send.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -41,6 +45,8 @@ pub enum ServerError {
     Sink(#[from] crate::sink::kafka::SinkError),
     #[error("cannot start the embedded broker: {0}")]
     EmbeddedBroker(rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
 }
 
 /// The addresses a running gateway listens on.
@@ -66,7 +72,8 @@ pub async fn run(
     let brokers = if config.uses_embedded_broker() {
         let cluster = rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
         let servers = cluster.bootstrap_servers();
-        for topic in config.kafka.topics.all() {
+        let optouts = [config.privacy.optout_topic.as_str()];
+        for topic in config.kafka.topics.all().into_iter().chain(optouts) {
             cluster
                 .create_topic(topic, config.kafka.partitions, 1)
                 .map_err(ServerError::EmbeddedBroker)?;
@@ -93,7 +100,13 @@ pub async fn run(
     on_bound(&bound);
     tracing::info!(listen = %bound.listen, admin = %bound.admin, brokers = %bound.brokers, "trackgate listening");
 
-    let state = Arc::new(AppState::new(Pipeline::new(config.clone(), sink.clone())));
+    let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
+    sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
+    let state = Arc::new(AppState::new(Pipeline::new(
+        config.clone(),
+        sink.clone(),
+        privacy,
+    )));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,
@@ -176,6 +189,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = admin_task.await;
     let _ = monitor.join();
+    privacy_workers.join();
     Ok(())
 }
 
