@@ -728,5 +728,10 @@ allowed_origins = ["https://shop.example"]
         let text = include_str!("../config/trackgate.example.toml");
         let c = Config::from_toml(text).unwrap();
         assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.privacy.optout_topic, "tracking.optouts");
+        assert_eq!(
+            c.sources[0].privacy.ip,
+            crate::privacy::config::IpMode::Truncate
+        );
     }
 }

@@ -30,11 +30,11 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -279,6 +279,30 @@ impl OptOutWriter {
     }
 }
 
+/// Routes the follower's client logs to tracing; end-of-partition notices
+/// (expected: the follower reads to the end) are not errors.
+struct FollowerContext;
+
+impl ClientContext for FollowerContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+                tracing::warn!(target: "librdkafka", "opt-out follower {fac}: {log_message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", "opt-out follower {fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", "opt-out follower: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for FollowerContext {}
+
+type FollowerConsumer = BaseConsumer<FollowerContext>;
+
 /// What the follower thread needs.
 pub struct FollowerConfig {
     pub brokers: String,
@@ -323,7 +347,7 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>)
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = match cc.create() {
+    let consumer: FollowerConsumer = match cc.create_with_context(FollowerContext) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot create the opt-out consumer; the list will not load");
@@ -350,7 +374,10 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>)
 
 /// Makes sure the topic exists, assigns every partition from the beginning
 /// and returns each partition's end offset at this moment.
-fn prepare(consumer: &BaseConsumer, cfg: &FollowerConfig) -> Result<HashMap<i32, i64>, KafkaError> {
+fn prepare(
+    consumer: &FollowerConsumer,
+    cfg: &FollowerConfig,
+) -> Result<HashMap<i32, i64>, KafkaError> {
     let partitions = match partitions(consumer, &cfg.topic)? {
         Some(p) => p,
         None if cfg.kafka.create_topics => {
@@ -378,7 +405,7 @@ fn prepare(consumer: &BaseConsumer, cfg: &FollowerConfig) -> Result<HashMap<i32,
     Ok(ends)
 }
 
-fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
+fn partitions(consumer: &FollowerConsumer, topic: &str) -> Result<Option<Vec<i32>>, KafkaError> {
     let md = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
     Ok(md
         .topics()
@@ -434,7 +461,7 @@ fn create_topic(cfg: &FollowerConfig) -> Result<(), KafkaError> {
 /// the topic prepared again.
 fn consume(
     list: &OptOutList,
-    consumer: &BaseConsumer,
+    consumer: &FollowerConsumer,
     mut ends: HashMap<i32, i64>,
     stop: &watch::Receiver<bool>,
 ) {
