@@ -200,7 +200,7 @@ impl OptOutList {
         };
         let opted_out = match value {
             None => false,
-            Some(v) if v.is_empty() => false,
+            Some([]) => false,
             Some(v) => match serde_json::from_slice::<RecordValue>(v) {
                 Ok(r) => r.opted_out,
                 Err(_) => return false,
@@ -444,11 +444,10 @@ fn create_topic(cfg: &FollowerConfig) -> Result<(), KafkaError> {
                 // list is last-write-wins either way, so create it plain.
                 tracing::warn!(topic = %name, error = %code, "compacted topic refused; creating it without cleanup.policy=compact");
                 let plain = NewTopic::new(&cfg.topic, cfg.kafka.partitions, replication());
-                for r in rt.block_on(admin.create_topics([&plain], &opts))? {
-                    if let Ok(name) = r {
-                        metrics::topic_created();
-                        tracing::info!(topic = %name, "created the opt-out topic");
-                    }
+                let created = rt.block_on(admin.create_topics([&plain], &opts))?;
+                for name in created.into_iter().flatten() {
+                    metrics::topic_created();
+                    tracing::info!(topic = %name, "created the opt-out topic");
                 }
             }
         }
