@@ -66,6 +66,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// GeoIP database, opt-out topic and cookie, invalid-topic payloads.
+    #[serde(default)]
+    pub privacy: crate::privacy::config::PrivacyConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -246,6 +249,9 @@ pub struct SourceConfig {
     /// Browser origins allowed to post (`https://shop.example`); `*` allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// This source's IP, GPC, DNT and geo-coordinate rules.
+    #[serde(default)]
+    pub privacy: crate::privacy::config::SourcePrivacyConfig,
 }
 
 mod defaults {
@@ -546,6 +552,7 @@ impl Config {
                 "must be positive",
             ));
         }
+        self.privacy.validate()?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",
@@ -723,5 +730,10 @@ allowed_origins = ["https://shop.example"]
         let text = include_str!("../config/trackgate.example.toml");
         let c = Config::from_toml(text).unwrap();
         assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.privacy.optout_topic, "tracking.optouts");
+        assert_eq!(
+            c.sources[0].privacy.ip,
+            crate::privacy::config::IpMode::Truncate
+        );
     }
 }

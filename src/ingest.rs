@@ -4,6 +4,12 @@
 //!
 //! Every event that enters is accounted for here: accepted, rejected (with a
 //! reason, and written to the invalid topic), or dropped by policy.
+//!
+//! Privacy (see `privacy`): a request whose headers alone call for a drop
+//! (opt-out cookie, GPC or DNT under a `drop` policy) has all its events
+//! dropped before any is parsed; rejected events pass the privacy stage's
+//! rules before anything reaches the invalid topic; events left without a
+//! visitor id (anonymized) get a random record key.
 
 use std::sync::Arc;
 
@@ -13,7 +19,7 @@ use crate::config::Config;
 use crate::event::{Event, EventType, RejectReason};
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
-use crate::privacy::{PrivacyStage, Verdict};
+use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
 
@@ -59,13 +65,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>) -> Pipeline {
+    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>, privacy: PrivacyStage) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
         Pipeline {
             config,
             sink,
             router,
-            privacy: PrivacyStage::new(),
+            privacy,
         }
     }
 
@@ -83,6 +89,11 @@ impl Pipeline {
         }
         metrics::events_received(events.len() as u64);
         let mut out = Outcome::default();
+        if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
+            metrics::events_dropped(reason, events.len() as u64);
+            out.dropped = events.len() as u32;
+            return Ok(out);
+        }
         let mut buf = Vec::with_capacity(1024);
         let mut queue_full = false;
         for raw in events {
@@ -98,9 +109,17 @@ impl Pipeline {
             let mut ev = match result {
                 Ok(ev) => ev,
                 Err(reason) => {
-                    metrics::event_rejected(reason.code());
-                    out.rejected += 1;
-                    self.send_invalid(reason, text, meta, &mut buf);
+                    match self.privacy.rejected(text, meta) {
+                        Rejected::Drop(why) => {
+                            metrics::event_dropped(why);
+                            out.dropped += 1;
+                        }
+                        Rejected::Report(payload) => {
+                            metrics::event_rejected(reason.code());
+                            out.rejected += 1;
+                            self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                        }
+                    }
                     continue;
                 }
             };
@@ -123,10 +142,17 @@ impl Pipeline {
                 event_type: ev.kind.as_str(),
                 reason: None,
             };
-            let key = ev.visitor_key().map(str::as_bytes);
+            let random_key;
+            let key = match ev.visitor_key() {
+                Some(k) => k.as_bytes(),
+                None => {
+                    random_key = privacy::random_record_key();
+                    &random_key[..]
+                }
+            };
             match self
                 .sink
-                .send(topic, key, &buf, &headers, RecordKind::Event)
+                .send(topic, Some(key), &buf, &headers, RecordKind::Event)
             {
                 Ok(()) => {
                     metrics::events_accepted(1);
@@ -171,27 +197,33 @@ impl Pipeline {
         Ok(ev)
     }
 
-    /// Writes a rejected event to the invalid topic: reason, source and the
-    /// payload truncated to `limits.invalid_payload_bytes`.
+    /// Writes a rejected event to the invalid topic: reason, source, the
+    /// size of the event as received, and the payload the privacy stage
+    /// allowed (see `privacy.invalid_payload`), truncated to
+    /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
         reason: RejectReason,
-        text: &str,
+        received_bytes: usize,
+        payload: Option<String>,
         meta: &RequestMeta<'_>,
         buf: &mut Vec<u8>,
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
-        let truncated = text.len() > limit;
-        let payload = truncate_at_char_boundary(text, limit);
-        let record = serde_json::json!({
+        let mut record = serde_json::json!({
             "reason": reason.code(),
             "message": reason.to_string(),
             "source": meta.source_id,
             "receivedAt": format_time(meta.received_at),
-            "payload": payload,
-            "payloadTruncated": truncated,
-            "payloadBytes": text.len(),
+            "payloadBytes": received_bytes,
         });
+        match &payload {
+            Some(p) => {
+                record["payload"] = Value::String(truncate_at_char_boundary(p, limit).into());
+                record["payloadTruncated"] = Value::Bool(p.len() > limit);
+            }
+            None => record["payloadOmitted"] = Value::Bool(true),
+        }
         buf.clear();
         if serde_json::to_writer(&mut *buf, &record).is_err() {
             return;

@@ -39,6 +39,18 @@ pub const READY: &str = "trackgate_ready";
 pub const PRODUCTION_PAUSED: &str = "trackgate_production_paused";
 /// Topics created by the gateway at start or after a broker lost them.
 pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
+/// Privacy decisions on events that carried a signal, by `decision`
+/// (`drop`, `anonymize`, `keep` = signal ignored by policy) and `reason`
+/// (`optout_cookie`, `optout_list`, `gpc`, `dnt`). Drops also appear in
+/// `trackgate_events_total{outcome="dropped"}` with the same reason.
+pub const PRIVACY_DECISIONS: &str = "trackgate_privacy_decisions_total";
+/// Ids on this instance's opt-out list.
+pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
+/// `/v1/optout` and `/v1/optin` requests by `action` and `result`
+/// (`ok`, `unavailable`, `refused`).
+pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
+/// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
+pub const GEOIP_RELOADS: &str = "trackgate_geoip_reloads_total";
 
 pub const OUTCOME_ACCEPTED: &str = "accepted";
 pub const OUTCOME_REJECTED: &str = "rejected";
@@ -83,6 +95,13 @@ fn describe() {
         "1 while production waits for the broker and its topics."
     );
     metrics::describe_counter!(TOPICS_CREATED, "Topics created by the gateway.");
+    metrics::describe_counter!(
+        PRIVACY_DECISIONS,
+        "Privacy decisions on events carrying a signal, by decision and reason."
+    );
+    metrics::describe_gauge!(OPTOUT_LIST_ENTRIES, "Ids on the opt-out list.");
+    metrics::describe_counter!(OPTOUT_REQUESTS, "Opt-out and opt-in requests by result.");
+    metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
 }
 
 pub fn events_received(n: u64) {
@@ -98,7 +117,27 @@ pub fn event_rejected(reason: &'static str) {
 }
 
 pub fn event_dropped(reason: &'static str) {
-    counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason).increment(1);
+    events_dropped(reason, 1);
+}
+
+pub fn events_dropped(reason: &'static str, n: u64) {
+    counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason).increment(n);
+}
+
+pub fn privacy_decision(decision: &'static str, reason: &'static str, n: u64) {
+    counter!(PRIVACY_DECISIONS, "decision" => decision, "reason" => reason).increment(n);
+}
+
+pub fn optout_list_entries(n: usize) {
+    gauge!(OPTOUT_LIST_ENTRIES).set(n as f64);
+}
+
+pub fn optout_request(action: &'static str, result: &'static str) {
+    counter!(OPTOUT_REQUESTS, "action" => action, "result" => result).increment(1);
+}
+
+pub fn geoip_reload(ok: bool) {
+    counter!(GEOIP_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 pub fn delivery(delivered: bool, invalid_record: bool, n: u64) {

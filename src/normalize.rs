@@ -26,6 +26,8 @@ pub struct RequestMeta<'a> {
     pub batch_sent_at: Option<&'a str>,
     /// `context` of a batch envelope, merged under each event's own.
     pub batch_context: Option<&'a Map<String, Value>>,
+    /// Privacy signals of the request's headers (opt-out cookie, GPC, DNT).
+    pub signals: crate::privacy::RequestSignals,
 }
 
 /// Formats a time the way every timestamp in a record is written.
@@ -133,6 +135,7 @@ mod tests {
             user_agent: Some("UA/1"),
             batch_sent_at: sent,
             batch_context: ctx,
+            signals: Default::default(),
         }
     }
 

@@ -26,7 +26,11 @@ use crate::http::admin::{self, AdminState};
 use crate::http::{self as api, AppState};
 use crate::ingest::Pipeline;
 use crate::metrics;
+use crate::privacy::PrivacyStage;
 use crate::sink::kafka::KafkaSink;
+
+/// `/readyz` reason while the opt-out list is still being read.
+pub const READY_OPTOUT_LIST: &str = "optout_list_loading";
 
 /// Largest request head (request line + headers) a connection may send.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -45,6 +49,8 @@ pub enum ServerError {
     Sink(#[from] crate::sink::kafka::SinkError),
     #[error("cannot start the embedded broker: {0}")]
     EmbeddedBroker(rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
 }
 
 /// The addresses a running gateway listens on.
@@ -70,7 +76,8 @@ pub async fn run(
     let brokers = if config.uses_embedded_broker() {
         let cluster = rdkafka::mocking::MockCluster::new(1).map_err(ServerError::EmbeddedBroker)?;
         let servers = cluster.bootstrap_servers();
-        for topic in config.kafka.topics.all() {
+        let optouts = [config.privacy.optout_topic.as_str()];
+        for topic in config.kafka.topics.all().into_iter().chain(optouts) {
             cluster
                 .create_topic(topic, config.kafka.partitions, 1)
                 .map_err(ServerError::EmbeddedBroker)?;
@@ -98,7 +105,13 @@ pub async fn run(
     on_bound(&bound);
     tracing::info!(listen = %bound.listen, admin = %bound.admin, brokers = %bound.brokers, "trackgate listening");
 
-    let state = Arc::new(AppState::new(Pipeline::new(config.clone(), sink.clone())));
+    let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
+    sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
+    let state = Arc::new(AppState::new(Pipeline::new(
+        config.clone(),
+        sink.clone(),
+        privacy,
+    )));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,
@@ -183,6 +196,7 @@ pub async fn run(
     let _ = admin_task.await;
     let _ = monitor.join();
     let _ = watcher.join();
+    privacy_workers.join();
     Ok(())
 }
 

@@ -56,7 +56,8 @@ fn batch_events_are_routed_keyed_and_headed() {
         assert!(r.header("producer").unwrap().starts_with("trackgate/"));
         // Batch context merged under the event's.
         assert_eq!(v["context"]["library"]["name"], "analytics-node");
-        assert_eq!(v["context"]["ip"], "127.0.0.1");
+        // The client address, truncated to its /24 by the default privacy policy.
+        assert_eq!(v["context"]["ip"], "127.0.0.0");
         assert!(v["receivedAt"].is_string() && v["messageId"].is_string());
         assert!(v.get("writeKey").is_none());
     }
@@ -311,7 +312,8 @@ fn bad_events_go_to_the_invalid_topic_and_the_rest_of_the_batch_is_accepted() {
     let broker = Broker::start();
     let gw = Gateway::start_with(
         &broker.addr(),
-        "[limits]\nmax_event_bytes = 512\ninvalid_payload_bytes = 100\n",
+        // `raw` keeps rejected payloads as received, to check their truncation.
+        "[limits]\nmax_event_bytes = 512\ninvalid_payload_bytes = 100\n[privacy]\ninvalid_payload = \"raw\"\n",
     );
     let big = "x".repeat(600);
     let body = format!(
@@ -591,8 +593,9 @@ fn client_ip_comes_from_forwarded_headers_only_behind_trusted_proxies() {
             .value["context"]["ip"]
             .clone()
     };
-    assert_eq!(ip("untrusted"), "127.0.0.1");
-    assert_eq!(ip("trusted"), "198.51.100.1");
+    // Truncated to the /24 by the default privacy policy.
+    assert_eq!(ip("untrusted"), "127.0.0.0");
+    assert_eq!(ip("trusted"), "198.51.100.0");
     let ua = recs
         .iter()
         .find(|r| r.key.as_deref() == Some("untrusted"))

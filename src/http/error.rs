@@ -24,6 +24,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("request body must be a JSON object with a `batch` array")]
     InvalidBatch,
+    #[error("`anonymousId` or `userId` is not a non-empty string of at most 256 characters")]
+    InvalidIdentity,
     #[error("request body was not received in time")]
     BodyTimeout,
     #[error("could not read the request body")]
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::InvalidCompression
             | ApiError::InvalidJson(_)
             | ApiError::InvalidBatch
+            | ApiError::InvalidIdentity
             | ApiError::BodyRead => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::InvalidCompression => "invalid_compression",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidBatch => "invalid_batch",
+            ApiError::InvalidIdentity => "invalid_identity",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::BodyRead => "body_read_error",
             ApiError::NotFound => "not_found",

@@ -2,7 +2,8 @@
 //!
 //! Routes: `POST /v1/batch` (also `/v1/import`), `POST /v1/{page,screen,track,
 //! identify,group,alias}` (also the one-letter aliases `/v1/p` …),
-//! `GET /v1/pixel.gif`, and `OPTIONS` preflights. The handler authenticates,
+//! `GET /v1/pixel.gif`, `POST|GET /v1/optout` and `POST /v1/optin` (see
+//! [`optout`]), and `OPTIONS` preflights. The handler authenticates,
 //! decodes and hands raw events to the [`Pipeline`](crate::ingest::Pipeline).
 
 pub mod admin;
@@ -11,6 +12,7 @@ pub mod body;
 pub mod client_ip;
 pub mod cors;
 pub mod error;
+pub mod optout;
 pub mod pixel;
 pub mod response;
 
@@ -29,6 +31,7 @@ use crate::event::EventType;
 use crate::ingest::{IngestError, Pipeline, RawEvent};
 use crate::metrics;
 use crate::normalize::RequestMeta;
+use crate::privacy::RequestSignals;
 use auth::Sources;
 use error::ApiError;
 use response::Body;
@@ -56,6 +59,8 @@ enum Endpoint {
     Batch,
     Single(EventType),
     Pixel,
+    OptOut,
+    OptIn,
 }
 
 impl Endpoint {
@@ -71,6 +76,8 @@ impl Endpoint {
             "group" | "g" => Endpoint::Single(EventType::Group),
             "alias" | "a" => Endpoint::Single(EventType::Alias),
             "pixel.gif" => Endpoint::Pixel,
+            "optout" => Endpoint::OptOut,
+            "optin" => Endpoint::OptIn,
             _ => return None,
         })
     }
@@ -81,6 +88,8 @@ impl Endpoint {
             Endpoint::Batch => "batch",
             Endpoint::Single(t) => t.as_str(),
             Endpoint::Pixel => "pixel",
+            Endpoint::OptOut => "optout",
+            Endpoint::OptIn => "optin",
         }
     }
 }
@@ -101,6 +110,10 @@ pub async fn handle(
         (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req),
         (Some(Endpoint::Batch), &Method::POST) => post(&state, peer, req, None).await,
         (Some(Endpoint::Single(t)), &Method::POST) => post(&state, peer, req, Some(t)).await,
+        (Some(Endpoint::OptOut), &Method::POST | &Method::GET) => {
+            optout::serve(&state, peer, req, true).await
+        }
+        (Some(Endpoint::OptIn), &Method::POST) => optout::serve(&state, peer, req, false).await,
         (Some(_), _) => response::error(&ApiError::MethodNotAllowed, retry_after),
     };
     metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
@@ -157,6 +170,7 @@ async fn post_inner(
 
     let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
     let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    let signals = RequestSignals::from_headers(&parts.headers);
     let received_at = chrono::Utc::now();
 
     let outcome = match implied {
@@ -177,6 +191,7 @@ async fn post_inner(
                 user_agent,
                 batch_sent_at: batch.sent_at.as_deref(),
                 batch_context: batch.context.as_ref(),
+                signals,
             };
             let raws = batch
                 .events
@@ -200,6 +215,7 @@ async fn post_inner(
                 user_agent,
                 batch_sent_at: None,
                 batch_context: None,
+                signals,
             };
             state
                 .pipeline

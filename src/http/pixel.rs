@@ -54,6 +54,7 @@ pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Respons
         user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()),
         batch_sent_at: None,
         batch_context: None,
+        signals: crate::privacy::RequestSignals::from_headers(req.headers()),
     };
     if state.pipeline.ingest(vec![raw], None, &meta).is_err() {
         metrics::counter!(PIXEL_REFUSED, "reason" => "unavailable").increment(1);

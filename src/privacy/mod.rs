@@ -1,14 +1,70 @@
-//! The privacy stage: runs on every valid, normalized event before routing.
+//! The privacy stage: runs on every valid, normalized event before routing,
+//! so nothing later in the pipeline (routing, the producer, Kafka) ever sees
+//! data this stage removed.
 //!
-//! Order of operations inside the stage (see README, "Privacy"): opt-out
-//! decision → GeoIP lookup on the raw client IP → IP anonymization → PII
-//! scrubbing. Nothing later in the pipeline sees data this stage removed.
+//! Order of operations for one request (see `docs/privacy.md`):
+//! 1. auth, then limits (HTTP layer: unknown write keys and oversized
+//!    requests never reach this stage);
+//! 2. opt-out decision: the request's `tg_optout=1` cookie, `Sec-GPC` and
+//!    `DNT` under the source's policy ([`PrivacyStage::request_verdict`],
+//!    before any event is parsed), then per event the suppression list
+//!    (`anonymousId`, `userId`, an alias's `previousId`) and
+//!    `context.privacy.gpc` ([`policy::decide`]). Dropped events produce
+//!    nothing anywhere, not even on the invalid topic;
+//! 3. GeoIP lookup on the raw client address (`context.geo`);
+//! 4. IP anonymization: `context.ip` as the source's `ip` mode says
+//!    (`normalize` wrote the raw address; it is replaced or removed here);
+//! 5. PII scrubbing (the `privacy::scrub` engine, per source);
+//! 6. routing and producing (`route`, `sink`).
 //!
-//! This module is the seam the gateway core calls; its rules are configured
-//! per source.
+//! `anonymize` (GPC or DNT under that policy) keeps the event but removes
+//! `anonymousId`, `userId`, `previousId`, `traits`, `context.traits`,
+//! `context.device.{id,advertisingId,token}` and the address, keeps the
+//! country only, marks `context.privacy.anonymized = "<reason>"`, and the
+//! record gets a random key (the visitor key is gone).
+//!
+//! Rejected events: their record on the invalid topic follows
+//! `privacy.invalid_payload` (see [`config::InvalidPayload`]); by default
+//! the payload is kept only after the same IP and PII rules ran on it, and
+//! is otherwise omitted. A rejected event whose ids are on the list, or
+//! that the policy drops, is dropped instead.
+//!
+//! Cost on the hot path with nothing to do (default policy, no signals,
+//! empty list, no GeoIP): one hash-map look-up of the source, a few map
+//! look-ups, and the truncated address written into the existing string.
 
+pub mod config;
+pub mod geo;
+pub mod ip;
+pub mod mmdb;
+pub mod optout;
+pub mod policy;
+pub mod signals;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+use crate::config::Config;
 use crate::event::Event;
+use crate::metrics;
 use crate::normalize::RequestMeta;
+use config::{InvalidPayload, IpMode};
+use geo::{Detail, GeoIp};
+use optout::{IdKind, OptOutError, OptOutList, OptOutWriter};
+use policy::{decide, Action, Decision, EventSignals, Reason, SourcePolicy};
+pub use signals::RequestSignals;
+
+/// Top-level fields removed from an anonymized event.
+const ANONYMIZED_FIELDS: [&str; 4] = ["userId", "anonymousId", "previousId", "traits"];
+/// `context` fields removed from an anonymized event (besides the address).
+const ANONYMIZED_CONTEXT_FIELDS: [&str; 2] = ["traits", "ipHash"];
+/// `context.device` fields removed from an anonymized event.
+const ANONYMIZED_DEVICE_FIELDS: [&str; 3] = ["id", "advertisingId", "token"];
 
 /// What the privacy stage decided for one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,17 +75,472 @@ pub enum Verdict {
     Drop(&'static str),
 }
 
+/// What becomes of a rejected event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Dropped by policy (opt-out, GPC or DNT): nothing is written.
+    Drop(&'static str),
+    /// Reported on the invalid topic, with the payload when one may be kept.
+    Report(Option<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("config key `privacy.geoip_database`: {0}")]
+    GeoIp(#[from] geo::GeoError),
+    #[error(transparent)]
+    OptOut(#[from] OptOutError),
+    #[error("cannot start a privacy thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// One source's rules, resolved once at start.
+#[derive(Debug, Clone, Default)]
+struct SourceRules {
+    policy: SourcePolicy,
+    // scrubber: privacy::scrub::Scrubber — wired when privacy::scrub lands.
+}
+
 /// The privacy stage for all sources.
+pub struct PrivacyStage {
+    sources: HashMap<String, SourceRules>,
+    fallback: SourceRules,
+    optouts: Arc<OptOutList>,
+    writer: Option<OptOutWriter>,
+    geo: Option<Arc<GeoIp>>,
+    hasher: ip::IpHasher,
+    invalid_payload: InvalidPayload,
+}
+
+impl std::fmt::Debug for PrivacyStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyStage")
+            .field("sources", &self.sources)
+            .field("optouts", &self.optouts.len())
+            .field("geo", &self.geo)
+            .finish()
+    }
+}
+
+/// The stage's background threads (GeoIP reload, opt-out follower).
 #[derive(Debug, Default)]
-pub struct PrivacyStage {}
+pub struct PrivacyWorkers {
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PrivacyWorkers {
+    /// Waits for the threads; they end when the stop signal turns true.
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+/// An id of a not yet validated event: a string, or a number as text.
+fn raw_id<'a>(body: &'a Map<String, Value>, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    match body.get(key) {
+        Some(Value::String(s)) => Some(s.as_str().into()),
+        Some(Value::Number(n)) => Some(n.to_string().into()),
+        _ => None,
+    }
+}
 
 impl PrivacyStage {
-    pub fn new() -> PrivacyStage {
-        PrivacyStage {}
+    /// A stage without a broker: geo from the configuration, an opt-out list
+    /// that only this process fills (nothing is written or followed).
+    pub fn local(config: &Config) -> Result<PrivacyStage, PrivacyError> {
+        let geo = match config.privacy.geoip_path() {
+            Some(p) => Some(Arc::new(GeoIp::open(p)?)),
+            None => None,
+        };
+        Ok(PrivacyStage::build(
+            config,
+            Arc::new(OptOutList::new_loaded()),
+            None,
+            geo,
+        ))
+    }
+
+    fn build(
+        config: &Config,
+        optouts: Arc<OptOutList>,
+        writer: Option<OptOutWriter>,
+        geo: Option<Arc<GeoIp>>,
+    ) -> PrivacyStage {
+        let sources = config
+            .sources
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    SourceRules {
+                        policy: SourcePolicy::from(&s.privacy),
+                    },
+                )
+            })
+            .collect();
+        PrivacyStage {
+            sources,
+            fallback: SourceRules::default(),
+            optouts,
+            writer,
+            geo,
+            hasher: ip::IpHasher::new(),
+            invalid_payload: config.privacy.invalid_payload,
+        }
+    }
+
+    /// The stage of a running gateway: loads the GeoIP database and starts
+    /// its reload thread, creates the opt-out writer and starts the thread
+    /// that loads and follows the opt-out topic. Threads end when `stop`
+    /// turns true.
+    pub fn start(
+        config: &Config,
+        brokers: &str,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(PrivacyStage, PrivacyWorkers), PrivacyError> {
+        let p = &config.privacy;
+        let mut workers = PrivacyWorkers::default();
+        let geo = match p.geoip_path() {
+            Some(path) => {
+                let g = Arc::new(GeoIp::open(path)?);
+                tracing::info!(database = %g.describe(), "GeoIP database loaded");
+                let interval = Duration::from_millis(p.geoip_reload_interval_ms);
+                workers.handles.push(
+                    GeoIp::spawn_reloader(g.clone(), interval, stop.clone())
+                        .map_err(PrivacyError::Thread)?,
+                );
+                Some(g)
+            }
+            None => None,
+        };
+        let list = Arc::new(OptOutList::new());
+        let writer = OptOutWriter::new(
+            &config.kafka,
+            brokers,
+            &p.optout_topic,
+            Duration::from_millis(p.optout_write_timeout_ms),
+        )?;
+        workers.handles.push(optout::spawn_follower(
+            list.clone(),
+            optout::FollowerConfig {
+                brokers: brokers.to_string(),
+                topic: p.optout_topic.clone(),
+                kafka: config.kafka.clone(),
+            },
+            stop,
+        )?);
+        Ok((
+            PrivacyStage::build(config, list, Some(writer), geo),
+            workers,
+        ))
+    }
+
+    /// The suppression list.
+    pub fn optouts(&self) -> &Arc<OptOutList> {
+        &self.optouts
+    }
+
+    fn rules(&self, source_id: &str) -> &SourceRules {
+        self.sources.get(source_id).unwrap_or(&self.fallback)
+    }
+
+    /// The decision on a whole request from its headers alone (cookie, GPC,
+    /// DNT), before its `events` events are parsed: `Drop` drops them all,
+    /// counted here.
+    pub fn request_verdict(&self, meta: &RequestMeta<'_>, events: u64) -> Verdict {
+        let s = meta.signals;
+        if !(s.optout_cookie || s.gpc || s.dnt) {
+            return Verdict::Keep;
+        }
+        let d = decide(
+            &self.rules(meta.source_id).policy,
+            EventSignals {
+                optout_cookie: s.optout_cookie,
+                optout_list: false,
+                gpc: s.gpc,
+                dnt: s.dnt,
+            },
+        );
+        match (d.action, d.reason) {
+            (Action::Drop, Some(r)) => {
+                metrics::privacy_decision(Action::Drop.label(), r.label(), events);
+                Verdict::Drop(r.label())
+            }
+            _ => Verdict::Keep,
+        }
+    }
+
+    fn decide_event(
+        &self,
+        policy: &SourcePolicy,
+        body: &Map<String, Value>,
+        meta: &RequestMeta<'_>,
+    ) -> Decision {
+        let listed = !self.optouts.is_empty() && {
+            let s = |k: &str| body.get(k).and_then(Value::as_str);
+            self.optouts
+                .contains(s("userId"), s("anonymousId"), s("previousId"))
+        };
+        decide(
+            policy,
+            EventSignals {
+                optout_cookie: meta.signals.optout_cookie,
+                optout_list: listed,
+                gpc: meta.signals.gpc || signals::event_gpc(body),
+                dnt: meta.signals.dnt,
+            },
+        )
     }
 
     /// Applies the source's privacy rules to one event, in place.
-    pub fn apply(&self, _ev: &mut Event, _meta: &RequestMeta<'_>) -> Verdict {
+    pub fn apply(&self, ev: &mut Event, meta: &RequestMeta<'_>) -> Verdict {
+        let rules = self.rules(meta.source_id);
+        let policy = &rules.policy;
+        let d = self.decide_event(policy, &ev.body, meta);
+        if let Some(r) = d.reason {
+            metrics::privacy_decision(d.action.label(), r.label(), 1);
+        }
+        match (d.action, d.reason) {
+            (Action::Drop, Some(r)) => return Verdict::Drop(r.label()),
+            (Action::Anonymize, Some(r)) => self.anonymize(ev, meta.client_ip, r),
+            _ => self.locate_and_mask(ev, meta, policy),
+        }
+        self.scrub(rules, &mut ev.body);
         Verdict::Keep
     }
+
+    /// GeoIP on the raw address, then the address as the source's mode says.
+    fn locate_and_mask(&self, ev: &mut Event, meta: &RequestMeta<'_>, policy: &SourcePolicy) {
+        let detail = if policy.geo_coordinates {
+            Detail::CityAndCoordinates
+        } else {
+            Detail::City
+        };
+        let geo = self
+            .geo
+            .as_ref()
+            .and_then(|g| g.lookup(meta.client_ip, detail));
+        let ctx = ev.context_mut();
+        set_geo(ctx, geo);
+        if policy.ip != IpMode::Hash {
+            // `ipHash` is the gateway's field; a client-sent one is not kept.
+            ctx.remove("ipHash");
+        }
+        match policy.ip {
+            IpMode::Keep => {}
+            IpMode::Truncate => match ctx.get_mut("ip") {
+                Some(Value::String(s)) => ip::write_truncated(meta.client_ip, s),
+                _ => {
+                    ctx.insert(
+                        "ip".into(),
+                        Value::String(ip::truncate(meta.client_ip).to_string()),
+                    );
+                }
+            },
+            IpMode::Hash => {
+                ctx.remove("ip");
+                let day = ip::utc_day(meta.received_at.timestamp());
+                ctx.insert(
+                    "ipHash".into(),
+                    Value::String(self.hasher.hash(meta.client_ip, day)),
+                );
+            }
+            IpMode::Drop => {
+                ctx.remove("ip");
+            }
+        }
+    }
+
+    /// Removes every identifier; keeps the country.
+    fn anonymize(&self, ev: &mut Event, client_ip: IpAddr, reason: Reason) {
+        for f in ANONYMIZED_FIELDS {
+            ev.body.remove(f);
+        }
+        let geo = self
+            .geo
+            .as_ref()
+            .and_then(|g| g.lookup(client_ip, Detail::Country));
+        let ctx = ev.context_mut();
+        strip_context(ctx);
+        set_geo(ctx, geo);
+        let privacy = ctx
+            .entry("privacy")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !privacy.is_object() {
+            *privacy = Value::Object(Map::new());
+        }
+        if let Value::Object(p) = privacy {
+            p.insert("anonymized".into(), Value::String(reason.label().into()));
+        }
+    }
+
+    /// PII scrubbing of one event by the source's scrubber. Returns whether
+    /// a scrubber ran (a rejected event's payload is kept only then).
+    ///
+    /// Wired when privacy::scrub lands: run
+    /// `rules.scrubber.scrub_event(body, &mut redactions)`, then, when
+    /// anything was redacted, set `context.privacy.redactions =
+    /// [{"path":…,"kind":…}]` and count each `kind.label()` in
+    /// `metrics::redaction`; return true.
+    #[inline]
+    fn scrub(&self, _rules: &SourceRules, _body: &mut Map<String, Value>) -> bool {
+        false
+    }
+
+    /// What becomes of a rejected event whose JSON text is `text`.
+    pub fn rejected(&self, text: &str, meta: &RequestMeta<'_>) -> Rejected {
+        let rules = self.rules(meta.source_id);
+        let parsed = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        };
+        let decision = match &parsed {
+            Some(body) => {
+                let listed = !self.optouts.is_empty()
+                    && self.optouts.contains(
+                        raw_id(body, "userId").as_deref(),
+                        raw_id(body, "anonymousId").as_deref(),
+                        raw_id(body, "previousId").as_deref(),
+                    );
+                decide(
+                    &rules.policy,
+                    EventSignals {
+                        optout_cookie: meta.signals.optout_cookie,
+                        optout_list: listed,
+                        gpc: meta.signals.gpc || signals::event_gpc(body),
+                        dnt: meta.signals.dnt,
+                    },
+                )
+            }
+            None => Decision::KEEP,
+        };
+        if let Some(r) = decision.reason {
+            metrics::privacy_decision(decision.action.label(), r.label(), 1);
+            if decision.action == Action::Drop {
+                return Rejected::Drop(r.label());
+            }
+        }
+        match self.invalid_payload {
+            InvalidPayload::Omit => Rejected::Report(None),
+            InvalidPayload::Raw => Rejected::Report(Some(text.to_string())),
+            InvalidPayload::Scrubbed => {
+                let Some(mut body) = parsed else {
+                    return Rejected::Report(None);
+                };
+                body.remove("writeKey");
+                if decision.action == Action::Anonymize {
+                    for f in ANONYMIZED_FIELDS {
+                        body.remove(f);
+                    }
+                }
+                self.mask_client_ip(&rules.policy, &mut body, meta, decision.action);
+                if !self.scrub(rules, &mut body) {
+                    return Rejected::Report(None);
+                }
+                Rejected::Report(serde_json::to_string(&body).ok())
+            }
+        }
+    }
+
+    /// The IP rules on a rejected event's own `context` (a client-sent
+    /// address; the server's view was never added to it).
+    fn mask_client_ip(
+        &self,
+        policy: &SourcePolicy,
+        body: &mut Map<String, Value>,
+        meta: &RequestMeta<'_>,
+        action: Action,
+    ) {
+        let Some(Value::Object(ctx)) = body.get_mut("context") else {
+            return;
+        };
+        ctx.remove("geo");
+        if action == Action::Anonymize {
+            strip_context(ctx);
+            return;
+        }
+        let sent: Option<IpAddr> = ctx
+            .get("ip")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
+        ctx.remove("ip");
+        ctx.remove("ipHash");
+        let Some(addr) = sent else { return };
+        match policy.ip {
+            IpMode::Keep => {
+                ctx.insert("ip".into(), Value::String(addr.to_string()));
+            }
+            IpMode::Truncate => {
+                ctx.insert("ip".into(), Value::String(ip::truncate(addr).to_string()));
+            }
+            IpMode::Hash => {
+                let day = ip::utc_day(meta.received_at.timestamp());
+                ctx.insert("ipHash".into(), Value::String(self.hasher.hash(addr, day)));
+            }
+            IpMode::Drop => {}
+        }
+    }
+
+    /// Records an opt-out (`opted_out`) or an opt-in of `ids`: locally at
+    /// once for an opt-out, on the topic, and locally after the broker's
+    /// acknowledgement for an opt-in.
+    pub async fn record_choice(
+        &self,
+        ids: &[(IdKind, String)],
+        opted_out: bool,
+    ) -> Result<(), OptOutError> {
+        if opted_out {
+            for (kind, id) in ids {
+                self.optouts.set(*kind, id, true);
+            }
+        }
+        if let (Some(w), false) = (&self.writer, ids.is_empty()) {
+            w.write(ids, opted_out).await?;
+        }
+        if !opted_out {
+            for (kind, id) in ids {
+                self.optouts.set(*kind, id, false);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// `context.geo` is the gateway's: set from the lookup, or removed (a
+/// client-sent one could hold precise coordinates).
+fn set_geo(ctx: &mut Map<String, Value>, geo: Option<Map<String, Value>>) {
+    match geo {
+        Some(g) => {
+            ctx.insert("geo".into(), Value::Object(g));
+        }
+        None => {
+            ctx.remove("geo");
+        }
+    }
+}
+
+fn strip_context(ctx: &mut Map<String, Value>) {
+    ctx.remove("ip");
+    for f in ANONYMIZED_CONTEXT_FIELDS {
+        ctx.remove(f);
+    }
+    if let Some(Value::Object(device)) = ctx.get_mut("device") {
+        for f in ANONYMIZED_DEVICE_FIELDS {
+            device.remove(f);
+        }
+    }
+}
+
+/// A random record key for events without a visitor id (anonymized): a
+/// UUIDv4, so such events spread across partitions whatever the
+/// partitioner.
+pub fn random_record_key() -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    buf
+}
+
+#[cfg(test)]
+mod tests;

@@ -242,6 +242,9 @@ pub struct KafkaSink {
     broker_ok: AtomicBool,
     topics_ok: AtomicBool,
     shutting_down: AtomicBool,
+    /// Other conditions readiness waits for (e.g. the opt-out list loaded),
+    /// each with the reason `/readyz` names while its flag is false.
+    gates: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
     /// Partitions of the gateway's topics at the last good broker check, and
     /// whether production on them is paused. One lock: pause and resume
     /// never interleave.
@@ -313,6 +316,7 @@ impl KafkaSink {
             topics_ok: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             production: Mutex::new(Production::default()),
+            gates: Mutex::new(Vec::new()),
         })
     }
 
@@ -399,13 +403,33 @@ impl KafkaSink {
         }
     }
 
+    /// Makes readiness also wait for `ready`; `/readyz` names `reason`
+    /// while it is false.
+    pub fn add_readiness_gate(&self, reason: &'static str, ready: Arc<AtomicBool>) {
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((reason, ready));
+    }
+
+    fn closed_gates(&self) -> Vec<&'static str> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, ok)| !ok.load(Ordering::Acquire))
+            .map(|(reason, _)| *reason)
+            .collect()
+    }
+
     /// Broker reachable, every topic verified, queue under its high-water
-    /// mark, not shutting down.
+    /// mark, every readiness gate open, not shutting down.
     pub fn is_ready(&self) -> bool {
         self.broker_ok.load(Ordering::Relaxed)
             && self.topics_ok.load(Ordering::Relaxed)
             && !self.shutting_down.load(Ordering::Relaxed)
             && !self.over_high_water()
+            && self.closed_gates().is_empty()
     }
 
     /// Why the gateway is not ready, for `/readyz`.
@@ -422,6 +446,7 @@ impl KafkaSink {
         if self.over_high_water() {
             reasons.push("producer_queue_over_high_water_mark");
         }
+        reasons.extend(self.closed_gates());
         reasons
     }
 

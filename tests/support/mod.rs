@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod privacy;
+
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

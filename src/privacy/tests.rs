@@ -1,0 +1,310 @@
+//! The stage as a whole: one event in, what the record would carry out.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::*;
+use crate::event::Event;
+
+const CLIENT_IP: &str = "81.2.69.160";
+
+struct Fixture {
+    stage: PrivacyStage,
+    _dir: tempfile::TempDir,
+}
+
+/// A stage with the GeoIP fixture and sources `web` (defaults) and `alt`
+/// (the given `[sources.privacy]` lines), plus `[privacy]` lines.
+fn stage_with(global: &str, alt: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("geo.mmdb");
+    std::fs::write(&db, mmdb::fixture().to_bytes().unwrap()).unwrap();
+    let text = format!(
+        "[privacy]\ngeoip_database = {:?}\n{global}\n\n[[sources]]\nid = \"web\"\nwrite_key = \"k1\"\n\n[[sources]]\nid = \"alt\"\nwrite_key = \"k2\"\n[sources.privacy]\n{alt}\n",
+        db.display().to_string()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    Fixture {
+        stage: PrivacyStage::local(&config).unwrap(),
+        _dir: dir,
+    }
+}
+
+fn meta(source: &str, signals: RequestSignals) -> RequestMeta<'_> {
+    RequestMeta {
+        source_id: source,
+        received_at: DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+        client_ip: CLIENT_IP.parse().unwrap(),
+        user_agent: None,
+        batch_sent_at: None,
+        batch_context: None,
+        signals,
+    }
+}
+
+/// An event as `normalize` leaves it: the raw address in `context.ip`.
+fn event(v: Value) -> Event {
+    let Value::Object(m) = v else { panic!() };
+    let mut e = Event::from_object(m, None).unwrap();
+    e.context_mut()
+        .insert("ip".into(), Value::String(CLIENT_IP.into()));
+    e
+}
+
+fn full_event() -> Event {
+    event(json!({
+        "type":"identify","userId":"u-1","anonymousId":"a-1","traits":{"email":"x@example.com"},
+        "context":{"traits":{"name":"X"},"device":{"id":"dev-1","advertisingId":"ad-1","model":"P"},
+                   "geo":{"latitude":1.23456},"ipHash":"forged","locale":"en"}
+    }))
+}
+
+const GPC: RequestSignals = RequestSignals {
+    optout_cookie: false,
+    gpc: true,
+    dnt: false,
+};
+const DNT: RequestSignals = RequestSignals {
+    optout_cookie: false,
+    gpc: false,
+    dnt: true,
+};
+const COOKIE: RequestSignals = RequestSignals {
+    optout_cookie: true,
+    gpc: false,
+    dnt: false,
+};
+
+#[test]
+fn default_policy_truncates_the_address_and_adds_city_geo() {
+    let f = stage_with("", "");
+    let mut e = full_event();
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("web", RequestSignals::default())),
+        Verdict::Keep
+    );
+    let ctx = &e.body["context"];
+    assert_eq!(ctx["ip"], "81.2.69.0");
+    assert_eq!(
+        ctx["geo"],
+        json!({"country":"GB","region":"ENG","city":"London"})
+    );
+    assert!(ctx.get("ipHash").is_none(), "client-sent ipHash removed");
+    assert_eq!(e.body["userId"], "u-1");
+    assert_eq!(ctx["device"]["id"], "dev-1");
+    assert!(!serde_json::to_string(&e.body).unwrap().contains(CLIENT_IP));
+}
+
+#[test]
+fn ip_modes() {
+    let cases = [
+        ("ip = \"keep\"", Some(CLIENT_IP), false),
+        ("ip = \"drop\"", None, false),
+        ("ip = \"hash\"", None, true),
+        (
+            "ip = \"truncate\"\ngeo_coordinates = true",
+            Some("81.2.69.0"),
+            false,
+        ),
+    ];
+    for (alt, want_ip, hashed) in cases {
+        let f = stage_with("", alt);
+        let mut e = full_event();
+        f.stage
+            .apply(&mut e, &meta("alt", RequestSignals::default()));
+        let ctx = &e.body["context"];
+        assert_eq!(ctx.get("ip").and_then(Value::as_str), want_ip, "{alt}");
+        match ctx.get("ipHash").and_then(Value::as_str) {
+            Some(h) => {
+                assert!(hashed, "{alt}");
+                assert_eq!(h.len(), ip::HASH_HEX_LEN);
+                assert_ne!(h, "forged");
+            }
+            None => assert!(!hashed, "{alt}"),
+        }
+        if alt.contains("geo_coordinates") {
+            assert_eq!(ctx["geo"]["latitude"], 51.5);
+            assert_eq!(ctx["geo"]["longitude"], -0.1);
+        } else {
+            assert!(ctx["geo"].get("latitude").is_none(), "{alt}");
+        }
+    }
+}
+
+#[test]
+fn hash_is_the_same_for_one_address_in_one_day() {
+    let f = stage_with("", "ip = \"hash\"");
+    let hash = |ip: &str| {
+        let mut e = full_event();
+        let mut m = meta("alt", RequestSignals::default());
+        m.client_ip = ip.parse().unwrap();
+        f.stage.apply(&mut e, &m);
+        e.body["context"]["ipHash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash(CLIENT_IP), hash(CLIENT_IP));
+    assert_ne!(hash(CLIENT_IP), hash("81.2.69.161"));
+}
+
+#[test]
+fn anonymize_removes_identifiers_and_keeps_the_country() {
+    let f = stage_with(
+        "",
+        "gpc = \"anonymize\"\nip = \"keep\"\ngeo_coordinates = true",
+    );
+    let mut e = full_event();
+    assert_eq!(f.stage.apply(&mut e, &meta("alt", GPC)), Verdict::Keep);
+    let b = &e.body;
+    for k in ["userId", "anonymousId", "traits"] {
+        assert!(b.get(k).is_none(), "{k}");
+    }
+    let ctx = &b["context"];
+    assert!(ctx.get("ip").is_none() && ctx.get("ipHash").is_none());
+    assert!(ctx.get("traits").is_none());
+    assert_eq!(ctx["device"], json!({"model":"P"}));
+    assert_eq!(ctx["geo"], json!({"country":"GB"}));
+    assert_eq!(ctx["privacy"]["anonymized"], "gpc");
+    assert_eq!(ctx["locale"], "en");
+    assert_eq!(e.visitor_key(), None);
+    let text = serde_json::to_string(b).unwrap();
+    for needle in ["u-1", "a-1", "x@example.com", "dev-1", "ad-1", "81.2.69"] {
+        assert!(!text.contains(needle), "{needle} in {text}");
+    }
+}
+
+#[test]
+fn gpc_in_the_event_context_counts_like_the_header() {
+    let f = stage_with("", "gpc = \"anonymize\"");
+    let mut e = event(json!({"type":"page","anonymousId":"a","context":{"privacy":{"gpc":true}}}));
+    f.stage
+        .apply(&mut e, &meta("alt", RequestSignals::default()));
+    assert!(e.body.get("anonymousId").is_none());
+    assert_eq!(e.body["context"]["privacy"]["gpc"], true);
+    let mut e = event(json!({"type":"page","anonymousId":"a","context":{"privacy":{"gpc":true}}}));
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("web", RequestSignals::default())),
+        Verdict::Drop("gpc")
+    );
+}
+
+#[test]
+fn request_verdict_drops_on_cookie_and_drop_policies_only() {
+    let f = stage_with("", "dnt = \"drop\"\ngpc = \"anonymize\"");
+    assert_eq!(
+        f.stage.request_verdict(&meta("web", COOKIE), 3),
+        Verdict::Drop("optout_cookie")
+    );
+    assert_eq!(
+        f.stage.request_verdict(&meta("web", GPC), 3),
+        Verdict::Drop("gpc")
+    );
+    assert_eq!(f.stage.request_verdict(&meta("alt", GPC), 3), Verdict::Keep);
+    assert_eq!(f.stage.request_verdict(&meta("web", DNT), 3), Verdict::Keep);
+    assert_eq!(
+        f.stage.request_verdict(&meta("alt", DNT), 3),
+        Verdict::Drop("dnt")
+    );
+    assert_eq!(
+        f.stage
+            .request_verdict(&meta("web", RequestSignals::default()), 3),
+        Verdict::Keep
+    );
+}
+
+#[test]
+fn dnt_under_each_policy() {
+    for (alt, want) in [
+        ("dnt = \"ignore\"", Some("u-1")),
+        ("dnt = \"anonymize\"", None),
+        ("dnt = \"drop\"", Some("dropped")),
+    ] {
+        let f = stage_with("", alt);
+        let mut e = full_event();
+        let v = f.stage.apply(&mut e, &meta("alt", DNT));
+        match want {
+            Some("dropped") => assert_eq!(v, Verdict::Drop("dnt")),
+            Some(id) => assert_eq!(e.body["userId"], id, "{alt}"),
+            None => assert!(e.body.get("userId").is_none(), "{alt}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn listed_ids_are_dropped_and_opt_in_restores() {
+    let f = stage_with("", "");
+    let m = meta("web", RequestSignals::default());
+    f.stage
+        .record_choice(&[(IdKind::Anonymous, "a-1".into())], true)
+        .await
+        .unwrap();
+    let mut e = event(json!({"type":"page","anonymousId":"a-1"}));
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Drop("optout_list"));
+    let mut e = event(json!({"type":"page","anonymousId":"a-2","userId":"u-9"}));
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Keep);
+    // An alias whose previousId is the opted-out visitor is theirs too.
+    let mut e = event(json!({"type":"alias","userId":"u-new","previousId":"a-1"}));
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Drop("optout_list"));
+    f.stage
+        .record_choice(&[(IdKind::Anonymous, "a-1".into())], false)
+        .await
+        .unwrap();
+    let mut e = event(json!({"type":"page","anonymousId":"a-1"}));
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Keep);
+}
+
+#[tokio::test]
+async fn rejected_events_by_mode_and_policy() {
+    let bad = r#"{"type":"nonsense","anonymousId":"a-1","traits":{"email":"jane@example.com"},"context":{"ip":"81.2.69.160"}}"#;
+    let m = meta("web", RequestSignals::default());
+    // Default (`scrubbed`) without a scrubber: the payload is omitted.
+    let f = stage_with("", "");
+    assert_eq!(f.stage.rejected(bad, &m), Rejected::Report(None));
+    assert_eq!(f.stage.rejected("{not json", &m), Rejected::Report(None));
+    let f = stage_with("invalid_payload = \"omit\"", "");
+    assert_eq!(f.stage.rejected(bad, &m), Rejected::Report(None));
+    let f = stage_with("invalid_payload = \"raw\"", "");
+    assert_eq!(
+        f.stage.rejected(bad, &m),
+        Rejected::Report(Some(bad.into()))
+    );
+    // Listed ids and policy drops: dropped, never reported.
+    f.stage
+        .record_choice(&[(IdKind::Anonymous, "a-1".into())], true)
+        .await
+        .unwrap();
+    assert_eq!(f.stage.rejected(bad, &m), Rejected::Drop("optout_list"));
+    let gpc_bad = r#"{"type":"x","anonymousId":"b","context":{"privacy":{"gpc":true}}}"#;
+    assert_eq!(f.stage.rejected(gpc_bad, &m), Rejected::Drop("gpc"));
+}
+
+#[test]
+fn client_ip_rules_on_a_rejected_payload() {
+    let f = stage_with("", "");
+    let mut body = json!({"context":{"ip":"81.2.69.160","geo":{"city":"X"}}})
+        .as_object()
+        .unwrap()
+        .clone();
+    let m = meta("web", RequestSignals::default());
+    f.stage
+        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Keep);
+    assert_eq!(body["context"], json!({"ip":"81.2.69.0"}));
+    let mut body = json!({"anonymousId":"a","context":{"ip":"81.2.69.160"}})
+        .as_object()
+        .unwrap()
+        .clone();
+    f.stage
+        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Anonymize);
+    assert_eq!(body["context"], json!({}));
+}
+
+#[test]
+fn random_record_keys_are_uuids_and_differ() {
+    let a = random_record_key();
+    let b = random_record_key();
+    assert_ne!(a, b);
+    let s = std::str::from_utf8(&a).unwrap();
+    assert_eq!(uuid::Uuid::parse_str(s).unwrap().get_version_num(), 4);
+}
