@@ -18,6 +18,8 @@ use support::*;
 /// Every broker of the mock cluster.
 const ALL_BROKERS: i32 = -1;
 const PARTITIONS: i32 = 2;
+/// The gateway's default opt-out list topic.
+const OPTOUT_TOPIC: &str = "tracking.optouts";
 /// How often the gateway checks the broker.
 const METADATA_INTERVAL_MS: u64 = 300;
 /// Events per posted batch.
@@ -28,7 +30,9 @@ type Cluster = MockCluster<'static, DefaultProducerContext>;
 /// A one-broker mock cluster holding the gateway's topics.
 fn cluster() -> Cluster {
     let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in ALL_TOPICS {
+    // The mock cluster does not implement CreateTopics: create every topic
+    // the gateway needs, the opt-out list included.
+    for topic in ALL_TOPICS.into_iter().chain([OPTOUT_TOPIC]) {
         cluster
             .create_topic(topic, PARTITIONS, 1)
             .expect("mock topic");
