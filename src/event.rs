@@ -186,18 +186,16 @@ impl Event {
         self.body.get("event").and_then(Value::as_str)
     }
 
-    /// The `context` object, created when absent.
+    /// The `context` object, created when absent. Allocates nothing when it
+    /// exists (`Map::entry` would allocate the key every time).
     pub fn context_mut(&mut self) -> &mut Map<String, Value> {
-        let slot = self
-            .body
-            .entry("context")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !slot.is_object() {
-            *slot = Value::Object(Map::new());
+        if !matches!(self.body.get("context"), Some(Value::Object(_))) {
+            self.body
+                .insert("context".into(), Value::Object(Map::new()));
         }
-        match slot {
-            Value::Object(m) => m,
-            _ => unreachable!("replaced by an object above"),
+        match self.body.get_mut("context") {
+            Some(Value::Object(m)) => m,
+            _ => unreachable!("inserted as an object above"),
         }
     }
 }

@@ -413,3 +413,38 @@ fn optout_endpoints_speak_cors_and_refuse_bad_requests() {
     keys.sort();
     assert_eq!(keys, vec!["anon:from-browser", "user:u-body"]);
 }
+
+#[test]
+fn an_unrecorded_optout_answers_503_yet_holds_in_the_cookie_and_on_this_instance() {
+    let mut broker = Broker::start();
+    let gw = start_gateway(
+        &broker.addr(),
+        &Setup {
+            global: "optout_write_timeout_ms = 1000",
+            ..Setup::default()
+        },
+    );
+    broker.stop();
+    let r = send(&gw, "/v1/optout", r#"{"anonymousId":"anon-offline"}"#, &[]);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"], "unavailable");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax")
+    );
+    // Without the cookie, the local list still suppresses the visitor.
+    let r = send(&gw, "/v1/page", r#"{"anonymousId":"anon-offline"}"#, &[]);
+    assert_eq!(r.json()["dropped"], 1);
+    // An opt-in that cannot be recorded leaves the cookie alone.
+    let r = send(&gw, "/v1/optin", r#"{"anonymousId":"anon-offline"}"#, &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("set-cookie"), None);
+    assert_eq!(
+        gw.metric(
+            "trackgate_optout_requests_total",
+            &[("action", "optout"), ("result", "unavailable")]
+        ),
+        1.0
+    );
+}

@@ -50,7 +50,17 @@ pub async fn serve(
     let (parts, body) = req.into_parts();
     let origin = cors::origin(&parts.headers).map(str::to_owned);
     let mut source_for_cors: Option<Arc<SourceConfig>> = None;
-    let result = serve_inner(state, peer, &parts, body, opt_out, &mut source_for_cors).await;
+    let mut cookie: Option<String> = None;
+    let result = serve_inner(
+        state,
+        peer,
+        &parts,
+        body,
+        opt_out,
+        &mut source_for_cors,
+        &mut cookie,
+    )
+    .await;
     let mut resp = match result {
         Ok(r) => {
             metrics::optout_request(action, "ok");
@@ -68,6 +78,9 @@ pub async fn serve(
     };
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(SET_COOKIE, v);
+    }
     if let Some(o) = origin.as_deref() {
         let allowed = match &source_for_cors {
             Some(s) => cors::is_allowed(s, o),
@@ -87,6 +100,7 @@ async fn serve_inner(
     body: Incoming,
     opt_out: bool,
     source_out: &mut Option<Arc<SourceConfig>>,
+    cookie_out: &mut Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config;
     let fields = if parts.method == Method::POST {
@@ -121,17 +135,6 @@ async fn serve_inner(
             ids.push((kind, id));
         }
     }
-    if let Err(e) = state.pipeline.privacy.record_choice(&ids, opt_out).await {
-        tracing::warn!(error = %e, "opt-out list record not written");
-        return Err(ApiError::Unavailable);
-    }
-
-    let body = if opt_out {
-        br#"{"success":true,"optedOut":true}"#.to_vec()
-    } else {
-        br#"{"success":true,"optedOut":false}"#.to_vec()
-    };
-    let mut resp = response::json(StatusCode::OK, body);
     let trusted_peer = cfg
         .server
         .trusted_proxies
@@ -142,16 +145,28 @@ async fn serve_inner(
         CookieSecure::Never => false,
         CookieSecure::Auto => request_is_https(trusted_peer, &parts.headers),
     };
-    let max_age = if opt_out {
-        cfg.privacy.optout_cookie_max_age_secs
+    let cookie = if opt_out {
+        set_cookie(true, cfg.privacy.optout_cookie_max_age_secs, secure)
     } else {
-        0
+        set_cookie(false, 0, secure)
     };
-    let cookie = set_cookie(opt_out, max_age, secure);
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(SET_COOKIE, v);
+    if opt_out {
+        // The visitor's wish is known: the cookie holds it even when the
+        // list record cannot be written now.
+        *cookie_out = Some(cookie.clone());
     }
-    Ok(resp)
+    if let Err(e) = state.pipeline.privacy.record_choice(&ids, opt_out).await {
+        tracing::warn!(error = %e, "opt-out list record not written");
+        return Err(ApiError::Unavailable);
+    }
+    // An opt-in clears the cookie only once it is recorded.
+    *cookie_out = Some(cookie);
+    let body = if opt_out {
+        br#"{"success":true,"optedOut":true}"#.to_vec()
+    } else {
+        br#"{"success":true,"optedOut":false}"#.to_vec()
+    };
+    Ok(response::json(StatusCode::OK, body))
 }
 
 /// The `Set-Cookie` value.

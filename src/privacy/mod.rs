@@ -29,9 +29,13 @@
 //! is otherwise omitted. A rejected event whose ids are on the list, or
 //! that the policy drops, is dropped instead.
 //!
-//! Cost on the hot path with nothing to do (default policy, no signals,
-//! empty list, no GeoIP): one hash-map look-up of the source, a few map
-//! look-ups, and the truncated address written into the existing string.
+//! Cost on the hot path with nothing to do (default policy, no signals, no
+//! GeoIP): one hash-map look-up of the source, a few map look-ups, and the
+//! truncated address written into the existing string — no allocation
+//! (`tests/privacy_hot_path.rs`), about 1.3 k instructions per event against
+//! ~22 k for parsing and normalizing it (`examples/privacy_stage_cost.rs`).
+//! The opt-out list is skipped while empty and otherwise costs a read lock
+//! and up to four hash probes.
 
 pub mod config;
 pub mod geo;
