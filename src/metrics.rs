@@ -6,7 +6,9 @@
 //!
 //! An event counts as *received* once it was found inside a request that
 //! passed authentication and body decoding; requests refused as a whole
-//! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`.
+//! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`,
+//! and those refused by a limit (429, 503 `overloaded`) also by
+//! `rate_limited_total{limiter}`: their events are never received.
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -31,6 +33,19 @@ pub const PRODUCER_QUEUE: &str = "trackgate_producer_queue_messages";
 pub const READY: &str = "trackgate_ready";
 /// Topics created by the gateway at start or after a broker lost them.
 pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
+/// Requests refused by a limit, by `limiter` = `ip` | `source` | `concurrency`.
+/// Their events are not received (the refusal is request-level).
+pub const RATE_LIMITED: &str = "trackgate_rate_limited_total";
+/// Client keys (IP addresses, IPv6 /64s) the per-IP limiter holds after
+/// its last purge.
+pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
+/// Events whose user agent is a bot's, by `action` = `tagged` | `dropped` |
+/// `allowed` (dropped ones are also counted as dropped with reason `bot`).
+pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
+
+pub const LIMITER_IP: &str = "ip";
+pub const LIMITER_SOURCE: &str = "source";
+pub const LIMITER_CONCURRENCY: &str = "concurrency";
 
 pub const OUTCOME_ACCEPTED: &str = "accepted";
 pub const OUTCOME_REJECTED: &str = "rejected";
@@ -71,6 +86,12 @@ fn describe() {
     metrics::describe_gauge!(PRODUCER_QUEUE, "Messages in the producer's local queue.");
     metrics::describe_gauge!(READY, "1 when the gateway is ready.");
     metrics::describe_counter!(TOPICS_CREATED, "Topics created by the gateway.");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by a rate or concurrency limit."
+    );
+    metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
+    metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
 }
 
 pub fn events_received(n: u64) {
@@ -115,6 +136,18 @@ pub fn ready(ready: bool) {
 
 pub fn topic_created() {
     counter!(TOPICS_CREATED).increment(1);
+}
+
+pub fn rate_limited(limiter: &'static str) {
+    counter!(RATE_LIMITED, "limiter" => limiter).increment(1);
+}
+
+pub fn rate_limit_keys(n: usize) {
+    gauge!(RATE_LIMIT_KEYS).set(n as f64);
+}
+
+pub fn bot_event(action: &'static str) {
+    counter!(BOT_EVENTS, "action" => action).increment(1);
 }
 
 /// Static labels for the status codes the gateway answers with (no
