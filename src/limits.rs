@@ -711,6 +711,33 @@ mod tests {
         assert_eq!(minimal.sources[1].events_per_second, None);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_read_end_of_stream_after_the_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const TIMEOUT: Duration = Duration::from_secs(5);
+        let (_client, server) = tokio::io::duplex(1024);
+        let mut conn = IdleTimeout::new(server, TIMEOUT);
+        let mut buf = [0u8; 16];
+
+        // Fresh and silent: end of stream once the timeout passed.
+        let n = tokio::time::timeout(TIMEOUT * 2, conn.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0))), "{n:?}");
+
+        // A request under way is not idle: no end of stream however long.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut conn = IdleTimeout::new(server, TIMEOUT);
+        client.write_all(b"GET").await.unwrap();
+        assert_eq!(conn.read(&mut buf).await.unwrap(), 3);
+        let waited = tokio::time::timeout(TIMEOUT * 10, conn.read(&mut buf)).await;
+        assert!(waited.is_err(), "a busy connection timed out: {waited:?}");
+
+        // After a response is written the connection is idle again.
+        conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        let n = tokio::time::timeout(TIMEOUT * 2, conn.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0))), "{n:?}");
+        drop(client);
+    }
+
     #[test]
     fn json_depth_scan() {
         assert!(!json_too_deep(br#"{"a":[1,{"b":2}]}"#, 3));
