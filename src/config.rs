@@ -69,6 +69,12 @@ pub struct Config {
     /// GeoIP database, opt-out topic and cookie, invalid-topic payloads.
     #[serde(default)]
     pub privacy: crate::privacy::config::PrivacyConfig,
+    /// Per-client-IP and concurrency limits (see `limits`).
+    #[serde(default)]
+    pub rate_limit: crate::limits::RateLimitConfig,
+    /// User-agent bot detection (see `bots`).
+    #[serde(default)]
+    pub bots: crate::bots::BotsConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -96,6 +102,15 @@ pub struct ServerConfig {
     /// Most connections served at once; further ones wait in the accept backlog.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// An idle keep-alive connection (no request under way, nothing sent)
+    /// is closed after this long. At most `header_read_timeout_ms`, whose
+    /// timer also runs while a connection waits for its next request.
+    #[serde(default = "defaults::keep_alive_timeout_ms")]
+    pub keep_alive_timeout_ms: u64,
+    /// Largest request head (request line and headers); over it: 431 and
+    /// the connection is closed. At least 8192.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
@@ -229,6 +244,10 @@ pub struct LimitsConfig {
     /// Bytes of a rejected event's payload kept in the invalid topic.
     #[serde(default = "defaults::invalid_payload_bytes")]
     pub invalid_payload_bytes: usize,
+    /// Deepest nesting of objects and arrays in one event (or in a batch
+    /// envelope's `context`); deeper events are rejected as `too_deep`.
+    #[serde(default = "defaults::max_json_depth")]
+    pub max_json_depth: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +271,14 @@ pub struct SourceConfig {
     /// This source's IP, GPC, DNT and geo-coordinate rules.
     #[serde(default)]
     pub privacy: crate::privacy::config::SourcePrivacyConfig,
+    /// Most events per second accepted from this source (a batch counts
+    /// its events); over it: 429. Unset: no per-source cap.
+    #[serde(default)]
+    pub events_per_second: Option<u32>,
+    /// What to do with events from bots: `tag` (`context.bot = true`),
+    /// `drop` (counted as dropped, reason `bot`) or `allow`.
+    #[serde(default)]
+    pub bots: crate::bots::BotPolicy,
 }
 
 mod defaults {
@@ -271,6 +298,12 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         10_000
+    }
+    pub fn keep_alive_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
     }
     pub fn shutdown_grace_ms() -> u64 {
         10_000
@@ -343,6 +376,9 @@ mod defaults {
     }
     pub fn invalid_payload_bytes() -> usize {
         2_048
+    }
+    pub fn max_json_depth() -> usize {
+        32
     }
     pub fn click_events() -> Vec<String> {
         vec![
@@ -553,6 +589,8 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
+        crate::limits::validate(self)?;
+        crate::bots::validate(self)?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",

@@ -83,6 +83,8 @@ pub enum RejectReason {
     MissingEventName,
     #[error("`context`, `properties` or `traits` is not an object")]
     InvalidFieldType,
+    #[error("event nests objects or arrays deeper than the limit")]
+    TooDeep,
 }
 
 impl RejectReason {
@@ -99,6 +101,7 @@ impl RejectReason {
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::MissingEventName => "missing_event_name",
             RejectReason::InvalidFieldType => "invalid_field_type",
+            RejectReason::TooDeep => "too_deep",
         }
     }
 }

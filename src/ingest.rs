@@ -1,6 +1,6 @@
 //! The pipeline one request's events walk through, after the HTTP layer has
 //! authenticated the request and split its body into raw events:
-//! `validate (event) → normalize → privacy → route → sink`.
+//! `validate (event) → normalize → bots → privacy → route → sink`.
 //!
 //! Every event that enters is accounted for here: accepted, rejected (with a
 //! reason, and written to the invalid topic), or dropped by policy.
@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::bots::{BotStage, BotVerdict};
+use crate::config::{Config, LimitsConfig};
 use crate::event::{Event, EventType, RejectReason};
+use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
@@ -62,16 +64,19 @@ pub struct Pipeline {
     pub sink: Arc<KafkaSink>,
     pub router: Router,
     pub privacy: PrivacyStage,
+    pub bots: BotStage,
 }
 
 impl Pipeline {
     pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>, privacy: PrivacyStage) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
+        let bots = BotStage::new(&config);
         Pipeline {
             config,
             sink,
             router,
             privacy,
+            bots,
         }
     }
 
@@ -96,6 +101,7 @@ impl Pipeline {
         }
         let mut buf = Vec::with_capacity(1024);
         let mut queue_full = false;
+        let bot_policy = self.bots.policy(meta.source_id);
         for raw in events {
             if queue_full {
                 metrics::event_rejected(REASON_QUEUE_FULL);
@@ -123,6 +129,11 @@ impl Pipeline {
                     continue;
                 }
             };
+            if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
+                metrics::event_dropped(crate::bots::REASON_BOT);
+                out.dropped += 1;
+                continue;
+            }
             if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
                 metrics::event_dropped(reason);
                 out.dropped += 1;
@@ -182,19 +193,7 @@ impl Pipeline {
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
     ) -> Result<Event, RejectReason> {
-        let max = self.config.limits.max_event_bytes;
-        let mut ev = match raw {
-            RawEvent::Json(t) => Event::parse(t, implied, max)?,
-            RawEvent::Parsed(map, t) => {
-                if t.len() > max {
-                    return Err(RejectReason::EventTooLarge);
-                }
-                Event::from_object(map, implied)?
-            }
-            RawEvent::Undecodable(_, reason) => return Err(reason),
-        };
-        normalize::normalize(&mut ev, meta)?;
-        Ok(ev)
+        prepare(raw, implied, meta, &self.config.limits)
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
@@ -242,6 +241,35 @@ impl Pipeline {
             tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
         }
     }
+}
+
+/// Validates (size, depth, shape) and normalizes one raw event: the part
+/// of the pipeline that needs no broker.
+pub fn prepare(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<Event, RejectReason> {
+    let max = limits_cfg.max_event_bytes;
+    let max_depth = limits_cfg.max_json_depth;
+    let too_deep = |t: &str| t.len() <= max && limits::json_too_deep(t.as_bytes(), max_depth);
+    let mut ev = match raw {
+        RawEvent::Json(t) if too_deep(t) => return Err(RejectReason::TooDeep),
+        RawEvent::Json(t) => Event::parse(t, implied, max)?,
+        RawEvent::Parsed(map, t) => {
+            if t.len() > max {
+                return Err(RejectReason::EventTooLarge);
+            }
+            if too_deep(t) {
+                return Err(RejectReason::TooDeep);
+            }
+            Event::from_object(map, implied)?
+        }
+        RawEvent::Undecodable(_, reason) => return Err(reason),
+    };
+    normalize::normalize(&mut ev, meta)?;
+    Ok(ev)
 }
 
 fn truncate_at_char_boundary(s: &str, max: usize) -> &str {

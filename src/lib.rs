@@ -4,13 +4,20 @@
 //! `http` (routes, auth, CORS, body decoding) → `decode` (batch split) →
 //! `event` (validation) → `normalize` (server-side enrichment) → `privacy` →
 //! `route` (topic and key) → `sink::kafka` (producer). `ingest` runs the
-//! stages for one request; `server` owns listeners and shutdown.
+//! stages for one request; `server` owns listeners and shutdown. `limits`
+//! (rate and concurrency limits, idle connections, JSON depth) guards the
+//! HTTP layer; `bots` tags or drops bot events between `normalize` and
+//! `privacy`.
 
+pub mod bots;
 pub mod config;
 pub mod decode;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod normalize;
 pub mod privacy;

@@ -11,7 +11,9 @@
 //!
 //! An event counts as *received* once it was found inside a request that
 //! passed authentication and body decoding; requests refused as a whole
-//! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`.
+//! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`,
+//! and those refused by a limit (429, 503 `overloaded`) also by
+//! `rate_limited_total{limiter}`: their events are never received.
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -51,6 +53,19 @@ pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
 /// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
 pub const GEOIP_RELOADS: &str = "trackgate_geoip_reloads_total";
+/// Requests refused by a limit, by `limiter` = `ip` | `source` | `concurrency`.
+/// Their events are not received (the refusal is request-level).
+pub const RATE_LIMITED: &str = "trackgate_rate_limited_total";
+/// Client keys (IP addresses, IPv6 /64s) the per-IP limiter holds after
+/// its last purge.
+pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
+/// Events whose user agent is a bot's, by `action` = `tagged` | `dropped` |
+/// `allowed` (dropped ones are also counted as dropped with reason `bot`).
+pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
+
+pub const LIMITER_IP: &str = "ip";
+pub const LIMITER_SOURCE: &str = "source";
+pub const LIMITER_CONCURRENCY: &str = "concurrency";
 
 pub const OUTCOME_ACCEPTED: &str = "accepted";
 pub const OUTCOME_REJECTED: &str = "rejected";
@@ -102,6 +117,12 @@ fn describe() {
     metrics::describe_gauge!(OPTOUT_LIST_ENTRIES, "Ids on the opt-out list.");
     metrics::describe_counter!(OPTOUT_REQUESTS, "Opt-out and opt-in requests by result.");
     metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by a rate or concurrency limit."
+    );
+    metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
+    metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
 }
 
 pub fn events_received(n: u64) {
@@ -170,6 +191,18 @@ pub fn production_paused(paused: bool) {
 
 pub fn topic_created() {
     counter!(TOPICS_CREATED).increment(1);
+}
+
+pub fn rate_limited(limiter: &'static str) {
+    counter!(RATE_LIMITED, "limiter" => limiter).increment(1);
+}
+
+pub fn rate_limit_keys(n: usize) {
+    gauge!(RATE_LIMIT_KEYS).set(n as f64);
+}
+
+pub fn bot_event(action: &'static str) {
+    counter!(BOT_EVENTS, "action" => action).increment(1);
 }
 
 /// Static labels for the status codes the gateway answers with (no

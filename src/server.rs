@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::http::admin::{self, AdminState};
 use crate::http::{self as api, AppState};
 use crate::ingest::Pipeline;
+use crate::limits::{self, IdleTimeout};
 use crate::metrics;
 use crate::privacy::PrivacyStage;
 use crate::sink::kafka::KafkaSink;
@@ -117,10 +118,17 @@ pub async fn run(
         prometheus,
     });
 
+    tokio::spawn(limits::purge_loop(
+        state.limits.clone(),
+        Duration::from_millis(config.rate_limit.purge_interval_ms),
+        stop_rx.clone(),
+    ));
     let graceful = GracefulShutdown::new();
     let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx.clone()));
     let conn_limit = Arc::new(Semaphore::new(config.server.max_connections));
     let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
+    let idle_timeout = Duration::from_millis(config.server.keep_alive_timeout_ms);
+    let max_header_bytes = config.server.max_header_bytes;
 
     tokio::pin!(shutdown);
     loop {
@@ -146,12 +154,18 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let svc = service_fn(move |req| api::handle(state.clone(), peer, req));
+        // hyper's head timer also runs while a kept-alive connection waits
+        // for its next request; `IdleTimeout` closes quiet ones sooner.
+        // Half-close: a client may shut its write side once its request is
+        // sent and still gets the response.
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .keep_alive(true)
-            .max_buf_size(MAX_HEADER_BYTES.max(8192))
-            .serve_connection(TokioIo::new(stream), svc);
+            .half_close(true)
+            .max_header_size(max_header_bytes)
+            .max_buf_size(max_header_bytes.max(limits::MIN_HEADER_BYTES))
+            .serve_connection(TokioIo::new(IdleTimeout::new(stream, idle_timeout)), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

@@ -84,6 +84,16 @@ pub async fn read(
     decode(enc, collected, max)
 }
 
+/// Decodes an already received body per its `Content-Encoding`, refusing
+/// more than `max` bytes after decompression (what [`read`] does once the
+/// bytes are in).
+pub fn decode_received(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiError> {
+    if raw.len() > max {
+        return Err(ApiError::PayloadTooLarge(max));
+    }
+    decode(encoding(headers)?, raw, max)
+}
+
 fn decode(enc: Encoding, raw: Bytes, max: usize) -> Result<Bytes, ApiError> {
     match enc {
         Encoding::Identity => Ok(raw),

@@ -36,6 +36,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the gateway is over capacity, retry later")]
     Unavailable,
+    #[error("too many requests, retry later")]
+    RateLimited { retry_after_secs: u32 },
+    #[error("too many requests in flight, retry later")]
+    Overloaded,
+    #[error("JSON nests objects or arrays deeper than {0} levels")]
+    TooDeep(usize),
 }
 
 impl ApiError {
@@ -53,11 +59,13 @@ impl ApiError {
             | ApiError::InvalidJson(_)
             | ApiError::InvalidBatch
             | ApiError::InvalidIdentity
-            | ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            | ApiError::BodyRead
+            | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -80,6 +88,18 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded => "overloaded",
+            ApiError::TooDeep(_) => "too_deep",
+        }
+    }
+
+    /// `Retry-After` seconds this error carries itself (rate limits know
+    /// when the client may come back); others use `server.retry_after_secs`.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }

@@ -5,6 +5,11 @@
 //! `GET /v1/pixel.gif`, `POST|GET /v1/optout` and `POST /v1/optin` (see
 //! [`optout`]), and `OPTIONS` preflights. The handler authenticates,
 //! decodes and hands raw events to the [`Pipeline`](crate::ingest::Pipeline).
+//!
+//! Limits (see `limits`): every request first takes an in-flight slot (none
+//! left: 503 `overloaded`); an ingestion request is then counted against its
+//! client IP before its body is read, and against its source's event rate
+//! once its events are counted (over either: 429 `rate_limited`).
 
 pub mod admin;
 pub mod auth;
@@ -29,6 +34,7 @@ use crate::config::{Config, SourceConfig};
 use crate::decode::{self, DecodeError};
 use crate::event::EventType;
 use crate::ingest::{IngestError, Pipeline, RawEvent};
+use crate::limits::{self, Limits, RateLimited};
 use crate::metrics;
 use crate::normalize::RequestMeta;
 use crate::privacy::RequestSignals;
@@ -41,6 +47,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
     pub sources: Sources,
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {
@@ -48,6 +55,7 @@ impl AppState {
         let config = pipeline.config.clone();
         AppState {
             sources: Sources::new(&config.sources),
+            limits: Arc::new(Limits::new(&config)),
             config,
             pipeline,
         }
@@ -104,6 +112,12 @@ pub async fn handle(
     let endpoint = Endpoint::from_path(req.uri().path());
     let label = endpoint.map_or("unknown", Endpoint::label);
     let retry_after = state.config.server.retry_after_secs;
+    // Held until the response is built: a request in flight.
+    let Some(_in_flight) = state.limits.try_begin() else {
+        let resp = response::error(&ApiError::Overloaded, retry_after);
+        metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
+        return Ok(resp);
+    };
     let resp = match (endpoint, req.method()) {
         (None, _) => response::error(&ApiError::NotFound, retry_after),
         (Some(_), &Method::OPTIONS) => cors::preflight(req.headers(), &state.sources),
@@ -118,6 +132,12 @@ pub async fn handle(
     };
     metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
     Ok(resp)
+}
+
+fn rate_limited(r: RateLimited) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: r.retry_after_secs,
+    }
 }
 
 /// A POST to the batch endpoint (`implied` = None) or a single-event one.
@@ -156,6 +176,8 @@ async fn post_inner(
     source_out: &mut Option<Arc<SourceConfig>>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config;
+    let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
+    state.limits.check_ip(client_ip).map_err(rate_limited)?;
     body::check_content_type(&parts.headers)?;
     let bytes = body::read(
         &parts.headers,
@@ -168,7 +190,6 @@ async fn post_inner(
     let header_key = auth::basic_user(&parts.headers);
     let query_key = || auth::query_param(parts.uri.query(), "writeKey");
 
-    let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
     let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
     let signals = RequestSignals::from_headers(&parts.headers);
     let received_at = chrono::Utc::now();
@@ -184,6 +205,16 @@ async fn post_inner(
             if batch.events.len() > cfg.limits.max_batch_events {
                 return Err(ApiError::TooManyEvents(cfg.limits.max_batch_events));
             }
+            if let Some(ctx) = &batch.context {
+                let max_depth = cfg.limits.max_json_depth;
+                if limits::object_too_deep(ctx, max_depth) {
+                    return Err(ApiError::TooDeep(max_depth));
+                }
+            }
+            state
+                .limits
+                .check_source(&source.id, batch.events.len())
+                .map_err(rate_limited)?;
             let meta = RequestMeta {
                 source_id: &source.id,
                 received_at,
@@ -207,6 +238,10 @@ async fn post_inner(
                 .or_else(query_key)
                 .ok_or(ApiError::MissingWriteKey)?;
             let source = authorize(state, &key, parts, source_out)?;
+            state
+                .limits
+                .check_source(&source.id, 1)
+                .map_err(rate_limited)?;
             let text = std::str::from_utf8(&bytes).unwrap_or("");
             let meta = RequestMeta {
                 source_id: &source.id,

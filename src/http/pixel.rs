@@ -19,6 +19,12 @@ use crate::normalize::RequestMeta;
 pub const PIXEL_REFUSED: &str = "trackgate_pixel_refused_total";
 
 pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Response<Body> {
+    let cfg = &state.config;
+    let client_ip = client_ip::resolve(peer.ip(), req.headers(), &cfg.server.trusted_proxies);
+    if state.limits.check_ip(client_ip).is_err() {
+        metrics::counter!(PIXEL_REFUSED, "reason" => "rate_limited").increment(1);
+        return response::pixel();
+    }
     let query = req.uri().query();
     let Some(key) =
         auth::query_param(query, "writeKey").or_else(|| auth::basic_user(req.headers()))
@@ -30,6 +36,10 @@ pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Respons
         metrics::counter!(PIXEL_REFUSED, "reason" => "invalid_write_key").increment(1);
         return response::pixel();
     };
+    if state.limits.check_source(&source.id, 1).is_err() {
+        metrics::counter!(PIXEL_REFUSED, "reason" => "rate_limited").increment(1);
+        return response::pixel();
+    }
     let data = auth::query_param(query, "data").unwrap_or_default();
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(data.trim_end_matches('=').as_bytes())
@@ -46,11 +56,10 @@ pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Respons
         Some(Ok(_)) => RawEvent::Undecodable(text, RejectReason::NotAnObject),
         _ => RawEvent::Undecodable(text, RejectReason::InvalidJson),
     };
-    let cfg = &state.config;
     let meta = RequestMeta {
         source_id: &source.id,
         received_at: chrono::Utc::now(),
-        client_ip: client_ip::resolve(peer.ip(), req.headers(), &cfg.server.trusted_proxies),
+        client_ip,
         user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()),
         batch_sent_at: None,
         batch_context: None,

@@ -51,8 +51,8 @@ pub fn error(err: &ApiError, retry_after_secs: u32) -> Response<Body> {
     if err.status() == StatusCode::SERVICE_UNAVAILABLE
         || err.status() == StatusCode::TOO_MANY_REQUESTS
     {
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let secs = err.retry_after_secs().unwrap_or(retry_after_secs);
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }
