@@ -669,7 +669,8 @@ pub fn unique_ids(records: &[Record]) -> HashSet<String> {
 }
 
 /// A gateway configuration with the given `[kafka]` keys (besides the
-/// brokers and partitions).
+/// brokers and partitions). The per-IP rate limit is off: these tests load
+/// the gateway from one loopback address on purpose.
 pub fn gateway_toml(listen: u16, admin: u16, brokers: &str, kafka: &str) -> String {
     format!(
         r#"
@@ -682,6 +683,9 @@ shutdown_grace_ms = 5000
 brokers = "{brokers}"
 partitions = 2
 {kafka}
+
+[rate_limit]
+enabled = false
 
 [[sources]]
 id = "web"
