@@ -139,6 +139,10 @@ pub struct Args {
     /// Print nothing but the report.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the body of the first generated request of each kind (single,
+    /// batch; decompressed) and exit without sending anything.
+    #[arg(long)]
+    pub sample: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +207,31 @@ impl Args {
             seed: self.seed,
         }
     }
+}
+
+/// The bodies `--sample` prints: the first single-event request and the
+/// first batch of the generated traffic, as JSON text.
+pub fn samples(args: &Args) -> Result<Vec<String>, LoadError> {
+    args.validate()?;
+    let templates = traffic::generate(&args.spec("127.0.0.1", "lt00000000"))?;
+    let mut out = Vec::new();
+    for single in [true, false] {
+        if let Some(t) = templates.iter().find(|t| t.single == single) {
+            let mut buf = Vec::new();
+            t.render(0, &mut buf);
+            let end = buf
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |p| p + 4);
+            let body = if t.is_gzip() {
+                traffic::gunzip(&buf[end..]).map_err(|e| LoadError::Option(e.to_string()))?
+            } else {
+                buf[end..].to_vec()
+            };
+            out.push(String::from_utf8_lossy(&body).into_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// A tag unique to this run, prefixed to every `messageId`.
@@ -460,6 +489,16 @@ mod tests {
         }
         assert!(args(&["--mode", "max", "--rate", "0"]).validate().is_ok());
         assert!(Args::try_parse_from(["x", "--mix", "single=0"]).is_err());
+    }
+
+    #[test]
+    fn samples_are_the_generated_json() {
+        let s = samples(&args(&["--mix", "single=1,batch=1", "--batch-size", "3"])).unwrap();
+        assert_eq!(s.len(), 2);
+        let single: serde_json::Value = serde_json::from_str(&s[0]).unwrap();
+        assert!(single["messageId"].as_str().unwrap().ends_with("-000000000000"));
+        let batch: serde_json::Value = serde_json::from_str(&s[1]).unwrap();
+        assert_eq!(batch["batch"].as_array().unwrap().len(), 3);
     }
 
     #[test]

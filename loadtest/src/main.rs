@@ -5,10 +5,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use trackgate_load::{run, Args, LoadError};
+use trackgate_load::{run, samples, Args, LoadError};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.sample {
+        return match samples(&args) {
+            Ok(bodies) => {
+                for b in bodies {
+                    println!("{b}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("trackgate-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let report = match run(&args) {
         Ok(r) => r,
         Err(e) => {

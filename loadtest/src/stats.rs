@@ -108,6 +108,14 @@ impl Recorder {
         self.counted_answers += other.counted_answers;
     }
 
+    /// Requests answered with a 2xx status.
+    pub fn answered_2xx(&self) -> u64 {
+        self.statuses
+            .range(200..300)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn statuses(&self) -> &BTreeMap<u16, u64> {
         &self.statuses
     }
@@ -171,6 +179,9 @@ pub struct Report {
     pub requests_sent: u64,
     pub requests_answered: u64,
     pub requests_per_second: f64,
+    /// Requests answered with a 2xx status, and per second.
+    pub requests_2xx: u64,
+    pub requests_2xx_per_second: f64,
     pub events_sent: u64,
     /// Events in 2xx answers.
     pub events_2xx: u64,
@@ -221,6 +232,8 @@ impl Report {
             requests_sent: info.requests_sent,
             requests_answered: rec.answered,
             requests_per_second: rec.answered as f64 / secs,
+            requests_2xx: rec.answered_2xx(),
+            requests_2xx_per_second: rec.answered_2xx() as f64 / secs,
             events_sent: rec.events_sent,
             events_2xx: rec.events_2xx,
             events_per_second: rec.events_2xx as f64 / secs,
@@ -289,8 +302,12 @@ impl Report {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  requests   {} sent{planned}, {} answered: {:.0} req/s ({:.1} MB sent)",
-            self.requests_sent, self.requests_answered, self.requests_per_second, self.megabytes_sent
+            "  requests   {} sent{planned}, {} answered: {:.0} req/s, {:.0} 2xx/s ({:.1} MB sent)",
+            self.requests_sent,
+            self.requests_answered,
+            self.requests_per_second,
+            self.requests_2xx_per_second,
+            self.megabytes_sent
         );
         let _ = writeln!(
             s,
@@ -442,6 +459,7 @@ mod tests {
         assert_eq!(r.events_2xx, 51);
         assert_eq!((r.accepted, r.rejected, r.dropped), (48, 1, 1));
         assert_eq!(r.requests_per_second, 1.5);
+        assert_eq!((r.requests_2xx, r.requests_2xx_per_second), (2, 1.0));
         assert_eq!(r.events_per_second, 25.5);
         assert_eq!(r.statuses.get("503"), Some(&1));
         assert_eq!(r.statuses.get("204"), Some(&1));
