@@ -31,7 +31,7 @@ use client::{counts, Conn};
 use schedule::{wait_until, Schedule, Slots};
 use stats::{Recorder, Report, RunInfo};
 use target::{check_brokers, parse_target, TargetError};
-use traffic::{EventMix, RequestMix, Template, TrafficError, TrafficSpec};
+use traffic::{EventMix, RequestMix, Renderer, Template, TrafficError, TrafficSpec};
 use verify::{Baseline, Checker, Fate, Sent, Topics, VerifyError};
 
 /// Longest run the tool agrees to.
@@ -218,7 +218,7 @@ pub fn samples(args: &Args) -> Result<Vec<String>, LoadError> {
     for single in [true, false] {
         if let Some(t) = templates.iter().find(|t| t.single == single) {
             let mut buf = Vec::new();
-            t.render(0, &mut buf);
+            t.render(0, &mut traffic::Renderer::default(), &mut buf)?;
             let end = buf
                 .windows(4)
                 .position(|w| w == b"\r\n\r\n")
@@ -391,6 +391,7 @@ async fn worker(shared: Arc<Shared>, start: Instant) -> (Recorder, Vec<Sent>) {
     let mut ledger = Vec::new();
     let mut conn: Option<Conn> = None;
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut renderer = Renderer::default();
     wait_until(start).await;
     loop {
         let now = Instant::now();
@@ -415,7 +416,12 @@ async fn worker(shared: Arc<Shared>, start: Instant) -> (Recorder, Vec<Sent>) {
         let t = &shared.templates[template_index];
         let n = t.events.len();
         let first_id = shared.next_event.fetch_add(n as u64, Ordering::Relaxed);
-        t.render(first_id, &mut buf);
+        if t.render(first_id, &mut renderer, &mut buf).is_err() {
+            // Compression of an in-memory buffer does not fail; should it,
+            // the request is not sent and counts as a transport error.
+            rec.transport_errors += 1;
+            continue;
+        }
         let mut note = |fate: Fate| {
             if shared.keep_ledger {
                 ledger.push(Sent {

@@ -17,7 +17,7 @@
 //! too (the generator only sends valid events, so there should be none).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -169,6 +169,9 @@ pub struct VerifyReport {
     pub invalid_topic: u64,
     /// Records of other producers or runs, ignored.
     pub foreign: u64,
+    /// Records delivered to the reader again at a position it had already
+    /// read (a consumer-side repeat, not a duplicate on the broker).
+    pub reread: u64,
     pub read_seconds: f64,
 }
 
@@ -177,7 +180,7 @@ impl VerifyReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "  verify     {}: expected {}, found {}, missing {}, duplicates {}, misrouted {}, unexpected {}, on invalid topic {}; uncertain {} ({} arrived); read in {:.1} s",
+            "  verify     {}: expected {}, found {}, missing {}, duplicates {}, misrouted {}, unexpected {}, on invalid topic {}; uncertain {} ({} arrived); re-read {}; read in {:.1} s",
             if self.passed { "PASSED" } else { "FAILED" },
             self.expected,
             self.found,
@@ -188,6 +191,7 @@ impl VerifyReport {
             self.invalid_topic,
             self.uncertain,
             self.uncertain_found,
+            self.reread,
             self.read_seconds
         );
         for (t, c) in &self.topics {
@@ -213,6 +217,8 @@ pub struct Checker<'a> {
     ledger: Vec<Sent>,
     /// Copies seen of each event counter.
     seen: Vec<u32>,
+    /// Partition positions already read.
+    positions: HashSet<(Option<Topic>, i32, i64)>,
     report: VerifyReport,
 }
 
@@ -245,6 +251,7 @@ impl<'a> Checker<'a> {
             templates,
             ledger,
             seen: vec![0; usize::try_from(events).unwrap_or(0)],
+            positions: HashSet::new(),
             report,
         }
     }
@@ -268,8 +275,13 @@ impl<'a> Checker<'a> {
         self.report.expected
     }
 
-    /// One record read from `topic` (`None`: the invalid topic).
-    pub fn record(&mut self, topic: Option<Topic>, payload: &[u8]) {
+    /// One record read from `topic` (`None`: the invalid topic) at
+    /// `partition` and `offset`.
+    pub fn record(&mut self, topic: Option<Topic>, partition: i32, offset: i64, payload: &[u8]) {
+        if !self.positions.insert((topic, partition, offset)) {
+            self.report.reread += 1;
+            return;
+        }
         let Some(topic) = topic else {
             let tag = self.run_tag.as_bytes();
             if payload.windows(tag.len()).any(|w| w == tag) {
@@ -376,7 +388,12 @@ pub fn read_back(
                     .iter()
                     .find(|(n, _)| n == m.topic())
                     .and_then(|(_, t)| *t);
-                checker.record(topic, m.payload().unwrap_or_default());
+                checker.record(
+                    topic,
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or_default(),
+                );
             }
             Some(Err(_)) | None => {}
         }
@@ -390,6 +407,16 @@ mod tests {
     use crate::traffic::{generate, message_id, EventMix, RequestMix, TrafficSpec};
 
     const TAG: &str = "lt00c0ffee";
+
+    thread_local!(static OFFSET: std::cell::Cell<i64> = const { std::cell::Cell::new(0) });
+
+    /// A fresh partition offset for each record.
+    fn off() -> i64 {
+        OFFSET.with(|o| {
+            o.set(o.get() + 1);
+            o.get()
+        })
+    }
 
     fn templates() -> Vec<Template> {
         generate(&TrafficSpec {
@@ -455,18 +482,31 @@ mod tests {
         let mut first = 0;
         for s in l.iter().rev() {
             for (k, kind) in t[s.template as usize].events.iter().enumerate() {
-                c.record(Some(kind.topic()), &payload(first + k as u64));
+                c.record(Some(kind.topic()), 0, off(), &payload(first + k as u64));
             }
             first += t[s.template as usize].events.len() as u64;
         }
-        c.record(Some(Topic::Pageviews), b"{\"messageId\":\"someone-else\"}");
-        c.record(None, b"{\"payload\":\"unrelated\"}");
+        c.record(Some(Topic::Pageviews), 0, off(), b"{\"messageId\":\"someone-else\"}");
+        c.record(None, 0, off(), b"{\"payload\":\"unrelated\"}");
         assert_eq!(c.found(), n);
         let r = c.finish(Duration::ZERO);
         assert!(r.passed, "{r:?}");
         assert_eq!((r.expected, r.found, r.foreign), (n, n, 2));
         let per_topic: u64 = r.topics.values().map(|c| c.expected).sum();
         assert_eq!(per_topic, n);
+    }
+
+    #[test]
+    fn a_position_read_twice_is_a_reread_not_a_duplicate() {
+        let t = templates();
+        let (l, n) = ledger(&t, &[Fate::Accepted; 6]);
+        let mut c = Checker::new(TAG, &t, l.clone(), n);
+        let topic = t[5].events[0].topic();
+        let first5 = n - t[5].events.len() as u64;
+        c.record(Some(topic), 1, 77, &payload(first5));
+        c.record(Some(topic), 1, 77, &payload(first5));
+        let r = c.finish(Duration::ZERO);
+        assert_eq!((r.duplicates, r.reread, r.found), (0, 1, 1));
     }
 
     #[test]
@@ -495,15 +535,15 @@ mod tests {
                 match (s.fate, id) {
                     (Fate::Accepted, 0) => {}
                     (Fate::Accepted, 1) => {
-                        c.record(Some(topic_of(id)), &payload(id));
-                        c.record(Some(topic_of(id)), &payload(id));
+                        c.record(Some(topic_of(id)), 0, off(), &payload(id));
+                        c.record(Some(topic_of(id)), 0, off(), &payload(id));
                     }
                     (Fate::Accepted, 2) => {
                         let wrong = Topic::ALL.into_iter().find(|x| *x != topic_of(id)).unwrap();
-                        c.record(Some(wrong), &payload(id));
+                        c.record(Some(wrong), 0, off(), &payload(id));
                     }
                     (Fate::Accepted, _) | (Fate::Uncertain, _) => {
-                        c.record(Some(topic_of(id)), &payload(id))
+                        c.record(Some(topic_of(id)), 0, off(), &payload(id))
                     }
                     _ => {}
                 }
@@ -512,8 +552,8 @@ mod tests {
         // One event of the refused request shows up anyway, and one of the
         // run on the invalid topic.
         let refused = sorted.iter().find(|s| s.fate == Fate::Refused).unwrap();
-        c.record(Some(topic_of(refused.first_id)), &payload(refused.first_id));
-        c.record(None, format!("{{\"payload\":\"{}\"}}", message_id(TAG, 3)).as_bytes());
+        c.record(Some(topic_of(refused.first_id)), 0, off(), &payload(refused.first_id));
+        c.record(None, 0, off(), format!("{{\"payload\":\"{}\"}}", message_id(TAG, 3)).as_bytes());
         let r = c.finish(Duration::ZERO);
         assert!(!r.passed);
         assert_eq!(r.missing, 1);
