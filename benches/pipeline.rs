@@ -11,13 +11,21 @@
 //! - `ingest`: `Pipeline::ingest` itself, with metrics installed and a real
 //!   producer talking to librdkafka's in-process mock cluster.
 //!
+//! Times are CPU time of the benchmarking thread (see `support/cpu_time.rs`),
+//! so the figures hold on a busy shared machine; `ingest` does not count
+//! the producer's own thread.
+//!
 //! Run: `cargo bench --bench pipeline` (add `-- --quick` for a fast pass).
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use cpu_time::ThreadCpuTime;
 use std::hint::black_box;
 use trackgate::config::Config;
 use trackgate::decode;
@@ -58,7 +66,7 @@ fn events(batch: &decode::Batch<'_>) -> Vec<Event> {
         .collect()
 }
 
-fn stages(c: &mut Criterion) {
+fn stages(c: &mut Criterion<ThreadCpuTime>) {
     let body = BATCH.as_bytes();
     let batch = decode::batch(body).expect("fixture batch decodes");
     let n = batch.events.len() as u64;
@@ -140,29 +148,52 @@ fn stages(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.bench_function("batch50_without_producer", |b| {
         let mut buf = Vec::with_capacity(4096);
-        b.iter(|| {
-            let batch = decode::batch(black_box(body)).expect("decodes");
-            let m = meta(Some(&batch));
-            for raw in &batch.events {
-                let Ok(mut ev) = Event::parse(raw.get(), None, 32 * 1024) else {
-                    continue;
-                };
-                if normalize::normalize(&mut ev, &m).is_err() {
-                    continue;
-                }
-                if let Verdict::Drop(_) = privacy.apply(&mut ev, &m) {
-                    continue;
-                }
-                buf.clear();
-                serde_json::to_writer(&mut buf, &ev.body).expect("serializes");
-                black_box((router.topic(&ev), ev.visitor_key(), buf.len()));
-            }
-        })
+        b.iter(|| cpu_path(black_box(body), &privacy, &router, &mut buf))
     });
     g.finish();
 }
 
-fn ingest(c: &mut Criterion) {
+/// Everything `Pipeline::ingest` does to a batch except producing:
+/// decode, parse and validate, normalize, privacy, route, serialize.
+fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<u8>) -> usize {
+    let batch = decode::batch(body).expect("decodes");
+    let m = meta(Some(&batch));
+    let mut bytes = 0;
+    for raw in &batch.events {
+        let Ok(mut ev) = Event::parse(raw.get(), None, 32 * 1024) else {
+            continue;
+        };
+        if normalize::normalize(&mut ev, &m).is_err() {
+            continue;
+        }
+        if let Verdict::Drop(_) = privacy.apply(&mut ev, &m) {
+            continue;
+        }
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &ev.body).expect("serializes");
+        black_box((router.topic(&ev), ev.visitor_key()));
+        bytes += buf.len();
+    }
+    bytes
+}
+
+/// `PIPELINE_FIXED_ITERATIONS=N`: runs the CPU path over the fixture batch N
+/// times and exits, without criterion; for instruction counts that do not
+/// depend on a busy machine, e.g.
+/// `valgrind --tool=callgrind target/release/deps/pipeline-… ` with it set.
+fn fixed_iterations(n: u64) {
+    let cfg = config("127.0.0.1:9");
+    let router = Router::new(&cfg.kafka.topics, &cfg.routing);
+    let privacy = PrivacyStage::new();
+    let mut buf = Vec::with_capacity(4096);
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += cpu_path(black_box(BATCH.as_bytes()), &privacy, &router, &mut buf);
+    }
+    println!("{n} batches, {bytes} record bytes");
+}
+
+fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     trackgate::metrics::install();
     let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     let cfg = Arc::new(config(&cluster.bootstrap_servers()));
@@ -205,8 +236,20 @@ fn ingest(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .with_measurement(ThreadCpuTime)
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
     targets = stages, ingest
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("PIPELINE_FIXED_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        fixed_iterations(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
