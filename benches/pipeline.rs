@@ -181,7 +181,20 @@ fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<
 /// times and exits, without criterion; for instruction counts that do not
 /// depend on a busy machine, e.g.
 /// `valgrind --tool=callgrind target/release/deps/pipeline-… ` with it set.
+/// With `PIPELINE_FIXED_TARGET=ingest` it runs `Pipeline::ingest` instead
+/// (metrics installed, producer on the mock cluster; count the main thread
+/// with `--separate-threads=yes`).
 fn fixed_iterations(n: u64) {
+    if std::env::var("PIPELINE_FIXED_TARGET").as_deref() == Ok("ingest") {
+        let (pipeline, sink, _cluster) = ingest_pipeline();
+        let mut accepted = 0;
+        for _ in 0..n {
+            accepted += ingest_batch(&pipeline, black_box(BATCH.as_bytes())).accepted;
+        }
+        sink.flush(Duration::from_secs(10));
+        println!("{n} batches, {accepted} events accepted");
+        return;
+    }
     let cfg = config("127.0.0.1:9");
     let router = Router::new(&cfg.kafka.topics, &cfg.routing);
     let privacy = PrivacyStage::new();
@@ -193,7 +206,11 @@ fn fixed_iterations(n: u64) {
     println!("{n} batches, {bytes} record bytes");
 }
 
-fn ingest(c: &mut Criterion<ThreadCpuTime>) {
+type MockCluster = rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
+/// A pipeline with metrics installed and its producer on an in-process
+/// mock cluster (which must outlive it).
+fn ingest_pipeline() -> (Pipeline, Arc<KafkaSink>, MockCluster) {
     trackgate::metrics::install();
     let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     let cfg = Arc::new(config(&cluster.bootstrap_servers()));
@@ -203,18 +220,24 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
             .expect("mock topic");
     }
     let sink = Arc::new(KafkaSink::new(&cfg.kafka, &cluster.bootstrap_servers()).expect("sink"));
-    let pipeline = Pipeline::new(cfg, sink.clone());
+    (Pipeline::new(cfg, sink.clone()), sink, cluster)
+}
+
+fn ingest_batch(pipeline: &Pipeline, body: &[u8]) -> trackgate::ingest::Outcome {
+    let batch = decode::batch(body).expect("decodes");
+    let m = meta(Some(&batch));
+    let raws = batch.events.iter().map(|r| RawEvent::Json(r.get())).collect();
+    pipeline.ingest(raws, None, &m).expect("room in the queue")
+}
+
+fn ingest(c: &mut Criterion<ThreadCpuTime>) {
+    let (pipeline, sink, _cluster) = ingest_pipeline();
     let body = BATCH.as_bytes();
 
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(50));
     g.bench_function("batch50", |b| {
-        b.iter(|| {
-            let batch = decode::batch(black_box(body)).expect("decodes");
-            let m = meta(Some(&batch));
-            let raws = batch.events.iter().map(|r| RawEvent::Json(r.get())).collect();
-            pipeline.ingest(raws, None, &m).expect("room in the queue")
-        })
+        b.iter(|| ingest_batch(&pipeline, black_box(body)))
     });
     g.throughput(Throughput::Elements(1));
     g.bench_function("single_page", |b| {

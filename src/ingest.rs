@@ -125,10 +125,7 @@ impl Pipeline {
                 .sink
                 .send(topic, key, &buf, &headers, RecordKind::Event)
             {
-                Ok(()) => {
-                    metrics::events_accepted(1);
-                    out.accepted += 1;
-                }
+                Ok(()) => out.accepted += 1,
                 Err(e) => {
                     if !matches!(e, SinkError::QueueFull) {
                         tracing::warn!(error = %e, topic, "produce failed");
@@ -138,6 +135,11 @@ impl Pipeline {
                     out.rejected += 1;
                 }
             }
+        }
+        // Counted once per request: a labelled counter costs a registry
+        // lookup per call.
+        if out.accepted > 0 {
+            metrics::events_accepted(u64::from(out.accepted));
         }
         if queue_full && out.accepted == 0 {
             return Err(IngestError::Unavailable);
