@@ -36,6 +36,10 @@ use trackgate::privacy::{PrivacyStage, Verdict};
 use trackgate::route::Router;
 use trackgate::sink::kafka::KafkaSink;
 
+/// The gateway binary's allocator (src/main.rs), so the figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: &str = include_str!("fixtures/batch50.json");
 const SINGLE: &str = include_str!("fixtures/single_page.json");
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0";
