@@ -24,8 +24,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use cpu_time::ThreadCpuTime;
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 use trackgate::config::Config;
 use trackgate::decode;
@@ -210,7 +210,8 @@ fn fixed_iterations(n: u64) {
     println!("{n} batches, {bytes} record bytes");
 }
 
-type MockCluster = rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+type MockCluster =
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
 /// A pipeline with metrics installed and its producer on an in-process
 /// mock cluster (which must outlive it).
@@ -230,7 +231,11 @@ fn ingest_pipeline() -> (Pipeline, Arc<KafkaSink>, MockCluster) {
 fn ingest_batch(pipeline: &Pipeline, body: &[u8]) -> trackgate::ingest::Outcome {
     let batch = decode::batch(body).expect("decodes");
     let m = meta(Some(&batch));
-    let raws = batch.events.iter().map(|r| RawEvent::Json(r.get())).collect();
+    let raws = batch
+        .events
+        .iter()
+        .map(|r| RawEvent::Json(r.get()))
+        .collect();
     pipeline.ingest(raws, None, &m).expect("room in the queue")
 }
 

@@ -262,11 +262,17 @@ mod tests {
         for _ in 0..2000 {
             // Steps through the years 1970–9999 with varying milliseconds.
             t += chrono::Duration::milliseconds(126_500_000_123);
-            assert_eq!(format_time(t), t.to_rfc3339_opts(SecondsFormat::Millis, true));
+            assert_eq!(
+                format_time(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
         }
         let far = DateTime::from_timestamp(253_402_300_800, 0).unwrap();
         assert_eq!(far.year(), 10000);
-        assert_eq!(format_time(far), far.to_rfc3339_opts(SecondsFormat::Millis, true));
+        assert_eq!(
+            format_time(far),
+            far.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
     }
 
     #[test]

@@ -65,7 +65,12 @@ impl ValueFormatter for CpuFormatter {
         unit
     }
 
-    fn scale_throughputs(&self, typical_ns: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+    fn scale_throughputs(
+        &self,
+        typical_ns: f64,
+        t: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
         let (per_iter, kind) = match *t {
             Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n as f64, "B"),
             Throughput::Elements(n) => (n as f64, "elem"),

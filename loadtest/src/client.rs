@@ -149,7 +149,8 @@ mod tests {
 
     #[test]
     fn parses_heads_with_and_without_bodies() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\nhello";
+        let raw =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\nhello";
         let a = parse(raw).unwrap().unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(&raw[a.body.clone()], b"hello");
@@ -158,9 +159,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((a.status, a.body.len()), (204, 0));
-        let a = parse(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\ncontent-length: 0\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let a = parse(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\ncontent-length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert!(a.close);
         assert!(parse(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap().close);
     }

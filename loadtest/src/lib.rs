@@ -31,7 +31,7 @@ use client::{counts, Conn};
 use schedule::{wait_until, Schedule, Slots};
 use stats::{Recorder, Report, RunInfo};
 use target::{check_brokers, parse_target, TargetError};
-use traffic::{EventMix, RequestMix, Renderer, Template, TrafficError, TrafficSpec};
+use traffic::{EventMix, Renderer, RequestMix, Template, TrafficError, TrafficSpec};
 use verify::{Baseline, Checker, Fate, Sent, Topics, VerifyError};
 
 /// Longest run the tool agrees to.
@@ -443,7 +443,11 @@ async fn worker(shared: Arc<Shared>, start: Instant) -> (Recorder, Vec<Sent>) {
                 }
             },
         };
-        rec.sent(n, buf.len(), Instant::now().saturating_duration_since(intended));
+        rec.sent(
+            n,
+            buf.len(),
+            Instant::now().saturating_duration_since(intended),
+        );
         shared.sent.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(shared.timeout, c.exchange(&buf)).await {
             Ok(Ok(answer)) => {
@@ -502,7 +506,10 @@ mod tests {
         let s = samples(&args(&["--mix", "single=1,batch=1", "--batch-size", "3"])).unwrap();
         assert_eq!(s.len(), 2);
         let single: serde_json::Value = serde_json::from_str(&s[0]).unwrap();
-        assert!(single["messageId"].as_str().unwrap().ends_with("-000000000000"));
+        assert!(single["messageId"]
+            .as_str()
+            .unwrap()
+            .ends_with("-000000000000"));
         let batch: serde_json::Value = serde_json::from_str(&s[1]).unwrap();
         assert_eq!(batch["batch"].as_array().unwrap().len(), 3);
     }
@@ -569,8 +576,17 @@ mod tests {
         let (addr, count) = tiny_server();
         let target = format!("http://{addr}");
         let a = args(&[
-            "--target", &target, "--rate", "200", "--duration", "0.5", "--connections", "4",
-            "--templates", "16", "--quiet",
+            "--target",
+            &target,
+            "--rate",
+            "200",
+            "--duration",
+            "0.5",
+            "--connections",
+            "4",
+            "--templates",
+            "16",
+            "--quiet",
         ]);
         let r = run(&a).unwrap();
         assert_eq!(r.requests_sent, 100);
@@ -586,8 +602,19 @@ mod tests {
         let (addr, count) = tiny_server();
         let target = format!("http://{addr}");
         let a = args(&[
-            "--target", &target, "--mode", "max", "--duration", "30", "--max-requests", "300",
-            "--connections", "3", "--templates", "8", "--quiet",
+            "--target",
+            &target,
+            "--mode",
+            "max",
+            "--duration",
+            "30",
+            "--max-requests",
+            "300",
+            "--connections",
+            "3",
+            "--templates",
+            "8",
+            "--quiet",
         ]);
         let r = run(&a).unwrap();
         assert_eq!(r.requests_answered, 300);

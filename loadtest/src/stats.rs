@@ -74,7 +74,13 @@ impl Recorder {
         self.lag.saturating_record(micros(lag));
     }
 
-    pub fn answered(&mut self, status: u16, latency: Duration, events: usize, counts: Option<Counts>) {
+    pub fn answered(
+        &mut self,
+        status: u16,
+        latency: Duration,
+        events: usize,
+        counts: Option<Counts>,
+    ) {
         self.answered += 1;
         self.latency.saturating_record(micros(latency));
         *self.statuses.entry(status).or_insert(0) += 1;
@@ -110,10 +116,7 @@ impl Recorder {
 
     /// Requests answered with a 2xx status.
     pub fn answered_2xx(&self) -> u64 {
-        self.statuses
-            .range(200..300)
-            .map(|(_, n)| n)
-            .sum()
+        self.statuses.range(200..300).map(|(_, n)| n).sum()
     }
 
     pub fn statuses(&self) -> &BTreeMap<u16, u64> {
@@ -258,7 +261,13 @@ impl Report {
     }
 
     /// Attaches the server's CPU and memory figures.
-    pub fn with_server(mut self, pid: u32, cpu_seconds: f64, peak_rss_kib: u64, rss_kib: u64) -> Report {
+    pub fn with_server(
+        mut self,
+        pid: u32,
+        cpu_seconds: f64,
+        peak_rss_kib: u64,
+        rss_kib: u64,
+    ) -> Report {
         let cpu = cpu_seconds.max(f64::EPSILON);
         self.server = Some(ServerUsage {
             pid,
@@ -274,10 +283,7 @@ impl Report {
     /// True when the run is clean: every request answered 2xx, no
     /// transport failure, and verification (when asked for) passed.
     pub fn clean(&self) -> bool {
-        let non_2xx = self
-            .statuses
-            .iter()
-            .any(|(s, _)| !s.starts_with('2'));
+        let non_2xx = self.statuses.iter().any(|(s, _)| !s.starts_with('2'));
         !non_2xx
             && self.transport_errors == 0
             && self.timeouts == 0

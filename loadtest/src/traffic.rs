@@ -323,7 +323,12 @@ impl Template {
 
     /// Writes the request into `out` with `messageId` counters
     /// `first_id, first_id + 1, …` for its events.
-    pub fn render(&self, first_id: u64, r: &mut Renderer, out: &mut Vec<u8>) -> Result<(), TrafficError> {
+    pub fn render(
+        &self,
+        first_id: u64,
+        r: &mut Renderer,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TrafficError> {
         r.plain.clear();
         r.plain.extend_from_slice(&self.body);
         for (k, &slot) in self.slots.iter().enumerate() {
@@ -382,7 +387,10 @@ const PAGES: &[(&str, &str)] = &[
     ("/checkout/shipping", "Checkout – Shipping"),
     ("/checkout/payment", "Checkout – Payment"),
     ("/account/orders", "Your orders"),
-    ("/blog/how-to-choose-running-shoes", "How to choose running shoes"),
+    (
+        "/blog/how-to-choose-running-shoes",
+        "How to choose running shoes",
+    ),
     ("/search", "Search"),
 ];
 
@@ -416,7 +424,13 @@ const TIMEZONES: &[&str] = &[
     "Asia/Tokyo",
     "America/Los_Angeles",
 ];
-const SCREENS: &[(u32, u32)] = &[(1920, 1080), (1440, 900), (390, 844), (412, 915), (2560, 1440)];
+const SCREENS: &[(u32, u32)] = &[
+    (1920, 1080),
+    (1440, 900),
+    (390, 844),
+    (412, 915),
+    (2560, 1440),
+];
 const TRACK_NAMES: &[&str] = &[
     "Product Viewed",
     "Product Added",
@@ -671,7 +685,10 @@ fn template(rng: &mut Rng, spec: &TrafficSpec, timestamp: &str) -> Result<Templa
     let v = visitor(rng);
     let (path, mut plain) = if single {
         let ev = event_json(rng, events[0], &v, spec, false, timestamp);
-        (single_path(events[0]), serde_json::to_vec(&ev).unwrap_or_default())
+        (
+            single_path(events[0]),
+            serde_json::to_vec(&ev).unwrap_or_default(),
+        )
     } else {
         let list: Vec<Value> = events
             .iter()
@@ -801,7 +818,13 @@ mod tests {
 
     #[test]
     fn gzip_bodies_are_valid_streams_with_fresh_ids() {
-        let s = spec(RequestMix { single: 0, batch: 1 }, 1.0);
+        let s = spec(
+            RequestMix {
+                single: 0,
+                batch: 1,
+            },
+            1.0,
+        );
         let templates = generate(&s).unwrap();
         assert!(templates.iter().all(Template::is_gzip));
         let mut buf = Vec::new();

@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn status_memory_fields() {
-        let status = "Name:\ttrackgate\nVmPeak:\t  900000 kB\nVmHWM:\t   45120 kB\nVmRSS:\t   40000 kB\n";
+        let status =
+            "Name:\ttrackgate\nVmPeak:\t  900000 kB\nVmHWM:\t   45120 kB\nVmRSS:\t   40000 kB\n";
         assert_eq!(
             parse_status_memory(status),
             Some(Memory {

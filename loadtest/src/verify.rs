@@ -230,7 +230,12 @@ struct IdOnly<'a> {
 
 impl<'a> Checker<'a> {
     /// `events` is the number of event counters handed out in the run.
-    pub fn new(run_tag: &'a str, templates: &'a [Template], mut ledger: Vec<Sent>, events: u64) -> Checker<'a> {
+    pub fn new(
+        run_tag: &'a str,
+        templates: &'a [Template],
+        mut ledger: Vec<Sent>,
+        events: u64,
+    ) -> Checker<'a> {
         ledger.sort_unstable_by_key(|s| s.first_id);
         let mut report = VerifyReport::default();
         for s in &ledger {
@@ -258,7 +263,10 @@ impl<'a> Checker<'a> {
 
     /// The request an event counter belongs to, and the event's topic.
     fn lookup(&self, id: u64) -> Option<(Fate, Topic)> {
-        let i = self.ledger.partition_point(|s| s.first_id <= id).checked_sub(1)?;
+        let i = self
+            .ledger
+            .partition_point(|s| s.first_id <= id)
+            .checked_sub(1)?;
         let s = self.ledger[i];
         let kind = self.templates[s.template as usize]
             .events
@@ -445,11 +453,13 @@ mod tests {
 
     #[test]
     fn fates_follow_the_answer() {
-        let c = |a, r, d| Some(Counts {
-            accepted: a,
-            rejected: r,
-            dropped: d,
-        });
+        let c = |a, r, d| {
+            Some(Counts {
+                accepted: a,
+                rejected: r,
+                dropped: d,
+            })
+        };
         assert_eq!(Fate::from_answer(200, 3, c(3, 0, 0)), Fate::Accepted);
         assert_eq!(Fate::from_answer(200, 3, c(0, 0, 3)), Fate::Dropped);
         assert_eq!(Fate::from_answer(200, 3, c(2, 1, 0)), Fate::Uncertain);
@@ -486,7 +496,12 @@ mod tests {
             }
             first += t[s.template as usize].events.len() as u64;
         }
-        c.record(Some(Topic::Pageviews), 0, off(), b"{\"messageId\":\"someone-else\"}");
+        c.record(
+            Some(Topic::Pageviews),
+            0,
+            off(),
+            b"{\"messageId\":\"someone-else\"}",
+        );
         c.record(None, 0, off(), b"{\"payload\":\"unrelated\"}");
         assert_eq!(c.found(), n);
         let r = c.finish(Duration::ZERO);
@@ -552,8 +567,18 @@ mod tests {
         // One event of the refused request shows up anyway, and one of the
         // run on the invalid topic.
         let refused = sorted.iter().find(|s| s.fate == Fate::Refused).unwrap();
-        c.record(Some(topic_of(refused.first_id)), 0, off(), &payload(refused.first_id));
-        c.record(None, 0, off(), format!("{{\"payload\":\"{}\"}}", message_id(TAG, 3)).as_bytes());
+        c.record(
+            Some(topic_of(refused.first_id)),
+            0,
+            off(),
+            &payload(refused.first_id),
+        );
+        c.record(
+            None,
+            0,
+            off(),
+            format!("{{\"payload\":\"{}\"}}", message_id(TAG, 3)).as_bytes(),
+        );
         let r = c.finish(Duration::ZERO);
         assert!(!r.passed);
         assert_eq!(r.missing, 1);

@@ -88,7 +88,13 @@ fn ready(admin: SocketAddr) -> bool {
 }
 
 /// Runs the gateway in-process until the returned sender is used.
-fn start_gateway(brokers: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+fn start_gateway(
+    brokers: &str,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     let toml = format!(
         r#"
 [server]
@@ -174,7 +180,12 @@ fn a_short_open_loop_run_is_delivered_exactly_once() {
 
     assert_eq!(report.requests_sent, 200);
     assert_eq!(report.requests_answered, 200);
-    assert_eq!(report.statuses.get("200"), Some(&200), "{:?}", report.statuses);
+    assert_eq!(
+        report.statuses.get("200"),
+        Some(&200),
+        "{:?}",
+        report.statuses
+    );
     assert_eq!(report.transport_errors + report.timeouts, 0);
     assert_eq!(
         report.accepted + report.dropped,

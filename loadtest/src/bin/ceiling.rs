@@ -35,7 +35,10 @@ struct Cli {
 }
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let status = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    let status = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(body) => {
             std::hint::black_box(body.to_bytes());
             StatusCode::NO_CONTENT
