@@ -225,6 +225,8 @@ print(f"open loop at {openj['target_rate']:.0f} req/s (half the gateway's median
 l = openj["latency_us"]
 print(f"  latency p50 {l['p50']} µs, p90 {l['p90']} µs, p99 {l['p99']} µs, p99.9 {l['p999']} µs, max {l['max']} µs")
 print(f"  send lag p99 {openj['send_lag_us']['p99']} µs (generator lateness, included above)")
+sv = openj["service_us"]
+print(f"  service time (from the actual send; the server's share, diagnosis only) p50 {sv['p50']} µs, p99 {sv['p99']} µs")
 print(f"  statuses {openj['statuses']}, transport errors {openj['transport_errors']}, timeouts {openj['timeouts']}")
 if ver:
     print(f"  verification {'PASSED' if ver['passed'] else 'FAILED'}: expected {ver['expected']}, found {ver['found']}, missing {ver['missing']}, duplicates {ver['duplicates']}, misrouted {ver['misrouted']}, unexpected {ver['unexpected']}")

@@ -443,15 +443,14 @@ async fn worker(shared: Arc<Shared>, start: Instant) -> (Recorder, Vec<Sent>) {
                 }
             },
         };
-        rec.sent(
-            n,
-            buf.len(),
-            Instant::now().saturating_duration_since(intended),
-        );
+        let sent_at = Instant::now();
+        rec.sent(n, buf.len(), sent_at.saturating_duration_since(intended));
         shared.sent.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(shared.timeout, c.exchange(&buf)).await {
             Ok(Ok(answer)) => {
-                let latency = Instant::now().saturating_duration_since(intended);
+                let now = Instant::now();
+                rec.served(now.saturating_duration_since(sent_at));
+                let latency = now.saturating_duration_since(intended);
                 let counted = counts(c.body(&answer));
                 rec.answered(answer.status, latency, n, counted);
                 note(Fate::from_answer(answer.status, n, counted));

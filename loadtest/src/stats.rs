@@ -29,6 +29,9 @@ pub struct Recorder {
     latency: Histogram<u64>,
     /// How late requests left compared to their intended time.
     lag: Histogram<u64>,
+    /// From the actual send to the complete answer (open loop: latency
+    /// without the generator's lateness; for diagnosis only).
+    service: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     pub transport_errors: u64,
     pub timeouts: u64,
@@ -50,6 +53,7 @@ impl Default for Recorder {
         Recorder {
             latency: histogram(),
             lag: histogram(),
+            service: histogram(),
             statuses: BTreeMap::new(),
             transport_errors: 0,
             timeouts: 0,
@@ -72,6 +76,11 @@ impl Recorder {
         self.events_sent += events as u64;
         self.bytes_sent += bytes as u64;
         self.lag.saturating_record(micros(lag));
+    }
+
+    /// Time from the actual send to the answer.
+    pub fn served(&mut self, d: Duration) {
+        self.service.saturating_record(micros(d));
     }
 
     pub fn answered(
@@ -99,6 +108,7 @@ impl Recorder {
         // Both histograms share bounds, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
         let _ = self.lag.add(&other.lag);
+        let _ = self.service.add(&other.service);
         for (s, n) in &other.statuses {
             *self.statuses.entry(*s).or_insert(0) += n;
         }
@@ -202,6 +212,10 @@ pub struct Report {
     pub latency_us: Percentiles,
     /// How late requests left compared to their intended time (open loop).
     pub send_lag_us: Percentiles,
+    /// From the actual send to the answer: the server's share of the
+    /// latency, with the generator's lateness left out (diagnosis only: this
+    /// one does suffer from coordinated omission).
+    pub service_us: Percentiles,
     /// CPU seconds of the load generator process during the run.
     pub generator_cpu_seconds: f64,
     pub server: Option<ServerUsage>,
@@ -254,6 +268,7 @@ impl Report {
             megabytes_sent: rec.bytes_sent as f64 / 1e6,
             latency_us: Percentiles::of(&rec.latency),
             send_lag_us: Percentiles::of(&rec.lag),
+            service_us: Percentiles::of(&rec.service),
             generator_cpu_seconds: info.generator_cpu_seconds,
             server: None,
             verify: None,
@@ -363,6 +378,14 @@ impl Report {
                 fmt_us(g.p99),
                 fmt_us(g.max)
             );
+            let v = &self.service_us;
+            let _ = writeln!(
+                s,
+                "  service    p50 {} p99 {} max {} (from the actual send: the server's share)",
+                fmt_us(v.p50),
+                fmt_us(v.p99),
+                fmt_us(v.max)
+            );
         }
         let _ = writeln!(
             s,
@@ -454,7 +477,9 @@ mod tests {
         b.answered(503, Duration::from_millis(3), 1, None);
         b.sent(1, 100, Duration::ZERO);
         b.transport_errors += 1;
+        b.served(Duration::from_micros(700));
         let mut c = Recorder::default();
+        c.served(Duration::from_micros(300));
         c.sent(1, 100, Duration::ZERO);
         c.answered(204, Duration::from_millis(2), 1, None);
         a.merge(&b);
@@ -470,6 +495,8 @@ mod tests {
         assert_eq!(r.statuses.get("503"), Some(&1));
         assert_eq!(r.statuses.get("204"), Some(&1));
         assert_eq!(r.transport_errors, 1);
+        assert_eq!(r.service_us.count, 2);
+        assert!(r.service_us.max >= 700 && r.service_us.p50 < 700);
         assert!((r.megabytes_sent - 0.0013).abs() < 1e-9);
         assert!(!r.clean());
         let text = r.human();
