@@ -389,21 +389,20 @@ pub fn read_back(
         if now >= deadline || (complete && now.duration_since(last) >= settle) {
             return Ok(());
         }
-        match c.poll(POLL) {
-            Some(Ok(m)) => {
-                last = Instant::now();
-                let topic = by_name
-                    .iter()
-                    .find(|(n, _)| n == m.topic())
-                    .and_then(|(_, t)| *t);
-                checker.record(
-                    topic,
-                    m.partition(),
-                    m.offset(),
-                    m.payload().unwrap_or_default(),
-                );
-            }
-            Some(Err(_)) | None => {}
+        // Poll errors are transient (the consumer retries by itself); the
+        // deadline bounds the wait.
+        if let Some(Ok(m)) = c.poll(POLL) {
+            last = Instant::now();
+            let topic = by_name
+                .iter()
+                .find(|(n, _)| n == m.topic())
+                .and_then(|(_, t)| *t);
+            checker.record(
+                topic,
+                m.partition(),
+                m.offset(),
+                m.payload().unwrap_or_default(),
+            );
         }
     }
 }
