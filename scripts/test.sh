@@ -65,11 +65,11 @@ export TANSU_BIN="$(command -v tansu)"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -D warnings"
-cargo clippy --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit and integration tests (real Tansu broker)"
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 if [ "${SKIP_SDK:-0}" != 1 ] && [ -f sdk-js/package.json ]; then
   ensure_node

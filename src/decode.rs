@@ -27,10 +27,11 @@ pub struct Batch<'a> {
     pub context: Option<Map<String, Value>>,
 }
 
+/// The envelope, with the events split out in the same pass that reads it.
 #[derive(Deserialize)]
 struct BatchEnvelope<'a> {
     #[serde(borrow)]
-    batch: Option<&'a RawValue>,
+    batch: Option<Vec<&'a RawValue>>,
     #[serde(rename = "sentAt", default)]
     sent_at: Option<Value>,
     #[serde(rename = "writeKey", default)]
@@ -47,9 +48,7 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
             DecodeError::InvalidJson(e.to_string())
         }
     })?;
-    let raw = env.batch.ok_or(DecodeError::InvalidBatch)?;
-    let events: Vec<&RawValue> =
-        serde_json::from_str(raw.get()).map_err(|_| DecodeError::InvalidBatch)?;
+    let events = env.batch.ok_or(DecodeError::InvalidBatch)?;
     Ok(Batch {
         events,
         sent_at: match env.sent_at {

@@ -165,10 +165,7 @@ impl Pipeline {
                 .sink
                 .send(topic, Some(key), &buf, &headers, RecordKind::Event)
             {
-                Ok(()) => {
-                    metrics::events_accepted(1);
-                    out.accepted += 1;
-                }
+                Ok(()) => out.accepted += 1,
                 Err(SinkError::QueueFull) => {
                     queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
@@ -180,6 +177,11 @@ impl Pipeline {
                     out.rejected += 1;
                 }
             }
+        }
+        // Counted once per request: a labelled counter costs a registry
+        // lookup per call.
+        if out.accepted > 0 {
+            metrics::events_accepted(u64::from(out.accepted));
         }
         if queue_full && out.accepted == 0 {
             return Err(IngestError::Unavailable);

@@ -15,8 +15,16 @@
 //! and those refused by a limit (429, 503 `overloaded`) also by
 //! `rate_limited_total{limiter}`: their events are never received.
 
+use std::time::Duration;
+
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// How often recorded histogram samples are folded into their buckets.
+/// The recorder keeps every raw sample until then (8 bytes per request),
+/// so without it memory grows with traffic whenever `/metrics` is not
+/// scraped.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Events found in accepted requests.
 pub const EVENTS_RECEIVED: &str = "trackgate_events_received_total";
@@ -86,7 +94,21 @@ pub fn install() -> Option<PrometheusHandle> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     describe();
+    spawn_upkeep(handle.clone());
     Some(handle)
+}
+
+/// Runs the recorder's upkeep for the life of the process.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histogram samples accumulate until /metrics is scraped");
+    }
 }
 
 fn describe() {

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
 
 use crate::event::{Event, RejectReason};
@@ -30,17 +30,50 @@ pub struct RequestMeta<'a> {
     pub signals: crate::privacy::RequestSignals,
 }
 
-/// Formats a time the way every timestamp in a record is written.
+/// Formats a time the way every timestamp in a record is written:
+/// RFC 3339 in UTC with milliseconds, `2026-01-01T12:00:00.000Z`.
+///
+/// Written by hand for the years 0–9999 (several times per event, and
+/// chrono's general formatter costs more than the rest of the enrichment);
+/// other years and leap seconds go through chrono, which writes the same
+/// format.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, year as u32),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+        (20, 3, nanos / 1_000_000),
+    ] {
+        let mut v = value;
+        for d in b[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    match std::str::from_utf8(&b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
+}
+
+fn parse_time_str(s: &str) -> Result<DateTime<Utc>, RejectReason> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| RejectReason::InvalidTimestamp)
 }
 
 fn parse_time(v: &Value) -> Result<Option<DateTime<Utc>>, RejectReason> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| RejectReason::InvalidTimestamp),
+        Value::String(s) => parse_time_str(s).map(Some),
         _ => Err(RejectReason::InvalidTimestamp),
     }
 }
@@ -71,11 +104,7 @@ pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectRea
     };
     let sent_at = match body.get("sentAt") {
         Some(v) if !v.is_null() => parse_time(v)?,
-        _ => meta
-            .batch_sent_at
-            .map(|s| parse_time(&Value::String(s.to_string())))
-            .transpose()?
-            .flatten(),
+        _ => meta.batch_sent_at.map(parse_time_str).transpose()?,
     };
     let timestamp = match (client_ts, sent_at) {
         (Some(orig), Some(sent)) => received - (sent - orig),
@@ -210,6 +239,43 @@ mod tests {
         assert_eq!(ctx["ip"], "203.0.113.9");
         assert_eq!(ctx["userAgent"], "Mine");
         assert!(e.body.get("writeKey").is_none());
+    }
+
+    #[test]
+    fn time_format_matches_chrono_rfc3339_millis() {
+        let cases = [
+            "2026-01-01T12:00:00Z",
+            "1999-12-31T23:59:59.999999999Z",
+            "0001-02-03T04:05:06.007Z",
+            "2024-02-29T00:00:00.5+02:00",
+            "9999-12-31T23:59:59.123Z",
+            "2016-12-31T23:59:60.250Z",
+        ];
+        for c in cases {
+            let t = DateTime::parse_from_rfc3339(c).unwrap().with_timezone(&Utc);
+            assert_eq!(
+                format_time(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "{c}"
+            );
+        }
+        let mut t = DateTime::parse_from_rfc3339("1970-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for _ in 0..2000 {
+            // Steps through the years 1970–9999 with varying milliseconds.
+            t += chrono::Duration::milliseconds(126_500_000_123);
+            assert_eq!(
+                format_time(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+        }
+        let far = DateTime::from_timestamp(253_402_300_800, 0).unwrap();
+        assert_eq!(far.year(), 10000);
+        assert_eq!(
+            format_time(far),
+            far.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
     }
 
     #[test]
