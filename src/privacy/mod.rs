@@ -7,6 +7,8 @@
 //! This module is the seam the gateway core calls; its rules are configured
 //! per source.
 
+pub mod scrub;
+
 use crate::event::Event;
 use crate::normalize::RequestMeta;
 
