@@ -12,7 +12,8 @@
 //!
 //! IPv6 rule: a maximal run of hex digits, `:` and `.` with at least two
 //! colons and at least one decimal digit (so `a::b` and `dead::beef` in
-//! prose are not addresses), not glued to a letter, digit or `_`, that
+//! prose are not addresses), a single leading `:` being punctuation
+//! (`ip:2001:db8::1`), not glued to a letter, digit or `_`, that
 //! parses as [`std::net::Ipv6Addr`] (after dropping one trailing `.` or
 //! `:`). Times (`10:30:00`) and MAC addresses do not parse.
 //!
@@ -109,7 +110,9 @@ pub(crate) fn find_v6(s: &[u8], out: &mut Vec<Span>) {
             i += 1;
             continue;
         }
-        let start = i;
+        // `ip:2001:db8::1`: a single leading colon is punctuation.
+        let lead = s[i] == b':' && s.get(i + 1).is_some_and(|&b| b != b':');
+        let start = i + usize::from(lead);
         let mut colons = 0;
         let mut digit = false;
         while i < s.len() && is_v6(s[i]) {
@@ -117,6 +120,7 @@ pub(crate) fn find_v6(s: &[u8], out: &mut Vec<Span>) {
             digit |= is_digit(s[i]);
             i += 1;
         }
+        colons -= usize::from(lead);
         if colons < 2 || !digit {
             continue;
         }
@@ -173,6 +177,7 @@ mod tests {
             ),
             ("::ffff:192.0.2.128", &["::ffff:192.0.2.128"]),
             ("loopback ::1.", &["::1"]),
+            ("ip:2001:db8::1", &["2001:db8::1"]),
             (
                 "a 2001:0db8:0000:0000:0000:ff00:0042:8329 b",
                 &["2001:0db8:0000:0000:0000:ff00:0042:8329"],

@@ -29,21 +29,42 @@ pub const EXEMPT_PATHS: &[&str] = &[
     "context.privacy.redactions",
 ];
 
-/// Writes the normalized form of `key` into `buf`; `None` when it does not
-/// fit (such a key is never denied).
-fn normalize<'b>(key: &str, buf: &'b mut [u8; MAX_DENY_KEY_LEN]) -> Option<&'b [u8]> {
+/// Writes the normalized form of `key` into `buf` (zeroed by the caller)
+/// and returns its length; `None` when it does not fit (such a key is never denied). Also says
+/// whether the key is plain: shorter than [`PLAIN_KEY_MAX`] and made only
+/// of ASCII letters, `_` and `-`.
+#[inline]
+fn normalize(key: &str, buf: &mut [u8; MAX_DENY_KEY_LEN]) -> (Option<usize>, bool) {
+    let bytes = key.as_bytes();
+    let mut plain = bytes.len() < PLAIN_KEY_MAX;
     let mut n = 0;
-    for &b in key.as_bytes() {
-        if matches!(b, b'-' | b'_' | b'.') {
+    for &b in bytes {
+        let sep = matches!(b, b'-' | b'_' | b'.');
+        plain &= b.is_ascii_alphabetic() || (sep && b != b'.');
+        if sep {
             continue;
         }
         if n == MAX_DENY_KEY_LEN {
-            return None;
+            return (None, false);
         }
         buf[n] = b.to_ascii_lowercase();
         n += 1;
     }
-    Some(&buf[..n])
+    (Some(n), plain)
+}
+
+/// Keys shorter than this made only of ASCII letters, `_` and `-` cannot
+/// hold anything a detector matches (every detector needs a digit, `@`,
+/// `.`, `:`, `=`, a space, or a token-like run of at least 15).
+const PLAIN_KEY_MAX: usize = 15;
+
+/// The first 8 bytes of a zero-padded normalized key: compared before the
+/// full key, so a lookup rarely reaches a byte-by-byte comparison.
+#[inline]
+fn head(buf: &[u8; MAX_DENY_KEY_LEN]) -> u64 {
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&buf[..8]);
+    u64::from_le_bytes(h)
 }
 
 /// What a key says about the string values under it.
@@ -68,12 +89,20 @@ pub(crate) struct KeyInfo {
     /// Index of the deny entry the key matches.
     pub denied: Option<usize>,
     pub hint: Hint,
+    /// No detector can match the key itself.
+    pub plain: bool,
+}
+
+/// Byte equality without a call to `memcmp` (keys are short).
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct DenyKeys {
-    /// Normalized entries by length: `(normalized, index into names)`.
-    by_len: Vec<Vec<(Box<[u8]>, usize)>>,
+    /// Normalized entries by length: `(head, normalized, index into names)`.
+    by_len: Vec<Vec<(u64, Box<[u8]>, usize)>>,
     /// The first configured spelling of each entry.
     names: Vec<String>,
 }
@@ -91,15 +120,15 @@ impl DenyKeys {
         };
         for k in keys {
             let mut buf = [0u8; MAX_DENY_KEY_LEN];
-            let norm = match normalize(k, &mut buf) {
-                Some(n) if !n.is_empty() => n,
+            let norm: Box<[u8]> = match normalize(k, &mut buf).0 {
+                Some(n) if n > 0 => buf[..n].into(),
                 _ => return Err(BadKey(k.clone())),
             };
             let bucket = &mut d.by_len[norm.len()];
-            if bucket.iter().any(|(e, _)| **e == *norm) {
+            if bucket.iter().any(|(_, e, _)| **e == *norm) {
                 continue;
             }
-            bucket.push((norm.into(), d.names.len()));
+            bucket.push((head(&buf), norm, d.names.len()));
             d.names.push(k.clone());
         }
         Ok(d)
@@ -110,27 +139,39 @@ impl DenyKeys {
         &self.names[i]
     }
 
-    fn find(&self, norm: &[u8]) -> Option<usize> {
+    /// `norm` is the start of `buf`, which is zero after it.
+    #[inline]
+    fn find(&self, norm: &[u8], buf: &[u8; MAX_DENY_KEY_LEN]) -> Option<usize> {
+        let h = head(buf);
         self.by_len
             .get(norm.len())?
             .iter()
-            .find(|(e, _)| **e == *norm)
-            .map(|&(_, i)| i)
+            .find(|(eh, e, _)| *eh == h && same(e, norm))
+            .map(|&(_, _, i)| i)
     }
 
     /// Looks an object key up: denied? hints for its values?
     pub(crate) fn classify(&self, key: &str) -> KeyInfo {
         let mut buf = [0u8; MAX_DENY_KEY_LEN];
-        let Some(norm) = normalize(key, &mut buf) else {
+        let (Some(n), plain) = normalize(key, &mut buf) else {
             return KeyInfo::default();
         };
+        let norm = &buf[..n];
+        let ends = |x: &&[u8]| n >= x.len() && same(&norm[n - x.len()..], x);
+        // Every hint key is at least as long as `build`.
+        let hint = if n >= BUILD_KEYS[0].len() {
+            Hint {
+                query: QUERY_KEYS.iter().any(|k| same(k, norm)),
+                no_ip: VERSION_SUFFIXES.iter().any(ends)
+                    || BUILD_KEYS.iter().any(|k| same(k, norm)),
+            }
+        } else {
+            Hint::default()
+        };
         KeyInfo {
-            denied: self.find(norm),
-            hint: Hint {
-                query: QUERY_KEYS.contains(&norm),
-                no_ip: VERSION_SUFFIXES.iter().any(|x| norm.ends_with(x))
-                    || BUILD_KEYS.contains(&norm),
-            },
+            denied: self.find(norm, &buf),
+            hint,
+            plain,
         }
     }
 
@@ -139,12 +180,13 @@ impl DenyKeys {
     pub(crate) fn param(&self, name: &str) -> Option<usize> {
         let mut name = name.strip_suffix("[]").unwrap_or(name);
         if let Some(inner) = name.strip_suffix(']') {
-            if let Some(open) = inner.rfind('[') {
+            if let Some(open) = super::text::rfind_any(b"[", inner.as_bytes()) {
                 name = &inner[open + 1..];
             }
         }
         let mut buf = [0u8; MAX_DENY_KEY_LEN];
-        self.find(normalize(name, &mut buf)?)
+        let n = normalize(name, &mut buf).0?;
+        self.find(&buf[..n], &buf)
     }
 }
 
@@ -200,7 +242,7 @@ impl PathTrie {
         self.nodes[node as usize]
             .children
             .iter()
-            .find(|(k, _)| k.len() == key.len() && **k == *key)
+            .find(|(k, _)| same(k.as_bytes(), key.as_bytes()))
             .map(|&(_, c)| c)
     }
 

@@ -50,7 +50,6 @@ mod proptests;
 
 use std::fmt::Write as _;
 
-use memchr::memrchr3;
 use serde_json::{Map, Value};
 
 pub use config::{Detector, ScrubConfig};
@@ -61,7 +60,7 @@ use text::{Edit, Features, Span};
 use token::TokenMatcher;
 
 /// Deepest nesting of URLs inside URL parameters that is followed.
-const MAX_URL_NESTING: u8 = 4;
+pub(crate) const MAX_URL_NESTING: u8 = 4;
 /// How far back from the cut a truncation looks for whitespace.
 const TRUNCATE_BACKOFF: usize = 64;
 /// Smallest integer with 13 digits (shortest card number).
@@ -200,7 +199,7 @@ fn truncation_point(s: &str, max: usize) -> usize {
         cut -= 1;
     }
     let from = cut.saturating_sub(TRUNCATE_BACKOFF);
-    match memrchr3(b' ', b'\n', b'\t', &s.as_bytes()[from..cut]) {
+    match text::rfind_any(b" \n\t", &s.as_bytes()[from..cut]) {
         Some(k) => from + k,
         None => cut,
     }
@@ -292,19 +291,42 @@ impl Scrubber {
         trie: Option<TrieNode>,
         walk: &mut Walk<'_>,
     ) {
-        map.retain(|key, value| {
-            let child_trie = trie.and_then(|t| self.trie.child(t, key));
-            if child_trie.is_some_and(|t| self.trie.keeps(t)) {
-                return true;
+        // Keys to remove; allocated only when there is one.
+        let mut doomed: Vec<String> = Vec::new();
+        for (key, value) in map.iter_mut() {
+            if !self.visit_entry(key, value, parent, depth, trie, walk) {
+                doomed.push(key.clone());
             }
-            if key.len() > self.max_string_bytes {
-                let node = PathNode {
-                    parent,
-                    seg: Seg::Placeholder("[truncated]"),
-                };
-                walk.record(&node, RedactionKind::Truncated);
-                return false;
-            }
+        }
+        for key in &doomed {
+            map.remove(key);
+        }
+    }
+
+    /// Scrubs one object entry; `false` when it must be removed.
+    fn visit_entry(
+        &self,
+        key: &str,
+        value: &mut Value,
+        parent: Option<&PathNode<'_>>,
+        depth: usize,
+        trie: Option<TrieNode>,
+        walk: &mut Walk<'_>,
+    ) -> bool {
+        let child_trie = trie.and_then(|t| self.trie.child(t, key));
+        if child_trie.is_some_and(|t| self.trie.keeps(t)) {
+            return true;
+        }
+        if key.len() > self.max_string_bytes {
+            let node = PathNode {
+                parent,
+                seg: Seg::Placeholder("[truncated]"),
+            };
+            walk.record(&node, RedactionKind::Truncated);
+            return false;
+        }
+        let info = self.deny.classify(key);
+        if !info.plain {
             if let Some(kind) = self.key_detector(key) {
                 let node = PathNode {
                     parent,
@@ -313,22 +335,21 @@ impl Scrubber {
                 walk.record(&node, RedactionKind::Detector(kind));
                 return false;
             }
-            let node = PathNode {
-                parent,
-                seg: Seg::Key(key),
-            };
-            let info = self.deny.classify(key);
-            if info.denied.is_some() {
-                walk.record(&node, RedactionKind::DeniedKey);
-                return false;
-            }
-            if depth + 1 > self.max_depth {
-                walk.record(&node, RedactionKind::Depth);
-                return false;
-            }
-            self.walk_value(value, &node, depth + 1, child_trie, info.hint, walk);
-            true
-        });
+        }
+        let node = PathNode {
+            parent,
+            seg: Seg::Key(key),
+        };
+        if info.denied.is_some() {
+            walk.record(&node, RedactionKind::DeniedKey);
+            return false;
+        }
+        if depth + 1 > self.max_depth {
+            walk.record(&node, RedactionKind::Depth);
+            return false;
+        }
+        self.walk_value(value, &node, depth + 1, child_trie, info.hint, walk);
+        true
     }
 
     fn walk_value(
@@ -426,8 +447,8 @@ impl Scrubber {
         let f = Features::of(s.as_bytes());
         if nest < MAX_URL_NESTING {
             if !f.space {
-                if let Some(shape) = url::whole_shape(s, hint) {
-                    self.url(s, base, shape, nest, edits, kinds);
+                if let Some(shape) = url::whole_shape(s, &f, hint) {
+                    self.url(s, &f, base, shape, nest, edits, kinds);
                     return;
                 }
             }
@@ -438,7 +459,9 @@ impl Scrubber {
                         let (start, end, auth) = found;
                         self.detect(&s[pos..start], base + pos, hint, edits, kinds);
                         let shape = url::Shape::Absolute { auth: auth - start };
-                        self.url(&s[start..end], base + start, shape, nest, edits, kinds);
+                        let token = &s[start..end];
+                        let tf = Features::of(token.as_bytes());
+                        self.url(token, &tf, base + start, shape, nest, edits, kinds);
                         pos = end;
                         match url::next_embedded(s, pos) {
                             Some(next) => found = next,
@@ -497,47 +520,38 @@ impl Scrubber {
         }
     }
 
-    #[inline]
-    fn on(&self, d: Detector) -> bool {
-        self.mask & d.bit() != 0
-    }
-
     /// Whether any enabled detector can match text with these features.
+    #[inline]
     pub(crate) fn wants(&self, f: &Features, hint: Hint) -> bool {
-        (self.on(Detector::Email) && f.at)
-            || ((self.on(Detector::Phone) || self.on(Detector::Ssn))
-                && f.max_chunk_digits >= phone::MIN_DIGITS)
-            || (self.on(Detector::Card) && f.max_chunk_digits >= card::MIN_DIGITS as u32)
-            || (self.on(Detector::Iban) && f.digits >= 4 && f.len >= iban::MIN_LEN)
-            || (self.on(Detector::Jwt) && f.dots >= 2 && f.max_run >= token::JWT_MIN_RUN)
-            || (self.on(Detector::Token) && f.max_run >= token::MIN_RUN)
-            || (self.on(Detector::Ip) && !hint.no_ip && (f.dotted_quad || f.colons >= 2))
+        candidates(f, hint) & self.mask != 0
     }
 
     /// Runs every enabled detector whose prefilter passes.
     pub(crate) fn find_spans(&self, s: &[u8], f: &Features, hint: Hint, out: &mut Vec<Span>) {
-        if self.on(Detector::Email) && f.at {
+        let run = candidates(f, hint) & self.mask;
+        let on = |d: Detector| run & d.bit() != 0;
+        if on(Detector::Email) {
             email::find(s, out);
         }
-        if self.on(Detector::Phone) && f.max_chunk_digits >= phone::MIN_DIGITS {
+        if on(Detector::Phone) {
             phone::find(s, out);
         }
-        if self.on(Detector::Card) && f.max_chunk_digits >= card::MIN_DIGITS as u32 {
+        if on(Detector::Card) {
             card::find(s, out);
         }
-        if self.on(Detector::Ssn) && f.max_chunk_digits >= phone::MIN_DIGITS && f.dashes >= 2 {
+        if on(Detector::Ssn) {
             ssn::find(s, out);
         }
-        if self.on(Detector::Iban) && f.digits >= 4 && f.len >= iban::MIN_LEN {
+        if on(Detector::Iban) {
             iban::find(s, out);
         }
-        if self.on(Detector::Jwt) && f.dots >= 2 && f.max_run >= token::JWT_MIN_RUN {
+        if on(Detector::Jwt) {
             token::find_jwt(s, out);
         }
-        if self.on(Detector::Token) && f.max_run >= token::MIN_RUN {
-            self.tokens.find(s, out);
+        if on(Detector::Token) {
+            self.tokens.find(s, f, out);
         }
-        if self.on(Detector::Ip) && !hint.no_ip {
+        if on(Detector::Ip) {
             if f.dotted_quad {
                 ip::find_v4(s, out);
             }
@@ -546,6 +560,38 @@ impl Scrubber {
             }
         }
     }
+}
+
+/// The detectors (as [`Detector::bit`]s) whose prefilter passes on text
+/// with these features: each needs the bytes its matches are made of.
+#[inline]
+fn candidates(f: &Features, hint: Hint) -> u8 {
+    let mut c = 0;
+    if f.at {
+        c |= Detector::Email.bit();
+    }
+    if f.max_chunk_digits >= phone::MIN_DIGITS {
+        c |= Detector::Phone.bit();
+        if f.dashes >= 2 {
+            c |= Detector::Ssn.bit();
+        }
+        if f.max_chunk_digits >= card::MIN_DIGITS as u32 {
+            c |= Detector::Card.bit();
+        }
+    }
+    if f.iban_start && f.len >= iban::MIN_LEN {
+        c |= Detector::Iban.bit();
+    }
+    if f.dots >= 2 && f.max_run >= token::JWT_MIN_RUN {
+        c |= Detector::Jwt.bit();
+    }
+    if TokenMatcher::wanted(f) {
+        c |= Detector::Token.bit();
+    }
+    if !hint.no_ip && (f.dotted_quad || f.colons >= 2) {
+        c |= Detector::Ip.bit();
+    }
+    c
 }
 
 #[cfg(test)]

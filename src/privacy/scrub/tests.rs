@@ -275,6 +275,21 @@ fn urls_lose_userinfo_and_pii_params_and_keep_the_rest_byte_for_byte() {
         ("?utm_source=a&email=b", "?utm_source=a", &["url_param"]),
         ("?email=b", "", &["url_param"]),
         (
+            "https://x.io/?next=/signup?first_name=Ada&utm_source=a",
+            "https://x.io/?utm_source=a",
+            &["url_param"],
+        ),
+        (
+            "https://x.io/?next=https://y.io/?password=hunter2&utm_source=a",
+            "https://x.io/?utm_source=a",
+            &["url_param"],
+        ),
+        (
+            "/a?q=running+shoes&E-Mail=x",
+            "/a?q=running+shoes",
+            &["url_param"],
+        ),
+        (
             "http://10.0.0.5:8080/admin?ip=10.0.0.9",
             "http://10.0.0.5:8080/admin",
             &["ip"],

@@ -9,7 +9,8 @@
 //!
 //! Token rules (the match is the credential; the keyword before it stays):
 //! - `Bearer <credential>`: at least 16 characters of
-//!   `[A-Za-z0-9._~+/=-]` containing a digit or both cases;
+//!   `[A-Za-z0-9._~+/=-]` (trailing dots excluded) containing a digit or
+//!   both cases;
 //! - `Basic <base64>`: at least 8 base64 characters decoding to UTF-8 text
 //!   with a `:` (user:password);
 //! - well-known prefixes at a word start with their body length:
@@ -29,12 +30,12 @@
 //!   letter, or containing a digit, an upper-case and a lower-case letter.
 //!   A UUID (`8-4-4-4-12` hex) is an identifier, not a secret, and stays.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
-use memchr::memmem;
+use memchr::{memchr2_iter, memmem};
 
 use super::config::Detector;
-use super::text::{before, class, is_alnum, Span, C_RUN};
+use super::text::{before, class, is_alnum, Features, Span, C_RUN};
 
 /// Shortest JWT header segment (`{"alg":"x"}` is 16 characters).
 const JWT_MIN_HEADER: usize = 16;
@@ -47,11 +48,14 @@ const BEARER_MIN: usize = 16;
 /// Shortest `Basic` credential.
 const BASIC_MIN: usize = 8;
 /// Shortest secret value after a `token=`-like name.
-const CONTEXT_MIN: usize = 32;
-/// A token prefilter: some run of `[A-Za-z0-9_-]` at least this long.
-pub(crate) const MIN_RUN: u32 = 8;
+pub(crate) const CONTEXT_MIN: usize = 32;
 /// A JWT prefilter: some base64url run at least this long.
 pub(crate) const JWT_MIN_RUN: u32 = JWT_MIN_HEADER as u32;
+/// Prefilter for the prefixed formats: the shortest one (`xoxb-` + 10)
+/// is a run of `[A-Za-z0-9_-]` this long.
+pub(crate) const PREFIX_MIN_RUN: u32 = 15;
+/// Prefilter for `Basic`/`Bearer`: a space and at least this many bytes.
+pub(crate) const SCHEME_MIN_LEN: usize = "basic ".len() + BASIC_MIN;
 
 #[derive(Debug, Clone, Copy)]
 enum Body {
@@ -76,27 +80,28 @@ impl Body {
     }
 }
 
+/// A well-known token format: prefix, body charset, min and max body
+/// length, and whether the body must mix digits and letters.
 #[derive(Debug, Clone, Copy)]
-enum Pattern {
-    Bearer,
-    Basic,
-    /// Case-sensitive prefix, body charset, min and max body length, and
-    /// whether the body must mix digits and letters.
-    Prefix {
-        body: Body,
-        min: usize,
-        max: usize,
-        mixed: bool,
-    },
-    /// A name after which a secret value may follow.
-    Context,
+struct Prefix {
+    body: Body,
+    min: usize,
+    max: usize,
+    mixed: bool,
 }
 
 const UNBOUNDED: usize = usize::MAX;
 
-const PATTERNS: &[(&str, Pattern)] = &[
-    ("bearer", Pattern::Bearer),
-    ("basic", Pattern::Basic),
+const fn prefix(body: Body, min: usize, max: usize) -> Prefix {
+    Prefix {
+        body,
+        min,
+        max,
+        mixed: false,
+    }
+}
+
+const PREFIXES: &[(&str, Prefix)] = &[
     ("sk_live_", prefix(Body::Alnum, 16, UNBOUNDED)),
     ("sk_test_", prefix(Body::Alnum, 16, UNBOUNDED)),
     ("rk_live_", prefix(Body::Alnum, 16, UNBOUNDED)),
@@ -104,7 +109,7 @@ const PATTERNS: &[(&str, Pattern)] = &[
     ("whsec_", prefix(Body::Alnum, 16, UNBOUNDED)),
     (
         "sk-",
-        Pattern::Prefix {
+        Prefix {
             body: Body::B64Url,
             min: 32,
             max: UNBOUNDED,
@@ -131,75 +136,98 @@ const PATTERNS: &[(&str, Pattern)] = &[
     ("shpss_", prefix(Body::Hex, 32, 32)),
     ("shpca_", prefix(Body::Hex, 32, 32)),
     ("shppa_", prefix(Body::Hex, 32, 32)),
-    ("token", Pattern::Context),
-    ("key", Pattern::Context),
-    ("secret", Pattern::Context),
-    ("signature", Pattern::Context),
-    ("password", Pattern::Context),
-    ("passwd", Pattern::Context),
-    ("pwd", Pattern::Context),
-    ("auth", Pattern::Context),
-    ("credential", Pattern::Context),
-    ("session", Pattern::Context),
-    ("sig", Pattern::Context),
 ];
 
-const fn prefix(body: Body, min: usize, max: usize) -> Pattern {
-    Pattern::Prefix {
-        body,
-        min,
-        max,
-        mixed: false,
-    }
-}
+/// Names after which a secret value may follow (matched case-insensitively
+/// as the end of a longer name too: `api_key`, `client_secret`).
+const CONTEXT_NAMES: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "signature",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "credential",
+    "session",
+    "sessionid",
+    "sig",
+];
 
-/// The compiled token patterns (one case-insensitive automaton; the
-/// case-sensitive prefixes are re-checked byte for byte).
+/// The compiled token patterns.
 #[derive(Debug)]
 pub(crate) struct TokenMatcher {
-    ac: AhoCorasick,
+    /// Case-sensitive prefixes.
+    prefixes: AhoCorasick,
+    /// Case-insensitive context names, longest first.
+    names: AhoCorasick,
 }
 
 impl TokenMatcher {
     pub(crate) fn new() -> Result<TokenMatcher, aho_corasick::BuildError> {
-        let ac = AhoCorasick::builder()
+        let prefixes = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(PREFIXES.iter().map(|(p, _)| p))?;
+        let names = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(PATTERNS.iter().map(|(p, _)| p))?;
-        Ok(TokenMatcher { ac })
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(CONTEXT_NAMES)?;
+        Ok(TokenMatcher { prefixes, names })
     }
 
-    pub(crate) fn find(&self, s: &[u8], out: &mut Vec<Span>) {
-        let mut last_end = 0;
-        for m in self.ac.find_overlapping_iter(s) {
-            if m.start() < last_end {
-                continue;
-            }
-            let (pat, kind) = PATTERNS[m.pattern().as_usize()];
-            let found = match kind {
-                Pattern::Bearer => bearer(s, m.start(), m.end()),
-                Pattern::Basic => basic(s, m.start(), m.end()),
-                Pattern::Prefix {
-                    body,
-                    min,
-                    max,
-                    mixed,
-                } => {
-                    if &s[m.start()..m.end()] == pat.as_bytes() {
-                        prefixed(s, m.start(), m.end(), body, min, max, mixed)
-                    } else {
-                        None
-                    }
+    /// Whether any token rule can match text with these features.
+    pub(crate) fn wanted(f: &Features) -> bool {
+        f.max_run >= PREFIX_MIN_RUN
+            || f.max_b64_run >= CONTEXT_MIN as u32
+            || (f.space && f.len >= SCHEME_MIN_LEN)
+    }
+
+    /// Finds tokens; overlapping finds (a prefixed token after `key=`) are
+    /// merged by the caller.
+    pub(crate) fn find(&self, s: &[u8], f: &Features, out: &mut Vec<Span>) {
+        if f.space && f.len >= SCHEME_MIN_LEN {
+            schemes(s, out);
+        }
+        if f.max_run >= PREFIX_MIN_RUN {
+            for m in self.prefixes.find_iter(s) {
+                let (_, p) = PREFIXES[m.pattern().as_usize()];
+                if let Some((start, end)) = prefixed(s, m.start(), m.end(), p) {
+                    push(out, start, end);
                 }
-                Pattern::Context => context(s, m.end()),
-            };
-            if let Some((start, end)) = found {
-                out.push(Span {
-                    start,
-                    end,
-                    kind: Detector::Token,
-                });
-                last_end = end;
             }
+        }
+        if f.max_b64_run >= CONTEXT_MIN as u32 && (f.eq || f.colons > 0) {
+            for m in self.names.find_iter(s) {
+                if let Some((start, end)) = context(s, m.end()) {
+                    push(out, start, end);
+                }
+            }
+        }
+    }
+}
+
+fn push(out: &mut Vec<Span>, start: usize, end: usize) {
+    out.push(Span {
+        start,
+        end,
+        kind: Detector::Token,
+    });
+}
+
+/// `Bearer …` and `Basic …` credentials.
+fn schemes(s: &[u8], out: &mut Vec<Span>) {
+    for i in memchr2_iter(b'b', b'B', s) {
+        let rest = &s[i..];
+        let found = if rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"bearer") {
+            bearer(s, i, i + 6)
+        } else if rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"basic") {
+            basic(s, i, i + 5)
+        } else {
+            None
+        };
+        if let Some((start, end)) = found {
+            push(out, start, end);
         }
     }
 }
@@ -229,6 +257,9 @@ fn bearer(s: &[u8], start: usize, kw_end: usize) -> Option<(usize, usize)> {
         .is_some_and(|&b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
     {
         e += 1;
+    }
+    while e > c0 && s[e - 1] == b'.' {
+        e -= 1;
     }
     let cred = &s[c0..e];
     let digit = cred.iter().any(u8::is_ascii_digit);
@@ -266,31 +297,23 @@ fn basic(s: &[u8], start: usize, kw_end: usize) -> Option<(usize, usize)> {
     text.contains(':').then_some((c0, e))
 }
 
-fn prefixed(
-    s: &[u8],
-    start: usize,
-    body_start: usize,
-    body: Body,
-    min: usize,
-    max: usize,
-    mixed: bool,
-) -> Option<(usize, usize)> {
+fn prefixed(s: &[u8], start: usize, body_start: usize, p: Prefix) -> Option<(usize, usize)> {
     if !word_start(s, start) {
         return None;
     }
     let mut e = body_start;
-    while s.get(e).is_some_and(|&b| body.accepts(b)) {
+    while s.get(e).is_some_and(|&b| p.body.accepts(b)) {
         e += 1;
     }
     let n = e - body_start;
-    if n < min || n > max {
+    if n < p.min || n > p.max {
         return None;
     }
     // Exact-length formats must not run on into more token characters.
-    if max != UNBOUNDED && s.get(e).is_some_and(|&b| class(b) & C_RUN != 0) {
+    if p.max != UNBOUNDED && s.get(e).is_some_and(|&b| class(b) & C_RUN != 0) {
         return None;
     }
-    if mixed {
+    if p.mixed {
         let b = &s[body_start..e];
         let digit = b.iter().any(u8::is_ascii_digit);
         let alpha = b.iter().any(u8::is_ascii_alphabetic);
@@ -381,7 +404,10 @@ pub(crate) fn find_jwt(s: &[u8], out: &mut Vec<Span>) {
             continue;
         }
         let end = seg(p_end + 1);
-        if s.get(end).is_some_and(|&b| b == b'.' || is_b64url(b)) {
+        // A fourth segment is not a JWT; a sentence's full stop is fine.
+        let next = s.get(end).copied();
+        let after = s.get(end + 1).copied();
+        if next.is_some_and(is_b64url) || (next == Some(b'.') && after.is_some_and(is_b64url)) {
             continue;
         }
         if !header_is_json(&s[start..h_end]) {
@@ -416,7 +442,10 @@ mod tests {
     fn tokens(s: &str) -> Vec<&str> {
         let m = TokenMatcher::new().expect("patterns build");
         let mut v = Vec::new();
-        m.find(s.as_bytes(), &mut v);
+        let f = Features::of(s.as_bytes());
+        if TokenMatcher::wanted(&f) {
+            m.find(s.as_bytes(), &f, &mut v);
+        }
         v.iter().map(|m| &s[m.start..m.end]).collect()
     }
 
@@ -433,6 +462,8 @@ mod tests {
         assert_eq!(jwts(&t), vec![JWT]);
         let unsigned = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
         assert_eq!(jwts(unsigned), vec![unsigned]);
+        let t = format!("it was {JWT}. Then");
+        assert_eq!(jwts(&t), vec![JWT]);
     }
 
     #[test]
@@ -443,6 +474,7 @@ mod tests {
             "xeyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.abc", // glued
             "eyJunk_not_base64_json.abcd.efgh",     // header is not JSON
             "a.b.c",
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.abc.def", // four segments
         ] {
             assert!(jwts(s).is_empty(), "{s}: {:?}", jwts(s));
         }
@@ -456,6 +488,7 @@ mod tests {
                 "abcDEF1234567890xyz",
             ),
             ("bearer 0123456789abcdef0123", "0123456789abcdef0123"),
+            ("use Bearer abcDEF1234567890xyz.", "abcDEF1234567890xyz"),
             ("Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
             (
                 "key sk_live_4eC39HqLyjWDarjtT1zdp7dc",
@@ -498,6 +531,10 @@ mod tests {
             ),
         ];
         for (s, want) in cases {
+            assert!(
+                TokenMatcher::wanted(&Features::of(s.as_bytes())),
+                "prefilter passes {s}"
+            );
             assert_eq!(tokens(s), vec![*want], "{s}");
         }
     }

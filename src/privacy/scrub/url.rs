@@ -20,11 +20,11 @@
 //! Everything else is kept byte for byte: the URL is never re-encoded, the
 //! edits are spliced into the original text.
 
-use memchr::{memchr, memchr2, memchr3, memchr_iter, memmem, memrchr};
+use memchr::memmem;
 
 use super::keys::Hint;
-use super::text::{self, decode_component, Edit, Features, Span};
-use super::{RedactionKind, Scrubber};
+use super::text::{self, decode_component, find_any, rfind_any, Edit, Features, Span};
+use super::{RedactionKind, Scrubber, MAX_URL_NESTING};
 
 /// Longest URL scheme considered.
 const MAX_SCHEME: usize = 32;
@@ -61,22 +61,19 @@ fn scheme_prefix(s: &[u8]) -> Option<usize> {
 }
 
 /// The URL shape of a whole string without whitespace, if any.
-pub(crate) fn whole_shape(s: &str, hint: Hint) -> Option<Shape> {
+pub(crate) fn whole_shape(s: &str, f: &Features, hint: Hint) -> Option<Shape> {
     let b = s.as_bytes();
-    if let Some(auth) = scheme_prefix(b) {
-        return Some(Shape::Absolute { auth });
-    }
-    if b.starts_with(b"//") {
-        return Some(Shape::Absolute { auth: 2 });
-    }
-    match b.first() {
-        Some(b'?') => Some(Shape::Query { start: 1, mark: 0 }),
-        Some(b'/') if memchr2(b'?', b'#', b).is_some() => Some(Shape::Relative),
-        Some(_) if hint.query && memchr(b'=', b).is_some() => {
-            Some(Shape::Query { start: 0, mark: 0 })
+    let shape = match *b.first()? {
+        b'/' if b.get(1) == Some(&b'/') => Some(Shape::Absolute { auth: 2 }),
+        b'/' if find_any(b"?#", b).is_some() => Some(Shape::Relative),
+        b'?' => Some(Shape::Query { start: 1, mark: 0 }),
+        // A scheme needs `://`.
+        c if c.is_ascii_alphabetic() && f.colons > 0 => {
+            scheme_prefix(b).map(|auth| Shape::Absolute { auth })
         }
         _ => None,
-    }
+    };
+    shape.or_else(|| (hint.query && f.eq).then_some(Shape::Query { start: 0, mark: 0 }))
 }
 
 /// The next absolute URL embedded in text at or after `from`:
@@ -111,23 +108,64 @@ pub(crate) fn next_embedded(s: &str, from: usize) -> Option<(usize, usize, usize
     None
 }
 
+/// Whether a parameter value may hold a URL of its own (a second `?`, or a
+/// `://` after the scheme): its parameters must then be looked at too.
+fn has_nested_url(b: &[u8], shape: Shape, f: &Features) -> bool {
+    let own_scheme = usize::from(matches!(shape, Shape::Absolute { auth } if auth > 2));
+    let second_q = find_any(b"?", b).is_some_and(|q| find_any(b"?", &b[q + 1..]).is_some());
+    let from = match shape {
+        Shape::Absolute { auth } => auth,
+        _ => 0,
+    };
+    second_q || (f.colons as usize > own_scheme && memmem::find(&b[from..], b"://").is_some())
+}
+
+/// How much of a URL must be looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Nothing in the URL can trip a detector and nothing decodes to more
+    /// (no `%`, no `@`): only parameter names are checked.
+    NamesOnly,
+    /// Everything.
+    Full,
+}
+
 impl Scrubber {
-    /// Collects the edits for the URL `s`, which sits at `base` in the
-    /// string being scrubbed.
+    /// Collects the edits for the URL `s` (with features `f`), which sits
+    /// at `base` in the string being scrubbed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn url(
         &self,
         s: &str,
+        f: &Features,
         base: usize,
         shape: Shape,
         nest: u8,
         edits: &mut Vec<Edit>,
         kinds: &mut Vec<RedactionKind>,
     ) {
+        // Detector prefilters are monotone (no part of a string passes one
+        // the whole string fails), and `+` only ever becomes a space: a URL
+        // whose features pass no detector, with nothing to percent-decode
+        // and no `@`, can only lose parameters by name.
+        let as_decoded = Features {
+            space: f.space || f.plus,
+            ..*f
+        };
         let b = s.as_bytes();
+        let depth = if f.at
+            || f.pct
+            || self.wants(&as_decoded, Hint::default())
+            || has_nested_url(b, shape, f)
+        {
+            Depth::Full
+        } else {
+            Depth::NamesOnly
+        };
         match shape {
             Shape::Absolute { auth } => {
-                let auth_end = memchr3(b'/', b'?', b'#', &b[auth..]).map_or(b.len(), |k| auth + k);
-                if let Some(at) = memrchr(b'@', &b[auth..auth_end]) {
+                let auth_end = find_any(b"/?#", &b[auth..]).map_or(b.len(), |k| auth + k);
+                if let Some(at) = rfind_any(b"@", &b[auth..auth_end]) {
                     edits.push(Edit {
                         start: base + auth,
                         end: base + auth + at + 1,
@@ -135,61 +173,79 @@ impl Scrubber {
                     });
                     kinds.push(RedactionKind::UrlUserinfo);
                 }
-                self.url_rest(s, auth_end, base, nest, edits, kinds);
+                self.url_rest(s, auth_end, base, depth, nest, edits, kinds);
             }
-            Shape::Relative => self.url_rest(s, 0, base, nest, edits, kinds),
+            Shape::Relative => self.url_rest(s, 0, base, depth, nest, edits, kinds),
             Shape::Query { start, mark } => {
-                let q_end = memchr(b'#', &b[start..]).map_or(b.len(), |k| start + k);
-                self.params(s, start, q_end, mark, base, nest, edits, kinds);
+                let q_end = find_any(b"#", &b[start..]).map_or(b.len(), |k| start + k);
+                self.params(s, start, q_end, mark, base, depth, nest, edits, kinds);
                 if q_end < b.len() {
-                    self.fragment(s, q_end, base, nest, edits, kinds);
+                    self.fragment(s, q_end, base, depth, nest, edits, kinds);
                 }
             }
         }
     }
 
     /// Path, query and fragment from `from`.
+    #[allow(clippy::too_many_arguments)]
     fn url_rest(
         &self,
         s: &str,
         from: usize,
         base: usize,
+        depth: Depth,
         nest: u8,
         edits: &mut Vec<Edit>,
         kinds: &mut Vec<RedactionKind>,
     ) {
         let b = s.as_bytes();
-        let path_end = memchr2(b'?', b'#', &b[from..]).map_or(b.len(), |k| from + k);
-        self.path_like(s, from, path_end, base, edits, kinds);
+        let path_end = find_any(b"?#", &b[from..]).map_or(b.len(), |k| from + k);
+        if depth == Depth::Full {
+            self.path_like(s, from, path_end, base, edits, kinds);
+        }
         let mut pos = path_end;
         if b.get(pos) == Some(&b'?') {
-            let q_end = memchr(b'#', &b[pos + 1..]).map_or(b.len(), |k| pos + 1 + k);
-            self.params(s, pos + 1, q_end, pos, base, nest, edits, kinds);
+            let q_end = find_any(b"#", &b[pos + 1..]).map_or(b.len(), |k| pos + 1 + k);
+            self.params(s, pos + 1, q_end, pos, base, depth, nest, edits, kinds);
             pos = q_end;
         }
         if b.get(pos) == Some(&b'#') {
-            self.fragment(s, pos, base, nest, edits, kinds);
+            self.fragment(s, pos, base, depth, nest, edits, kinds);
         }
     }
 
     /// The fragment after the `#` at `hash`.
+    #[allow(clippy::too_many_arguments)]
     fn fragment(
         &self,
         s: &str,
         hash: usize,
         base: usize,
+        depth: Depth,
         nest: u8,
         edits: &mut Vec<Edit>,
         kinds: &mut Vec<RedactionKind>,
     ) {
         let b = s.as_bytes();
         let f0 = hash + 1;
-        if let Some(q) = memchr(b'?', &b[f0..]) {
-            self.path_like(s, f0, f0 + q, base, edits, kinds);
-            self.params(s, f0 + q + 1, b.len(), f0 + q, base, nest, edits, kinds);
-        } else if memchr(b'=', &b[f0..]).is_some() {
-            self.params(s, f0, b.len(), hash, base, nest, edits, kinds);
-        } else {
+        if let Some(q) = find_any(b"?", &b[f0..]) {
+            if depth == Depth::Full {
+                self.path_like(s, f0, f0 + q, base, edits, kinds);
+            }
+            self.params(
+                s,
+                f0 + q + 1,
+                b.len(),
+                f0 + q,
+                base,
+                depth,
+                nest,
+                edits,
+                kinds,
+            );
+        } else if find_any(b"=", &b[f0..]).is_some() {
+            self.params(s, f0, b.len(), hash, base, depth, nest, edits, kinds);
+        } else if depth == Depth::Full {
             self.path_like(s, f0, b.len(), base, edits, kinds);
         }
     }
@@ -206,7 +262,8 @@ impl Scrubber {
     ) {
         let b = &s.as_bytes()[from..to];
         let mut seg = 0;
-        for k in memchr_iter(b'/', b).chain(std::iter::once(b.len())) {
+        while seg <= b.len() {
+            let k = find_any(b"/", &b[seg..]).map_or(b.len(), |k| seg + k);
             if k > seg {
                 self.segment(s, from + seg, from + k, base, edits, kinds);
             }
@@ -224,7 +281,7 @@ impl Scrubber {
         kinds: &mut Vec<RedactionKind>,
     ) {
         let seg = &s[a..z];
-        if memchr(b'%', seg.as_bytes()).is_none() {
+        if find_any(b"%", seg.as_bytes()).is_none() {
             self.detect(seg, base + a, Hint::default(), edits, kinds);
             return;
         }
@@ -257,6 +314,7 @@ impl Scrubber {
         to: usize,
         mark: usize,
         base: usize,
+        depth: Depth,
         nest: u8,
         edits: &mut Vec<Edit>,
         kinds: &mut Vec<RedactionKind>,
@@ -267,9 +325,14 @@ impl Scrubber {
         let mut any_kept = false;
         let mut ps = from;
         loop {
-            let pe = memchr(b'&', &b[ps..to]).map_or(to, |k| ps + k);
+            let pe = find_any(b"&", &b[ps..to]).map_or(to, |k| ps + k);
             if pe > ps {
-                if self.param_trips(&s[ps..pe], nest, kinds) {
+                let param = &s[ps..pe];
+                let trips = match depth {
+                    Depth::NamesOnly => self.param_denied(param, false, kinds),
+                    Depth::Full => self.param_trips(param, nest, kinds),
+                };
+                if trips {
                     removed.push((ps, pe, any_kept));
                 } else {
                     any_kept = true;
@@ -305,11 +368,26 @@ impl Scrubber {
         }
     }
 
+    /// Whether the parameter's name is denied; records it.
+    fn param_denied(&self, param: &str, decode: bool, kinds: &mut Vec<RedactionKind>) -> bool {
+        let raw = find_any(b"=", param.as_bytes()).map_or(param, |k| &param[..k]);
+        let hit = if decode {
+            self.deny.param(&decode_component(raw, true))
+        } else {
+            self.deny.param(raw)
+        };
+        match hit {
+            Some(i) => {
+                kinds.push(RedactionKind::UrlParam(self.deny.name(i).to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether the parameter `name=value` must go; records why.
     fn param_trips(&self, param: &str, nest: u8, kinds: &mut Vec<RedactionKind>) -> bool {
-        let name = param.split_once('=').map_or(param, |(n, _)| n);
-        if let Some(i) = self.deny.param(&decode_component(name, true)) {
-            kinds.push(RedactionKind::UrlParam(self.deny.name(i).to_string()));
+        if self.param_denied(param, true, kinds) {
             return true;
         }
         let mut sub_edits = Vec::new();
@@ -323,7 +401,7 @@ impl Scrubber {
             &mut sub_edits,
             &mut sub_kinds,
         );
-        if sub_edits.is_empty() && memchr(b'+', param.as_bytes()).is_some() {
+        if sub_edits.is_empty() && find_any(b"+", param.as_bytes()).is_some() {
             // A literal `+` may be the `+` of a phone number.
             let decoded = decode_component(param, false);
             self.text(
@@ -334,6 +412,28 @@ impl Scrubber {
                 &mut sub_edits,
                 &mut sub_kinds,
             );
+        }
+        if sub_edits.is_empty() {
+            // A relative URL or query string as the value
+            // (`next=/signup?first_name=Ada`): its parameters count too.
+            if let Some((_, value)) = decoded.split_once('=') {
+                let vf = Features::of(value.as_bytes());
+                if !vf.space && nest + 1 < MAX_URL_NESTING {
+                    if let Some(shape @ (Shape::Relative | Shape::Query { .. })) =
+                        whole_shape(value, &vf, Hint::default())
+                    {
+                        self.url(
+                            value,
+                            &vf,
+                            0,
+                            shape,
+                            nest + 1,
+                            &mut sub_edits,
+                            &mut sub_kinds,
+                        );
+                    }
+                }
+            }
         }
         if sub_edits.is_empty() {
             return false;
@@ -347,38 +447,36 @@ impl Scrubber {
 mod tests {
     use super::*;
 
+    fn shape(s: &str, hint: Hint) -> Option<Shape> {
+        whole_shape(s, &Features::of(s.as_bytes()), hint)
+    }
+
     #[test]
     fn shapes() {
         let h = Hint::default();
         assert_eq!(
-            whole_shape("https://x.io/a", h),
+            shape("https://x.io/a", h),
             Some(Shape::Absolute { auth: 8 })
         );
+        assert_eq!(shape("HTTP://x.io", h), Some(Shape::Absolute { auth: 7 }));
         assert_eq!(
-            whole_shape("HTTP://x.io", h),
-            Some(Shape::Absolute { auth: 7 })
-        );
-        assert_eq!(
-            whole_shape("//cdn.x.io/a?b", h),
+            shape("//cdn.x.io/a?b", h),
             Some(Shape::Absolute { auth: 2 })
         );
-        assert_eq!(
-            whole_shape("?a=1", h),
-            Some(Shape::Query { start: 1, mark: 0 })
-        );
-        assert_eq!(whole_shape("/p?a=1", h), Some(Shape::Relative));
-        assert_eq!(whole_shape("/products/12345", h), None);
-        assert_eq!(whole_shape("a=1&b=2", h), None);
+        assert_eq!(shape("?a=1", h), Some(Shape::Query { start: 1, mark: 0 }));
+        assert_eq!(shape("/p?a=1", h), Some(Shape::Relative));
+        assert_eq!(shape("/products/12345", h), None);
+        assert_eq!(shape("a=1&b=2", h), None);
         let q = Hint {
             query: true,
             ..Hint::default()
         };
         assert_eq!(
-            whole_shape("a=1&b=2", q),
+            shape("a=1&b=2", q),
             Some(Shape::Query { start: 0, mark: 0 })
         );
-        assert_eq!(whole_shape("key=value:x", h), None);
-        assert_eq!(whole_shape("1http://x", h), None);
+        assert_eq!(shape("key=value:x", h), None);
+        assert_eq!(shape("1http://x", h), None);
     }
 
     #[test]
