@@ -43,6 +43,7 @@ pub mod ip;
 pub mod mmdb;
 pub mod optout;
 pub mod policy;
+pub mod scrub;
 pub mod signals;
 
 use std::collections::HashMap;

@@ -1,0 +1,271 @@
+//! Configuration of the PII scrubber (one per source, built once into a
+//! [`Scrubber`](super::Scrubber)).
+//!
+//! Every field has a default, so an empty table turns scrubbing on with the
+//! built-in key denylist and every value detector. Unknown keys are errors.
+
+use serde::Deserialize;
+
+/// Default for [`ScrubConfig::max_depth`].
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+/// Default for [`ScrubConfig::max_string_bytes`].
+pub const DEFAULT_MAX_STRING_BYTES: usize = 8192;
+/// Smallest accepted [`ScrubConfig::max_string_bytes`]: below this, ordinary
+/// URLs and sentences would be cut.
+pub const MIN_STRING_BYTES: usize = 256;
+/// Longest deny key accepted, after normalization (lower case, without
+/// `-`, `_` and `.`). Longer object keys are never denied by name (they are
+/// still scanned for values).
+pub const MAX_DENY_KEY_LEN: usize = 64;
+
+/// The built-in key denylist: object keys (anywhere under the event) and URL
+/// parameter names that are removed with their value. Matched after
+/// normalization: ASCII lower case, `-`, `_` and `.` ignored, so `E-Mail`,
+/// `e_mail` and `email` are the same key, as are `firstName` and
+/// `first_name`. Matching is on the whole key: `user_email` is not denied
+/// (its value is still scanned by the detectors).
+pub const DEFAULT_DENY_KEYS: &[&str] = &[
+    "email",
+    "mail",
+    "e-mail",
+    "password",
+    "pass",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "auth",
+    "authorization",
+    "apikey",
+    "api_key",
+    "session",
+    "sessionid",
+    "sid",
+    "ssn",
+    "phone",
+    "tel",
+    "telephone",
+    "mobile",
+    "card",
+    "cardnumber",
+    "cc",
+    "ccnumber",
+    "cvv",
+    "cvc",
+    "iban",
+    "first_name",
+    "firstname",
+    "last_name",
+    "lastname",
+    "surname",
+    "fullname",
+    "address",
+    "street",
+    "dob",
+    "birthdate",
+    "passport",
+];
+
+/// Settings of the PII scrubber.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Scrub events at all. Default `true`.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// Keys removed with their value wherever they occur (properties,
+    /// traits, context, top level) and URL query/fragment parameters removed
+    /// by name. Matched case-insensitively, ignoring `-`, `_` and `.`.
+    /// Default: [`DEFAULT_DENY_KEYS`]. Setting it replaces the list; use
+    /// `extra_deny_keys` to extend it.
+    #[serde(default = "default_deny_keys")]
+    pub deny_keys: Vec<String>,
+    /// Keys added to `deny_keys`. Default empty.
+    #[serde(default)]
+    pub extra_deny_keys: Vec<String>,
+    /// Dotted key paths kept verbatim even if denied or matched by a
+    /// detector, e.g. `traits.email`: the value at the path and everything
+    /// under it is left untouched. Array indices are not written (the path
+    /// `properties.items.sku` covers `properties.items[3].sku`). Default
+    /// empty.
+    #[serde(default)]
+    pub allow_paths: Vec<String>,
+    /// The value detectors that run over every string. Default: all of them.
+    #[serde(default = "default_detectors")]
+    pub detectors: Vec<Detector>,
+    /// Deepest nesting kept: a value whose path has more than this many
+    /// segments (`properties.a` has two) is removed and recorded as a
+    /// `depth` redaction. Default 32.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Longest string value kept, in bytes. A longer string is cut to at
+    /// most this many bytes (at a character boundary, preferring the last
+    /// whitespace in the final 64 bytes so a partial item is not left at
+    /// the cut), the cut is recorded as a `truncated` redaction, and the
+    /// kept part is scanned in full. An object key longer than this is
+    /// removed with its value (also `truncated`). No string is ever passed
+    /// through unscanned. Default 8192, at least 256.
+    #[serde(default = "default_max_string_bytes")]
+    pub max_string_bytes: usize,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        ScrubConfig {
+            enabled: default_enabled(),
+            deny_keys: default_deny_keys(),
+            extra_deny_keys: Vec::new(),
+            allow_paths: Vec::new(),
+            detectors: default_detectors(),
+            max_depth: default_max_depth(),
+            max_string_bytes: default_max_string_bytes(),
+        }
+    }
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+fn default_deny_keys() -> Vec<String> {
+    DEFAULT_DENY_KEYS.iter().map(|k| (*k).to_string()).collect()
+}
+
+fn default_detectors() -> Vec<Detector> {
+    Detector::ALL.to_vec()
+}
+
+fn default_max_depth() -> usize {
+    DEFAULT_MAX_DEPTH
+}
+
+fn default_max_string_bytes() -> usize {
+    DEFAULT_MAX_STRING_BYTES
+}
+
+/// A value detector. Each replaces what it finds, in place, with its marker
+/// (`[email]`, `[phone]`, …) so the rest of the text survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// `local@domain.tld`.
+    Email,
+    /// International `+CC …` numbers and national numbers with separators.
+    Phone,
+    /// Payment card numbers: known network prefix, length and Luhn check.
+    Card,
+    /// IBANs: country length table and mod-97 check.
+    Iban,
+    /// US social security numbers `AAA-GG-SSSS`.
+    Ssn,
+    /// JSON web tokens.
+    Jwt,
+    /// Bearer/Basic credentials, well-known API key formats, secrets after
+    /// `token=`/`key=`-like names.
+    Token,
+    /// IPv4 and IPv6 literals.
+    Ip,
+}
+
+impl Detector {
+    /// Every detector, in precedence order (see [`Detector::precedence`]).
+    pub const ALL: [Detector; 8] = [
+        Detector::Jwt,
+        Detector::Token,
+        Detector::Email,
+        Detector::Iban,
+        Detector::Card,
+        Detector::Ssn,
+        Detector::Ip,
+        Detector::Phone,
+    ];
+
+    /// Stable name, used as the redaction kind and metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Detector::Email => "email",
+            Detector::Phone => "phone",
+            Detector::Card => "card",
+            Detector::Iban => "iban",
+            Detector::Ssn => "ssn",
+            Detector::Jwt => "jwt",
+            Detector::Token => "token",
+            Detector::Ip => "ip",
+        }
+    }
+
+    /// The text that replaces a match.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Detector::Email => "[email]",
+            Detector::Phone => "[phone]",
+            Detector::Card => "[card]",
+            Detector::Iban => "[iban]",
+            Detector::Ssn => "[ssn]",
+            Detector::Jwt => "[jwt]",
+            Detector::Token => "[token]",
+            Detector::Ip => "[ip]",
+        }
+    }
+
+    /// When matches of two detectors overlap, the union of both is replaced
+    /// and named after the detector with the higher precedence: the more
+    /// specific format wins (a JWT is also a long token, an SSN is also
+    /// shaped like a phone number, a valid card number also looks like one).
+    pub fn precedence(self) -> u8 {
+        match self {
+            Detector::Jwt => 8,
+            Detector::Token => 7,
+            Detector::Email => 6,
+            Detector::Iban => 5,
+            Detector::Card => 4,
+            Detector::Ssn => 3,
+            Detector::Ip => 2,
+            Detector::Phone => 1,
+        }
+    }
+
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self.precedence() - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_table_gives_the_defaults() {
+        let cfg: ScrubConfig = toml::from_str("").expect("empty config parses");
+        assert!(cfg.enabled);
+        assert_eq!(cfg.deny_keys.len(), DEFAULT_DENY_KEYS.len());
+        assert_eq!(cfg.detectors.len(), Detector::ALL.len());
+        assert_eq!(cfg.max_depth, DEFAULT_MAX_DEPTH);
+        assert_eq!(cfg.max_string_bytes, DEFAULT_MAX_STRING_BYTES);
+    }
+
+    #[test]
+    fn detectors_parse_in_snake_case_and_unknown_keys_fail() {
+        let cfg: ScrubConfig =
+            toml::from_str("detectors = [\"email\", \"ip\"]\nallow_paths = [\"traits.email\"]")
+                .expect("parses");
+        assert_eq!(cfg.detectors, vec![Detector::Email, Detector::Ip]);
+        assert_eq!(cfg.allow_paths, vec!["traits.email".to_string()]);
+        assert!(toml::from_str::<ScrubConfig>("detector = []").is_err());
+        assert!(toml::from_str::<ScrubConfig>("detectors = [\"ssh\"]").is_err());
+    }
+
+    #[test]
+    fn labels_markers_and_bits_are_distinct() {
+        let mut bits = 0u8;
+        for d in Detector::ALL {
+            assert_eq!(d.marker(), format!("[{}]", d.label()));
+            assert_eq!(bits & d.bit(), 0);
+            bits |= d.bit();
+        }
+        assert_eq!(bits, u8::MAX);
+    }
+}
