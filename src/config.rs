@@ -521,6 +521,12 @@ impl Config {
                     "duplicate write key",
                 ));
             }
+            if let Err(e) = crate::privacy::scrub::Scrubber::new(&s.privacy.scrub) {
+                return Err(ConfigError::key(
+                    format!("sources[{i}].privacy.scrub"),
+                    e.to_string(),
+                ));
+            }
             if !ids.insert(s.id.as_str()) {
                 return Err(ConfigError::key(format!("sources[{i}].id"), "duplicate id"));
             }

@@ -60,6 +60,10 @@ pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// (`ok`, `unavailable`, `refused`).
 pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
 /// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
+/// Values and keys removed by the PII scrubber, by `kind` (`email`,
+/// `phone`, `card`, `denied_key`, `url_param`, …).
+pub const REDACTIONS: &str = "trackgate_redactions_total";
+/// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
 pub const GEOIP_RELOADS: &str = "trackgate_geoip_reloads_total";
 /// Requests refused by a limit, by `limiter` = `ip` | `source` | `concurrency`.
 /// Their events are not received (the refusal is request-level).
@@ -139,6 +143,7 @@ fn describe() {
     metrics::describe_gauge!(OPTOUT_LIST_ENTRIES, "Ids on the opt-out list.");
     metrics::describe_counter!(OPTOUT_REQUESTS, "Opt-out and opt-in requests by result.");
     metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
+    metrics::describe_counter!(REDACTIONS, "PII redactions by kind.");
     metrics::describe_counter!(
         RATE_LIMITED,
         "Requests refused by a rate or concurrency limit."
@@ -201,6 +206,10 @@ pub fn request(endpoint: &'static str, status: u16, seconds: f64) {
 pub fn in_flight(n: u64, queue: u64) {
     gauge!(IN_FLIGHT).set(n as f64);
     gauge!(PRODUCER_QUEUE).set(queue as f64);
+}
+
+pub fn redaction(kind: &'static str) {
+    counter!(REDACTIONS, "kind" => kind).increment(1);
 }
 
 pub fn ready(ready: bool) {

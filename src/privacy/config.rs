@@ -89,7 +89,9 @@ pub struct SourcePrivacyConfig {
     /// `context.geo`.
     #[serde(default)]
     pub geo_coordinates: bool,
-    // `scrub` (`[sources.privacy.scrub]`) is added here when privacy::scrub lands.
+    /// PII scrubbing rules (`[sources.privacy.scrub]`): on by default.
+    #[serde(default)]
+    pub scrub: super::scrub::ScrubConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

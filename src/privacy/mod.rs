@@ -62,6 +62,7 @@ use config::{InvalidPayload, IpMode};
 use geo::{Detail, GeoIp};
 use optout::{IdKind, OptOutError, OptOutList, OptOutWriter};
 use policy::{decide, Action, Decision, EventSignals, Reason, SourcePolicy};
+use scrub::{ScrubConfig, ScrubError, Scrubber};
 pub use signals::RequestSignals;
 
 /// Top-level fields removed from an anonymized event.
@@ -97,13 +98,17 @@ pub enum PrivacyError {
     OptOut(#[from] OptOutError),
     #[error("cannot start a privacy thread: {0}")]
     Thread(std::io::Error),
+    #[error("PII scrubber: {0}")]
+    Scrub(#[from] ScrubError),
 }
 
 /// One source's rules, resolved once at start.
 #[derive(Debug, Clone, Default)]
 struct SourceRules {
     policy: SourcePolicy,
-    // scrubber: privacy::scrub::Scrubber — wired when privacy::scrub lands.
+    /// The source's PII scrubber; `None` only for the fallback of an
+    /// unknown source id, which gets the default scrubber at build time.
+    scrubber: Option<Arc<Scrubber>>,
 }
 
 /// The privacy stage for all sources.
@@ -159,12 +164,7 @@ impl PrivacyStage {
             Some(p) => Some(Arc::new(GeoIp::open(p)?)),
             None => None,
         };
-        Ok(PrivacyStage::build(
-            config,
-            Arc::new(OptOutList::new_loaded()),
-            None,
-            geo,
-        ))
+        PrivacyStage::build(config, Arc::new(OptOutList::new_loaded()), None, geo)
     }
 
     fn build(
@@ -172,28 +172,33 @@ impl PrivacyStage {
         optouts: Arc<OptOutList>,
         writer: Option<OptOutWriter>,
         geo: Option<Arc<GeoIp>>,
-    ) -> PrivacyStage {
+    ) -> Result<PrivacyStage, PrivacyError> {
         let sources = config
             .sources
             .iter()
             .map(|s| {
-                (
+                Ok((
                     s.id.clone(),
                     SourceRules {
                         policy: SourcePolicy::from(&s.privacy),
+                        scrubber: Some(Arc::new(Scrubber::new(&s.privacy.scrub)?)),
                     },
-                )
+                ))
             })
-            .collect();
-        PrivacyStage {
+            .collect::<Result<_, ScrubError>>()?;
+        let fallback = SourceRules {
+            policy: SourcePolicy::default(),
+            scrubber: Some(Arc::new(Scrubber::new(&ScrubConfig::default())?)),
+        };
+        Ok(PrivacyStage {
             sources,
-            fallback: SourceRules::default(),
+            fallback,
             optouts,
             writer,
             geo,
             hasher: ip::IpHasher::new(),
             invalid_payload: config.privacy.invalid_payload,
-        }
+        })
     }
 
     /// The stage of a running gateway: loads the GeoIP database and starts
@@ -237,7 +242,7 @@ impl PrivacyStage {
             stop,
         )?);
         Ok((
-            PrivacyStage::build(config, list, Some(writer), geo),
+            PrivacyStage::build(config, list, Some(writer), geo)?,
             workers,
         ))
     }
@@ -381,17 +386,48 @@ impl PrivacyStage {
         }
     }
 
-    /// PII scrubbing of one event by the source's scrubber. Returns whether
+    /// PII scrubbing of one event by the source's scrubber; what was
+    /// removed is recorded as `context.privacy.redactions` (paths and
+    /// detector names, never values) and counted per kind. Returns whether
     /// a scrubber ran (a rejected event's payload is kept only then).
-    ///
-    /// Wired when privacy::scrub lands: run
-    /// `rules.scrubber.scrub_event(body, &mut redactions)`, then, when
-    /// anything was redacted, set `context.privacy.redactions =
-    /// [{"path":…,"kind":…}]` and count each `kind.label()` in
-    /// `metrics::redaction`; return true.
-    #[inline]
-    fn scrub(&self, _rules: &SourceRules, _body: &mut Map<String, Value>) -> bool {
-        false
+    fn scrub(&self, rules: &SourceRules, body: &mut Map<String, Value>) -> bool {
+        let Some(scrubber) = rules.scrubber.as_deref().filter(|s| s.enabled()) else {
+            return false;
+        };
+        // `Vec::new` does not allocate: the clean path stays allocation-free.
+        let mut redactions = Vec::new();
+        scrubber.scrub_event(body, &mut redactions);
+        if redactions.is_empty() {
+            return true;
+        }
+        let list: Vec<Value> = redactions
+            .iter()
+            .map(|r| {
+                metrics::redaction(r.kind.label());
+                let mut m = Map::with_capacity(2);
+                m.insert("path".into(), Value::String(r.path.clone()));
+                m.insert("kind".into(), Value::String(r.kind.label().into()));
+                Value::Object(m)
+            })
+            .collect();
+        let ctx = body
+            .entry("context")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !ctx.is_object() {
+            *ctx = Value::Object(Map::new());
+        }
+        if let Value::Object(ctx) = ctx {
+            let privacy = ctx
+                .entry("privacy")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !privacy.is_object() {
+                *privacy = Value::Object(Map::new());
+            }
+            if let Value::Object(p) = privacy {
+                p.insert("redactions".into(), Value::Array(list));
+            }
+        }
+        true
     }
 
     /// What becomes of a rejected event whose JSON text is `text`.
