@@ -99,10 +99,13 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// One normalized deny entry: `(head, normalized, index into names)`.
+type DenyEntry = (u64, Box<[u8]>, usize);
+
 #[derive(Debug, Default)]
 pub(crate) struct DenyKeys {
-    /// Normalized entries by length: `(head, normalized, index into names)`.
-    by_len: Vec<Vec<(u64, Box<[u8]>, usize)>>,
+    /// Normalized entries by length.
+    by_len: Vec<Vec<DenyEntry>>,
     /// The first configured spelling of each entry.
     names: Vec<String>,
 }
