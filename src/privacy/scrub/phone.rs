@@ -198,7 +198,7 @@ fn accept(sh: &Shape, plus: bool) -> bool {
         && (1900..2100).contains(&sh.first_value)
         && sh.second <= 2
         && sh.first_sep != 0;
-    !(date_like && !plus)
+    !date_like || plus
 }
 
 pub(crate) fn find(s: &[u8], out: &mut Vec<Span>) {
