@@ -94,6 +94,9 @@ fn clean_strings_are_scanned_without_allocating() {
     for s in [
         "https://shop.example.com/products/12345?utm_source=newsletter&page=2#reviews",
         "?q=shoes&page=3",
+        // Full path: `+` may decode to a `Basic …` phrase; `%` must decode.
+        "https://shop.example.com/blog/best-bikes?q=best+bikes+2024&c=Spring%20Sale#top",
+        "/search?q=caf%C3%A9+bar&sort=price",
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0",
         "2024-01-15T10:30:00.000Z",
         "Order ORD-2024-000123 of 1299.00 EUR, version 10.0.19045.2965",

@@ -259,9 +259,14 @@ async fn listed_ids_are_dropped_and_opt_in_restores() {
 async fn rejected_events_by_mode_and_policy() {
     let bad = r#"{"type":"nonsense","anonymousId":"a-1","traits":{"email":"jane@example.com"},"context":{"ip":"81.2.69.160"}}"#;
     let m = meta("web", RequestSignals::default());
-    // Default (`scrubbed`) without a scrubber: the payload is omitted.
+    // Default (`scrubbed`): the payload after the source's IP and PII rules.
     let f = stage_with("", "");
-    assert_eq!(f.stage.rejected(bad, &m), Rejected::Report(None));
+    let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &m) else {
+        panic!("a scrubbed payload is reported");
+    };
+    assert!(payload.contains("nonsense"), "{payload}");
+    assert!(!payload.contains("jane@example.com"), "{payload}");
+    assert!(!payload.contains("81.2.69.160"), "{payload}");
     assert_eq!(f.stage.rejected("{not json", &m), Rejected::Report(None));
     let f = stage_with("invalid_payload = \"omit\"", "");
     assert_eq!(f.stage.rejected(bad, &m), Rejected::Report(None));

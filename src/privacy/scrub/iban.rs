@@ -6,7 +6,8 @@
 //! length that country's IBANs have (registry table below); standing alone
 //! (no letter, digit or `_` right before or after); and valid under ISO
 //! 7064 mod 97-10. Lower case is accepted (the checksum carries the
-//! precision).
+//! precision). The scan runs only on strings with at least 4 digits where
+//! two letters at a word start are followed by two digits.
 
 use super::config::Detector;
 use super::text::{before, is_alnum, is_digit, is_word, Span};

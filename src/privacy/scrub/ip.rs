@@ -76,9 +76,9 @@ fn v4_at(s: &[u8], i: usize) -> Option<usize> {
 pub(crate) fn find_v4(s: &[u8], out: &mut Vec<Span>) {
     let mut i = 0;
     while i < s.len() {
-        if !is_digit(s[i]) {
-            i += 1;
-            continue;
+        match s[i..].iter().position(u8::is_ascii_digit) {
+            Some(k) => i += k,
+            None => return,
         }
         if left_ok_v4(s, i) {
             if let Some(end) = v4_at(s, i) {

@@ -36,21 +36,70 @@ pub const EXEMPT_PATHS: &[&str] = &[
 #[inline]
 fn normalize(key: &str, buf: &mut [u8; MAX_DENY_KEY_LEN]) -> (Option<usize>, bool) {
     let bytes = key.as_bytes();
+    if bytes.len() > MAX_DENY_KEY_LEN {
+        return normalize_long(bytes, buf);
+    }
+    // Branch-free: write every byte's normalized form (0 for a separator)
+    // and advance only past kept ones; the key fits, so `n` stays in range.
     let mut plain = bytes.len() < PLAIN_KEY_MAX;
     let mut n = 0;
     for &b in bytes {
-        let sep = matches!(b, b'-' | b'_' | b'.');
-        plain &= b.is_ascii_alphabetic() || (sep && b != b'.');
-        if sep {
+        let m = NORMAL[b as usize];
+        buf[n] = m;
+        n += usize::from(m != 0);
+        plain &= PLAIN[b as usize];
+    }
+    (Some(n), plain)
+}
+
+/// [`normalize`] for keys longer than the buffer (never plain).
+#[cold]
+fn normalize_long(bytes: &[u8], buf: &mut [u8; MAX_DENY_KEY_LEN]) -> (Option<usize>, bool) {
+    let mut n = 0;
+    for &b in bytes {
+        let m = NORMAL[b as usize];
+        if m == 0 {
             continue;
         }
         if n == MAX_DENY_KEY_LEN {
             return (None, false);
         }
-        buf[n] = b.to_ascii_lowercase();
+        buf[n] = m;
         n += 1;
     }
-    (Some(n), plain)
+    (Some(n), false)
+}
+
+/// Normalized form of each byte: ASCII lower case, 0 for the separators
+/// `-`, `_`, `.` (and for NUL, which never matches a deny entry either).
+static NORMAL: [u8; 256] = build_normal();
+
+const fn build_normal() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'-' | b'_' | b'.' => 0,
+            _ => b.to_ascii_lowercase(),
+        };
+        i += 1;
+    }
+    t
+}
+
+/// Bytes a plain key is made of.
+static PLAIN: [bool; 256] = build_plain();
+
+const fn build_plain() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphabetic() || b == b'_' || b == b'-';
+        i += 1;
+    }
+    t
 }
 
 /// Keys shorter than this made only of ASCII letters, `_` and `-` cannot
@@ -99,7 +148,7 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// One normalized deny entry: `(head, normalized, index into names)`.
+/// `(head, normalized key, index into the names)`.
 type DenyEntry = (u64, Box<[u8]>, usize);
 
 #[derive(Debug, Default)]

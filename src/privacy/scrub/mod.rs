@@ -29,9 +29,13 @@
 //!   `type`, `context.ip`, `context.privacy.redactions`) and the configured
 //!   `allow_paths` are kept verbatim.
 //!
-//! Cost: one byte-class pass per string decides which detectors can match
-//! at all (a `@`, enough digits in one number-shaped run, a long token-like
-//! run, …); a clean event is walked without allocating.
+//! Cost: one table-driven pass per string (packed counters, presence bits,
+//! one run length) decides which detectors can match at all (a `@`, enough
+//! digits in one number-shaped run, a long token-like run, …); only those
+//! run. Short strings of letters skip even that, keys made of letters skip
+//! the detectors, and a URL whose text can match nothing has only its
+//! parameter names checked. A clean event is walked without allocating
+//! (`tests/privacy_scrub_alloc.rs`).
 
 mod card;
 pub mod config;
@@ -421,6 +425,9 @@ impl Scrubber {
 
     /// One string value: cut if too long, then scanned.
     fn scrub_string(&self, s: &str, hint: Hint, kinds: &mut Vec<RedactionKind>) -> Option<String> {
+        if text::trivially_clean(s.as_bytes()) {
+            return None;
+        }
         let mut edits = Vec::new();
         if s.len() > self.max_string_bytes {
             let head = &s[..truncation_point(s, self.max_string_bytes)];

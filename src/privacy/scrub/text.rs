@@ -89,6 +89,8 @@ pub(crate) struct Features {
     /// Has `+` (a space in a URL query).
     pub plus: bool,
     pub space: bool,
+    /// Has `b` or `B` (`Basic`, `Bearer`).
+    pub b: bool,
     /// Most digits in one run of digits and number separators
     /// (` `, `-`, `.`, `(`, `)`, `+`).
     pub max_chunk_digits: u32,
@@ -142,6 +144,7 @@ const P_EQ: u8 = 2;
 const P_PCT: u8 = 4;
 const P_PLUS: u8 = 8;
 const P_SPACE: u8 = 16;
+const P_B: u8 = 32;
 
 static PRESENCE: [u8; 256] = build_presence();
 
@@ -155,6 +158,7 @@ const fn build_presence() -> [u8; 256] {
             b'=' => P_EQ,
             b'%' => P_PCT,
             b'+' => P_PLUS,
+            b'b' | b'B' => P_B,
             _ if b.is_ascii_whitespace() => P_SPACE,
             _ => 0,
         };
@@ -199,6 +203,7 @@ impl Features {
             pct: presence & P_PCT != 0,
             plus: presence & P_PLUS != 0,
             space: presence & P_SPACE != 0,
+            b: presence & P_B != 0,
             ..Features::default()
         };
         if (f.eq || colons != 0) && s.len() >= B64_MIN_LEN {
@@ -319,6 +324,36 @@ pub(crate) fn apply(s: &str, edits: &mut [Edit]) -> Option<String> {
     Some(out)
 }
 
+/// Strings shorter than this made only of `QUICK_SAFE` bytes cannot hold
+/// anything any rule matches: every detector needs a digit, `@`, `:`, `=`,
+/// or a run of 15 token characters; `Basic`/`Bearer` credentials need at
+/// least 14 bytes; URL rules need `:`, `/`, `?` or `=`.
+const QUICK_MAX: usize = super::token::SCHEME_MIN_LEN;
+
+/// Letters, space, and punctuation no rule starts from.
+static QUICK_SAFE: [bool; 256] = build_quick_safe();
+
+const fn build_quick_safe() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphabetic()
+            || matches!(
+                b,
+                b' ' | b'-' | b'_' | b'.' | b',' | b'\'' | b'!' | b'(' | b')' | b'&'
+            );
+        i += 1;
+    }
+    t
+}
+
+/// A short string of letters and harmless punctuation: nothing to scan.
+#[inline]
+pub(crate) fn trivially_clean(s: &[u8]) -> bool {
+    s.len() < QUICK_MAX && s.iter().all(|&b| QUICK_SAFE[b as usize])
+}
+
 /// Slices shorter than this are searched with a plain loop: `memchr`'s
 /// dispatch costs more than the search itself.
 const SHORT: usize = 64;
@@ -351,23 +386,82 @@ pub(crate) fn rfind_any(set: &[u8], s: &[u8]) -> Option<usize> {
     }
 }
 
-/// Percent-decodes a URL component (invalid UTF-8 replaced), turning `+`
-/// into a space when asked. Borrows when there is nothing to decode.
-pub(crate) fn decode_component(s: &str, plus_as_space: bool) -> Cow<'_, str> {
+/// URL components up to this many bytes are decoded on the stack.
+pub(crate) const DECODE_BUF: usize = 256;
+
+/// A stack buffer for [`decode_component`].
+pub(crate) type DecodeBuf = [u8; DECODE_BUF];
+
+#[inline]
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes a URL component (`%` not followed by two hex digits
+/// stays; invalid UTF-8 is replaced), turning `+` into a space when asked.
+/// Borrows `s` when there is nothing to decode, else decodes into `buf`;
+/// allocates only for a component longer than the buffer or not UTF-8.
+pub(crate) fn decode_component<'a>(
+    s: &'a str,
+    plus_as_space: bool,
+    buf: &'a mut DecodeBuf,
+) -> Cow<'a, str> {
     let b = s.as_bytes();
     let plus = plus_as_space && find_any(b"+", b).is_some();
     if !plus && find_any(b"%", b).is_none() {
         return Cow::Borrowed(s);
     }
-    if plus {
-        // Only a literal `+` is a space; `%2B` decodes to `+`.
-        let spaced = s.replace('+', " ");
-        let decoded = percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned();
-        return Cow::Owned(decoded);
+    if b.len() > DECODE_BUF {
+        let spaced;
+        let src = if plus {
+            spaced = s.replace('+', " ");
+            spaced.as_str()
+        } else {
+            s
+        };
+        return Cow::Owned(
+            percent_encoding::percent_decode_str(src)
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
     }
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy()
+    let mut n = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let pair = if c == b'%' {
+            b.get(i + 1)
+                .copied()
+                .and_then(hex)
+                .zip(b.get(i + 2).copied().and_then(hex))
+        } else {
+            None
+        };
+        buf[n] = match pair {
+            Some((h, l)) => {
+                i += 3;
+                h << 4 | l
+            }
+            None => {
+                i += 1;
+                if plus && c == b'+' {
+                    b' '
+                } else {
+                    c
+                }
+            }
+        };
+        n += 1;
+    }
+    match std::str::from_utf8(&buf[..n]) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(&buf[..n]).into_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -455,10 +549,53 @@ mod tests {
     }
 
     #[test]
-    fn decode_borrows_when_clean() {
-        assert!(matches!(decode_component("abc", true), Cow::Borrowed(_)));
-        assert_eq!(decode_component("a%40b+c", true), "a@b c");
-        assert_eq!(decode_component("a%40b+c", false), "a@b+c");
-        assert_eq!(decode_component("%2B1+555", true), "+1 555");
+    fn trivially_clean_strings() {
+        for s in ["EUR", "de-DE", "analytics.js", "Hello, world!", ""] {
+            assert!(trivially_clean(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "Product Detail",
+            "a@b.co",
+            "v1",
+            "x:y",
+            "a=b",
+            "/p",
+            "?q",
+            "h%20",
+        ] {
+            assert!(!trivially_clean(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn decode_borrows_when_clean_and_matches_the_reference_decoder() {
+        let mut buf = [0u8; DECODE_BUF];
+        assert!(matches!(
+            decode_component("abc", true, &mut buf),
+            Cow::Borrowed(_)
+        ));
+        for (s, plus, want) in [
+            ("a%40b+c", true, "a@b c"),
+            ("a%40b+c", false, "a@b+c"),
+            ("%2B1+555", true, "+1 555"),
+            ("100%", false, "100%"),
+            ("%4", false, "%4"),
+            ("%zz%41", false, "%zzA"),
+            ("caf%C3%A9", false, "café"),
+            ("bad%FF", false, "bad\u{FFFD}"),
+        ] {
+            let mut buf = [0u8; DECODE_BUF];
+            assert_eq!(decode_component(s, plus, &mut buf), want, "{s}");
+            let reference = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+            if !plus {
+                assert_eq!(reference, want, "{s}");
+            }
+        }
+        let long = "%41".repeat(DECODE_BUF);
+        let mut buf = [0u8; DECODE_BUF];
+        assert_eq!(
+            decode_component(&long, false, &mut buf),
+            "A".repeat(DECODE_BUF)
+        );
     }
 }

@@ -54,7 +54,8 @@ pub(crate) const JWT_MIN_RUN: u32 = JWT_MIN_HEADER as u32;
 /// Prefilter for the prefixed formats: the shortest one (`xoxb-` + 10)
 /// is a run of `[A-Za-z0-9_-]` this long.
 pub(crate) const PREFIX_MIN_RUN: u32 = 15;
-/// Prefilter for `Basic`/`Bearer`: a space and at least this many bytes.
+/// Prefilter for `Basic`/`Bearer`: a `b`, a space and at least this many
+/// bytes.
 pub(crate) const SCHEME_MIN_LEN: usize = "basic ".len() + BASIC_MIN;
 
 #[derive(Debug, Clone, Copy)]
@@ -180,13 +181,13 @@ impl TokenMatcher {
     pub(crate) fn wanted(f: &Features) -> bool {
         f.max_run >= PREFIX_MIN_RUN
             || f.max_b64_run >= CONTEXT_MIN as u32
-            || (f.space && f.len >= SCHEME_MIN_LEN)
+            || (f.space && f.b && f.len >= SCHEME_MIN_LEN)
     }
 
     /// Finds tokens; overlapping finds (a prefixed token after `key=`) are
     /// merged by the caller.
     pub(crate) fn find(&self, s: &[u8], f: &Features, out: &mut Vec<Span>) {
-        if f.space && f.len >= SCHEME_MIN_LEN {
+        if f.space && f.b && f.len >= SCHEME_MIN_LEN {
             schemes(s, out);
         }
         if f.max_run >= PREFIX_MIN_RUN {

@@ -23,7 +23,9 @@
 use memchr::memmem;
 
 use super::keys::Hint;
-use super::text::{self, decode_component, find_any, rfind_any, Edit, Features, Span};
+use super::text::{
+    self, decode_component, find_any, rfind_any, DecodeBuf, Edit, Features, Span, DECODE_BUF,
+};
 use super::{RedactionKind, Scrubber, MAX_URL_NESTING};
 
 /// Longest URL scheme considered.
@@ -285,7 +287,8 @@ impl Scrubber {
             self.detect(seg, base + a, Hint::default(), edits, kinds);
             return;
         }
-        let decoded = decode_component(seg, false);
+        let mut buf: DecodeBuf = [0; DECODE_BUF];
+        let decoded = decode_component(seg, false, &mut buf);
         let f = Features::of(decoded.as_bytes());
         if !self.wants(&f, Hint::default()) {
             return;
@@ -372,7 +375,8 @@ impl Scrubber {
     fn param_denied(&self, param: &str, decode: bool, kinds: &mut Vec<RedactionKind>) -> bool {
         let raw = find_any(b"=", param.as_bytes()).map_or(param, |k| &param[..k]);
         let hit = if decode {
-            self.deny.param(&decode_component(raw, true))
+            let mut buf: DecodeBuf = [0; DECODE_BUF];
+            self.deny.param(&decode_component(raw, true, &mut buf))
         } else {
             self.deny.param(raw)
         };
@@ -392,7 +396,8 @@ impl Scrubber {
         }
         let mut sub_edits = Vec::new();
         let mut sub_kinds = Vec::new();
-        let decoded = decode_component(param, true);
+        let mut buf: DecodeBuf = [0; DECODE_BUF];
+        let decoded = decode_component(param, true, &mut buf);
         self.text(
             &decoded,
             0,
@@ -403,7 +408,8 @@ impl Scrubber {
         );
         if sub_edits.is_empty() && find_any(b"+", param.as_bytes()).is_some() {
             // A literal `+` may be the `+` of a phone number.
-            let decoded = decode_component(param, false);
+            let mut buf: DecodeBuf = [0; DECODE_BUF];
+            let decoded = decode_component(param, false, &mut buf);
             self.text(
                 &decoded,
                 0,
