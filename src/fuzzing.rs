@@ -197,9 +197,9 @@ fn run(
 mod tests {
     use super::*;
 
-    fn input(sel: u8, headers: &str, body: &[u8]) -> Vec<u8> {
+    fn input(sel: u8, headers: impl AsRef<[u8]>, body: &[u8]) -> Vec<u8> {
         let mut v = vec![sel];
-        v.extend_from_slice(headers.as_bytes());
+        v.extend_from_slice(headers.as_ref());
         v.extend_from_slice(b"\n\n");
         v.extend_from_slice(body);
         v
@@ -221,6 +221,96 @@ mod tests {
                 dropped: 0
             }
         );
+    }
+
+    #[test]
+    fn the_committed_seeds_reach_the_event_stages() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/decode");
+        for (name, accepted) in [
+            ("batch", 2),
+            ("track", 1),
+            ("page_bot", 1),
+            ("gzip_batch", 1),
+            ("deflate_batch", 1),
+        ] {
+            let data = std::fs::read(seeds.join(name)).unwrap();
+            let out = decode_request(&data);
+            assert_eq!((out.error, out.accepted), (None, accepted), "{name}");
+        }
+    }
+
+    /// Edge classes the fuzzer explores, kept as fixed regression inputs.
+    #[test]
+    fn hostile_inputs_end_in_an_outcome_or_a_code() {
+        let cases: Vec<(Vec<u8>, FuzzOutcome)> = vec![
+            // Timestamps at the ends of the representable range, skew
+            // correction across ten thousand years.
+            (
+                input(
+                    0,
+                    "",
+                    br#"{"batch":[{"type":"page","anonymousId":"a","timestamp":"0000-01-01T00:00:00+23:59"}],"sentAt":"9999-12-31T23:59:59-23:59"}"#,
+                ),
+                FuzzOutcome { accepted: 1, ..Default::default() },
+            ),
+            (
+                input(
+                    0,
+                    "",
+                    br#"{"batch":[{"type":"page","anonymousId":"a","timestamp":"9999-12-31T23:59:59Z","sentAt":"0000-01-01T00:00:00Z"}]}"#,
+                ),
+                FuzzOutcome { accepted: 1, ..Default::default() },
+            ),
+            // Nesting far past the parser's recursion limit, per event.
+            (
+                input(0, "", format!(r#"{{"batch":[{}1{}]}}"#, "[".repeat(10_000), "]".repeat(10_000)).as_bytes()),
+                FuzzOutcome { rejected: 1, ..Default::default() },
+            ),
+            // Unbalanced brackets inside strings do not confuse the depth scan.
+            (
+                input(0, "", br#"{"batch":[{"type":"page","anonymousId":"[[[[\"{{{{"}]}"#),
+                FuzzOutcome { accepted: 1, ..Default::default() },
+            ),
+            // Out-of-range numbers: per event, and for a single event the request.
+            (
+                input(0, "", br#"{"batch":[{"type":"page","anonymousId":"a","n":1e400}]}"#),
+                FuzzOutcome { rejected: 1, ..Default::default() },
+            ),
+            (
+                input(1, "", br#"{"anonymousId":"a","n":-1e400}"#),
+                FuzzOutcome { error: Some("invalid_json"), ..Default::default() },
+            ),
+            // Non-UTF-8 header values and forwarding garbage are ignored.
+            (
+                input(
+                    1,
+                    b"user-agent: \xff\xfe\nx-forwarded-for: ::::, [::1, 999.1.1.1\nforwarded: for=\"[\nauthorization: Basic ====",
+                    br#"{"anonymousId":"a"}"#,
+                ),
+                FuzzOutcome { accepted: 1, ..Default::default() },
+            ),
+            // A gzip header on zlib data, and on an empty body.
+            (
+                input(0, "content-encoding: gzip", b"x\x9c\x03\x00\x00\x00\x00\x01"),
+                FuzzOutcome { error: Some("invalid_compression"), ..Default::default() },
+            ),
+            (
+                input(0, "content-encoding: gzip", b""),
+                FuzzOutcome { error: Some("invalid_compression"), ..Default::default() },
+            ),
+            // Duplicate keys: the envelope refuses, an event keeps the last.
+            (
+                input(0, "", br#"{"batch":[],"batch":[]}"#),
+                FuzzOutcome { error: Some("invalid_batch"), ..Default::default() },
+            ),
+            (
+                input(3, "", br#"{"userId":"u","event":"a","event":"b"}"#),
+                FuzzOutcome { accepted: 1, ..Default::default() },
+            ),
+        ];
+        for (i, (data, want)) in cases.iter().enumerate() {
+            assert_eq!(&decode_request(data), want, "case {i}");
+        }
     }
 
     #[test]

@@ -71,8 +71,9 @@ pub const RATE_LIMITED: &str = "trackgate_rate_limited_total";
 /// Client keys (IP addresses, IPv6 /64s) the per-IP limiter holds after
 /// its last purge.
 pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
-/// Events whose user agent is a bot's, by `action` = `tagged` | `dropped` |
-/// `allowed` (dropped ones are also counted as dropped with reason `bot`).
+/// Events whose user agent is a bot's, by `action` = `tagged` | `dropped`
+/// (dropped ones are also counted as dropped with reason `bot`; sources
+/// with `bots = "allow"` are not checked).
 pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
 
 pub const LIMITER_IP: &str = "ip";
