@@ -56,6 +56,24 @@ pub fn preflight(headers: &HeaderMap, sources: &Sources) -> Response<Body> {
     r
 }
 
+/// Adds the allow headers when the request's origin is allowed by its
+/// source, or, before the source is known (e.g. a 401), by any source.
+pub fn allow_for(
+    r: &mut Response<Body>,
+    origin: Option<&str>,
+    source: Option<&SourceConfig>,
+    sources: &Sources,
+) {
+    let Some(o) = origin else { return };
+    let allowed = match source {
+        Some(s) => is_allowed(s, o),
+        None => sources.iter().any(|s| is_allowed(s, o)),
+    };
+    if allowed {
+        allow(r, o);
+    }
+}
+
 /// Adds the allow headers for an origin already checked.
 pub fn allow(r: &mut Response<Body>, origin: &str) {
     if let Ok(v) = HeaderValue::from_str(origin) {

@@ -155,15 +155,12 @@ async fn post(
         Ok(r) => r,
         Err(e) => response::error(&e, state.config.server.retry_after_secs),
     };
-    if let Some(o) = origin.as_deref() {
-        let allowed = match &source_for_cors {
-            Some(s) => cors::is_allowed(s, o),
-            None => state.sources.iter().any(|s| cors::is_allowed(s, o)),
-        };
-        if allowed {
-            cors::allow(&mut resp, o);
-        }
-    }
+    cors::allow_for(
+        &mut resp,
+        origin.as_deref(),
+        source_for_cors.as_deref(),
+        &state.sources,
+    );
     resp
 }
 

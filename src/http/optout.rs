@@ -81,15 +81,12 @@ pub async fn serve(
     if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(SET_COOKIE, v);
     }
-    if let Some(o) = origin.as_deref() {
-        let allowed = match &source_for_cors {
-            Some(s) => cors::is_allowed(s, o),
-            None => state.sources.iter().any(|s| cors::is_allowed(s, o)),
-        };
-        if allowed {
-            cors::allow(&mut resp, o);
-        }
-    }
+    cors::allow_for(
+        &mut resp,
+        origin.as_deref(),
+        source_for_cors.as_deref(),
+        &state.sources,
+    );
     resp
 }
 
