@@ -1,6 +1,7 @@
 //! Server-side enrichment of a validated event: batch context, `messageId`,
 //! `receivedAt`, clock-skew corrected `timestamp`, `context.ip` and
-//! `context.userAgent`.
+//! `context.userAgent`. First of all, whatever the client sent under a
+//! gateway-owned field (`privacy::owned`) is discarded.
 //!
 //! Clock skew: a device clock may be off by hours. When the client says when
 //! it sent the request (`sentAt`), the time between the event and the send
@@ -88,6 +89,9 @@ pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectRea
         let ctx = ev.context_mut();
         merge_under(ctx, batch_ctx);
     }
+    // What the client sent under the fields the gateway writes is not kept,
+    // whether it came with the event or the batch.
+    crate::privacy::owned::discard_client_values(&mut ev.body);
     let body = &mut ev.body;
 
     if !matches!(body.get("messageId"), Some(Value::String(_))) {
@@ -276,6 +280,24 @@ mod tests {
             format_time(far),
             far.to_rfc3339_opts(SecondsFormat::Millis, true)
         );
+    }
+
+    #[test]
+    fn client_values_of_gateway_owned_fields_are_discarded_from_event_and_batch() {
+        let batch = json!({"bot":true,"privacy":{"anonymized":"gpc"},"geo":{"city":"X"}});
+        let Value::Object(batch) = batch else {
+            panic!()
+        };
+        let mut e = event(
+            json!({"type":"page","anonymousId":"a","receivedAt":"2000-01-01T00:00:00Z",
+            "context":{"ipHash":"h","privacy":{"redactions":[{"path":"a@b.example"}]}}}),
+        );
+        normalize(&mut e, &meta(Some(&batch), None)).unwrap();
+        let ctx = e.body["context"].as_object().unwrap();
+        let mut keys: Vec<&str> = ctx.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["ip", "userAgent"]);
+        assert_eq!(e.body["receivedAt"], "2026-01-01T12:00:00.000Z");
     }
 
     #[test]

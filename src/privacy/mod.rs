@@ -42,6 +42,7 @@ pub mod geo;
 pub mod ip;
 pub mod mmdb;
 pub mod optout;
+pub mod owned;
 pub mod policy;
 pub mod scrub;
 pub mod signals;
@@ -471,56 +472,22 @@ impl PrivacyStage {
                     return Rejected::Report(None);
                 };
                 body.remove("writeKey");
+                // The gateway wrote nothing into a rejected event: every
+                // owned field (the address included) is the client's claim.
+                owned::discard_client_values(&mut body);
                 if decision.action == Action::Anonymize {
                     for f in ANONYMIZED_FIELDS {
                         body.remove(f);
                     }
+                    if let Some(Value::Object(ctx)) = body.get_mut("context") {
+                        strip_context(ctx);
+                    }
                 }
-                self.mask_client_ip(&rules.policy, &mut body, meta, decision.action);
                 if !self.scrub(rules, &mut body) {
                     return Rejected::Report(None);
                 }
                 Rejected::Report(serde_json::to_string(&body).ok())
             }
-        }
-    }
-
-    /// The IP rules on a rejected event's own `context` (a client-sent
-    /// address; the server's view was never added to it).
-    fn mask_client_ip(
-        &self,
-        policy: &SourcePolicy,
-        body: &mut Map<String, Value>,
-        meta: &RequestMeta<'_>,
-        action: Action,
-    ) {
-        let Some(Value::Object(ctx)) = body.get_mut("context") else {
-            return;
-        };
-        ctx.remove("geo");
-        if action == Action::Anonymize {
-            strip_context(ctx);
-            return;
-        }
-        let sent: Option<IpAddr> = ctx
-            .get("ip")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok());
-        ctx.remove("ip");
-        ctx.remove("ipHash");
-        let Some(addr) = sent else { return };
-        match policy.ip {
-            IpMode::Keep => {
-                ctx.insert("ip".into(), Value::String(addr.to_string()));
-            }
-            IpMode::Truncate => {
-                ctx.insert("ip".into(), Value::String(ip::truncate(addr).to_string()));
-            }
-            IpMode::Hash => {
-                let day = ip::utc_day(meta.received_at.timestamp());
-                ctx.insert("ipHash".into(), Value::String(self.hasher.hash(addr, day)));
-            }
-            IpMode::Drop => {}
         }
     }
 

@@ -286,23 +286,24 @@ async fn rejected_events_by_mode_and_policy() {
 }
 
 #[test]
-fn client_ip_rules_on_a_rejected_payload() {
+fn a_rejected_payload_keeps_no_gateway_owned_field() {
     let f = stage_with("", "");
-    let mut body = json!({"context":{"ip":"81.2.69.160","geo":{"city":"X"}}})
-        .as_object()
-        .unwrap()
-        .clone();
+    let bad = r#"{"type":"nonsense","anonymousId":"a","context":{"ip":"81.2.69.160","geo":{"city":"X"},"bot":false,"privacy":{"redactions":[{"path":"jane@example.com"}],"anonymized":"dnt"},"locale":"en"}}"#;
     let m = meta("web", RequestSignals::default());
-    f.stage
-        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Keep);
-    assert_eq!(body["context"], json!({"ip":"81.2.69.0"}));
-    let mut body = json!({"anonymousId":"a","context":{"ip":"81.2.69.160"}})
-        .as_object()
-        .unwrap()
-        .clone();
-    f.stage
-        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Anonymize);
-    assert_eq!(body["context"], json!({}));
+    let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &m) else {
+        panic!("a scrubbed payload is reported");
+    };
+    let v: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["context"], json!({"locale":"en"}), "{payload}");
+    // Anonymized by DNT: the identifiers go as well.
+    let dnt = meta("web", DNT);
+    let bad = r#"{"type":"nonsense","anonymousId":"a","context":{"device":{"id":"d-1","model":"P"},"traits":{"x":1}}}"#;
+    let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &dnt) else {
+        panic!("a scrubbed payload is reported");
+    };
+    let v: Value = serde_json::from_str(&payload).unwrap();
+    assert!(v.get("anonymousId").is_none(), "{payload}");
+    assert_eq!(v["context"], json!({"device":{"model":"P"}}), "{payload}");
 }
 
 #[test]
