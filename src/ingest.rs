@@ -5,7 +5,8 @@
 //! Every event that enters is accounted for here: accepted, rejected (with a
 //! reason, and written to the invalid topic), or dropped by policy.
 //!
-//! Privacy (see `privacy`): a request whose headers alone call for a drop
+//! Privacy (see `privacy`): until the opt-out list is loaded every request
+//! is refused (503 `optout_list_loading`, nothing received); a request whose headers alone call for a drop
 //! (opt-out cookie, GPC or DNT under a `drop` policy) has all its events
 //! dropped before any is parsed; rejected events pass the privacy stage's
 //! rules before anything reaches the invalid topic; events left without a
@@ -56,6 +57,10 @@ pub enum IngestError {
     /// The producer queue is over its high-water mark: nothing was taken.
     #[error("the gateway is over capacity, retry later")]
     Unavailable,
+    /// The opt-out list is not loaded yet: an event it would drop could
+    /// pass, so nothing is taken.
+    #[error("the opt-out list is not loaded yet, retry later")]
+    OptOutListLoading,
 }
 
 /// Everything the pipeline needs, shared by all connections.
@@ -89,6 +94,11 @@ impl Pipeline {
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
     ) -> Result<Outcome, IngestError> {
+        // Fail closed: until the suppression list is loaded, no event is
+        // taken (and none queued for a broker that is away).
+        if !self.privacy.optouts().is_loaded() {
+            return Err(IngestError::OptOutListLoading);
+        }
         if self.sink.headroom() < events.len() as u64 {
             return Err(IngestError::Unavailable);
         }

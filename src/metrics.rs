@@ -59,6 +59,9 @@ pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// Client values discarded because they were sent under a gateway-owned
 /// field (`privacy::owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
+/// Opt-outs refused because the list holds `privacy.optout_max_entries`
+/// (answered 503 `optout_list_full`).
+pub const OPTOUT_LIST_FULL: &str = "trackgate_optout_list_full_total";
 /// `/v1/optout` and `/v1/optin` requests by `action` and `result`
 /// (`ok`, `unavailable`, `refused`).
 pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
@@ -186,6 +189,10 @@ pub fn optout_list_entries(n: usize) {
 
 pub fn owned_field_discarded(field: &'static str) {
     counter!(OWNED_FIELDS_DISCARDED, "field" => field).increment(1);
+}
+
+pub fn optout_list_full() {
+    counter!(OPTOUT_LIST_FULL).increment(1);
 }
 
 pub fn optout_request(action: &'static str, result: &'static str) {

@@ -265,6 +265,21 @@ fn without_a_broker_the_queue_fills_to_its_bound_then_503_and_drains_when_it_app
     );
     let high_water = high_water(MESSAGES);
 
+    // Never reached the broker: the opt-out list is not loaded, so nothing
+    // is taken (fail closed), not even into the queue.
+    let (body, _) = batch("unlisted");
+    let r = gw.post("/v1/batch", &body);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"], "optout_list_loading");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Once the list is loaded, the broker goes away (with all it held).
+    let mut first = Broker::start_on(port);
+    gw.wait_ready(SETTLE_TIMEOUT);
+    first.stop();
+    wait_until("readiness 503", SETTLE_TIMEOUT, || {
+        readyz_reasons(&gw).is_some_and(|r| r.contains("broker_unreachable"))
+    });
+
     // One client, batch after batch: accepted into the queue up to its
     // high-water mark, then 503 with Retry-After.
     let mut accepted_ids = HashSet::new();

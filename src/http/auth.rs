@@ -1,5 +1,9 @@
 //! Write keys: from HTTP Basic auth (key as user name, empty password), the
 //! `writeKey` body field, or the `writeKey` query parameter, in that order.
+//! Server keys (secret, sent by the site owner's servers only, accepted on
+//! the opt-out endpoints): `Authorization: Bearer <key>` or
+//! `X-Trackgate-Server-Key: <key>`, never from the body or the query (where
+//! they would end up in logs and browser histories).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,20 +14,34 @@ use http::HeaderMap;
 
 use crate::config::SourceConfig;
 
-/// The configured sources, by write key.
+/// Header of a server key (besides `Authorization: Bearer`).
+pub const SERVER_KEY_HEADER: &str = "x-trackgate-server-key";
+
+/// The configured sources, by write key and by server key.
 #[derive(Debug, Default)]
 pub struct Sources {
     by_key: HashMap<String, Arc<SourceConfig>>,
+    by_server_key: HashMap<String, Arc<SourceConfig>>,
 }
 
 impl Sources {
     pub fn new(sources: &[SourceConfig]) -> Sources {
+        let all: Vec<Arc<SourceConfig>> = sources.iter().cloned().map(Arc::new).collect();
         Sources {
-            by_key: sources
+            by_key: all
                 .iter()
-                .map(|s| (s.write_key.clone(), Arc::new(s.clone())))
+                .map(|s| (s.write_key.clone(), s.clone()))
+                .collect(),
+            by_server_key: all
+                .iter()
+                .filter_map(|s| Some((s.server_key.clone()?, s.clone())))
                 .collect(),
         }
+    }
+
+    /// The source of a server key.
+    pub fn by_server_key(&self, key: &str) -> Option<&Arc<SourceConfig>> {
+        self.by_server_key.get(key)
     }
 
     pub fn get(&self, write_key: &str) -> Option<&Arc<SourceConfig>> {
@@ -48,6 +66,25 @@ pub fn basic_user(headers: &HeaderMap) -> Option<String> {
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split(':').next().unwrap_or("");
     (!user.is_empty()).then(|| user.to_string())
+}
+
+/// The server key of a request: a Bearer token, else the
+/// `X-Trackgate-Server-Key` header.
+pub fn server_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    bearer
+        .or_else(|| {
+            headers
+                .get(SERVER_KEY_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .filter(|k| !k.is_empty())
 }
 
 /// A query parameter's decoded value.
@@ -75,6 +112,22 @@ mod tests {
         assert_eq!(basic_user(&h), None);
         h.insert(AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert_eq!(basic_user(&h), None);
+    }
+
+    #[test]
+    fn server_key_from_bearer_or_its_header_never_basic() {
+        let mut h = HeaderMap::new();
+        assert_eq!(server_key(&h), None);
+        h.insert(SERVER_KEY_HEADER, " sk_1 ".parse().unwrap());
+        assert_eq!(server_key(&h), Some("sk_1"));
+        h.insert(AUTHORIZATION, "Bearer sk_2".parse().unwrap());
+        assert_eq!(server_key(&h), Some("sk_2"));
+        h.remove(SERVER_KEY_HEADER);
+        let enc = base64::engine::general_purpose::STANDARD.encode("sk_3:");
+        h.insert(AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        assert_eq!(server_key(&h), None);
+        h.insert(AUTHORIZATION, "bearer   ".parse().unwrap());
+        assert_eq!(server_key(&h), None);
     }
 
     #[test]
