@@ -24,4 +24,5 @@ pub mod privacy;
 pub mod route;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod tail;
