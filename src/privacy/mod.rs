@@ -524,22 +524,20 @@ impl PrivacyStage {
         if !self.optouts.is_loaded() {
             return Err(OptOutError::Loading);
         }
-        let plans = self
-            .optouts
-            .plan_opt_out(source, ids, proof)
-            .inspect_err(|e| {
-                if matches!(e, OptOutError::Full) {
-                    metrics::optout_list_full();
-                }
-            })?;
-        let mut records = Vec::with_capacity(plans.len());
-        for p in &plans {
-            self.optouts.set(source, p.kind, &p.id, Some(&p.proofs));
-            records.push((
-                optout::record_key(source, p.kind, &p.id),
-                Some(optout::record_value(&p.proofs)),
-            ));
-        }
+        let plans = self.optouts.opt_out(source, ids, proof).inspect_err(|e| {
+            if matches!(e, OptOutError::Full) {
+                metrics::optout_list_full();
+            }
+        })?;
+        let records: Vec<(String, Option<String>)> = plans
+            .iter()
+            .map(|p| {
+                (
+                    optout::record_key(source, p.kind, &p.id),
+                    Some(optout::record_value(&p.proofs)),
+                )
+            })
+            .collect();
         match &self.writer {
             Some(w) => w.write(&records).await,
             None => Ok(()),

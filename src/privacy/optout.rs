@@ -329,23 +329,28 @@ impl OptOutList {
         s.get(scope)?.of(kind).get(id).map(|p| p.to_vec())
     }
 
-    /// The records an opt-out of `ids` in `scope` with `proof` writes. The
-    /// first browser proofs of an id are kept and a new one is added (up to
-    /// [`MAX_PROOFS`]): opting an already listed id out again never lets a
-    /// new browser opt it back in alone. A server key's opt-out, or too many
-    /// browsers, leaves no proof (only the server key may opt it in).
-    /// `Full` when a new id would take the list over its maximum.
-    pub fn plan_opt_out(
+    /// Lists `ids` in `scope` for an opt-out with `proof` and returns what
+    /// to write to the topic. The first browser proofs of an id are kept and
+    /// a new one is added (up to [`MAX_PROOFS`]): opting an already listed id
+    /// out again never lets a new browser opt it back in alone. A server
+    /// key's opt-out, or too many browsers, leaves no proof (only the server
+    /// key may opt it in). `Full` (nothing listed) when new ids would take
+    /// the list over its maximum. Planned and applied under one write lock,
+    /// so concurrent opt-outs of one id cannot lose a proof.
+    pub fn opt_out(
         &self,
         scope: &str,
         ids: &[(IdKind, String)],
         proof: Proof,
     ) -> Result<Vec<PlannedOptOut>, OptOutError> {
-        let s = self.scopes.read().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.scopes.write().unwrap_or_else(|p| p.into_inner());
         let mut new = 0usize;
         let mut plans = Vec::with_capacity(ids.len());
         for (kind, id) in ids {
             let existing = s.get(scope).and_then(|set| set.of(*kind).get(id.as_str()));
+            if existing.is_none() {
+                new += 1;
+            }
             let proofs = match (existing, proof) {
                 (None, Proof::Cookie(h)) => vec![h],
                 (None, _) => Vec::new(),
@@ -360,9 +365,6 @@ impl OptOutList {
                 (Some(_), Proof::Cookie(_)) => Vec::new(),
                 (Some(p), Proof::None) => p.to_vec(),
             };
-            if existing.is_none() {
-                new += 1;
-            }
             plans.push(PlannedOptOut {
                 kind: *kind,
                 id: id.clone(),
@@ -372,6 +374,11 @@ impl OptOutList {
         if new > 0 && self.len().saturating_add(new) > self.max_entries {
             return Err(OptOutError::Full);
         }
+        for p in &plans {
+            let set = s.entry(scope.into()).or_default().of_mut(p.kind);
+            set.insert(p.id.as_str().into(), p.proofs.as_slice().into());
+        }
+        self.store_len(self.len() + new);
         Ok(plans)
     }
 
@@ -406,12 +413,12 @@ impl OptOutList {
     /// Lists `id` in `scope` with `proofs` (`Some`), or removes it.
     pub fn set(&self, scope: &str, kind: IdKind, id: &str, proofs: Option<&[ProofHash]>) {
         let mut s = self.scopes.write().unwrap_or_else(|p| p.into_inner());
-        let changed: isize = match proofs {
+        let n = match proofs {
             Some(p) => {
                 let set = s.entry(scope.into()).or_default().of_mut(kind);
                 match set.insert(id.into(), p.into()) {
-                    None => 1,
-                    Some(_) => 0,
+                    None => self.len() + 1,
+                    Some(_) => self.len(),
                 }
             }
             None => {
@@ -423,11 +430,14 @@ impl OptOutList {
                 {
                     s.remove(scope);
                 }
-                -isize::from(removed)
+                self.len() - usize::from(removed)
             }
         };
-        drop(s);
-        let n = self.len().saturating_add_signed(changed);
+        // Under the write lock: every writer sees the count it changes.
+        self.store_len(n);
+    }
+
+    fn store_len(&self, n: usize) {
         self.entries.store(n, Ordering::Relaxed);
         metrics::optout_list_entries(n);
     }
@@ -843,9 +853,7 @@ mod tests {
         let mine = proof_hash(b"mine");
         let theirs = proof_hash(b"theirs");
         let a = ids(&[(IdKind::Anonymous, "a")]);
-        for p in l.plan_opt_out("web", &a, Proof::Cookie(mine)).unwrap() {
-            l.set("web", p.kind, &p.id, Some(&p.proofs));
-        }
+        l.opt_out("web", &a, Proof::Cookie(mine)).unwrap();
         // No proof, someone else's, or another scope: refused.
         assert!(matches!(
             l.plan_opt_in("web", &a, Proof::None),
@@ -860,19 +868,34 @@ mod tests {
         assert_eq!(l.plan_opt_in("web", &a, Proof::ServerKey).unwrap(), a);
         // Opted out again from another browser: neither browser alone may
         // opt it in any more.
-        let again = l.plan_opt_out("web", &a, Proof::Cookie(theirs)).unwrap();
+        let again = l.opt_out("web", &a, Proof::Cookie(theirs)).unwrap();
         assert_eq!(again[0].proofs, vec![mine, theirs]);
-        for p in again {
-            l.set("web", p.kind, &p.id, Some(&p.proofs));
-        }
+        assert_eq!(
+            l.entry("web", IdKind::Anonymous, "a"),
+            Some(vec![mine, theirs])
+        );
         assert!(l.plan_opt_in("web", &a, Proof::Cookie(mine)).is_err());
         assert!(l.plan_opt_in("web", &a, Proof::Cookie(theirs)).is_err());
-        // A server key's opt-out leaves only the server key.
-        let by_server = l.plan_opt_out("web", &a, Proof::ServerKey).unwrap();
-        assert!(by_server[0].proofs.is_empty());
-        // An opt-out without a proof (server-side write key) keeps the proofs.
-        let plain = l.plan_opt_out("web", &a, Proof::None).unwrap();
+        // An opt-out without a proof keeps the proofs.
+        let plain = l.opt_out("web", &a, Proof::None).unwrap();
         assert_eq!(plain[0].proofs, vec![mine, theirs]);
+        // A server key's opt-out leaves only the server key.
+        let by_server = l.opt_out("web", &a, Proof::ServerKey).unwrap();
+        assert!(by_server[0].proofs.is_empty());
+        assert!(l.plan_opt_in("web", &a, Proof::Cookie(mine)).is_err());
+        // Up to MAX_PROOFS browsers are remembered, then only the server key.
+        let b = ids(&[(IdKind::User, "b")]);
+        for i in 0..MAX_PROOFS {
+            let p = l
+                .opt_out("web", &b, Proof::Cookie(proof_hash(&[i as u8])))
+                .unwrap();
+            assert_eq!(p[0].proofs.len(), i + 1);
+        }
+        let p = l
+            .opt_out("web", &b, Proof::Cookie(proof_hash(b"fifth")))
+            .unwrap();
+        assert!(p[0].proofs.is_empty());
+        assert_eq!(l.len(), 2);
     }
 
     #[test]
@@ -880,18 +903,18 @@ mod tests {
         let l = OptOutList::new(1);
         let a = ids(&[(IdKind::Anonymous, "a")]);
         let b = ids(&[(IdKind::User, "b")]);
-        for p in l.plan_opt_out("web", &a, Proof::None).unwrap() {
-            l.set("web", p.kind, &p.id, Some(&p.proofs));
-        }
+        l.opt_out("web", &a, Proof::None).unwrap();
         assert!(matches!(
-            l.plan_opt_out("web", &b, Proof::None),
+            l.opt_out("web", &b, Proof::None),
             Err(OptOutError::Full)
         ));
         assert!(matches!(
-            l.plan_opt_out("app", &a, Proof::Cookie(proof_hash(b"x"))),
+            l.opt_out("app", &a, Proof::Cookie(proof_hash(b"x"))),
             Err(OptOutError::Full)
         ));
-        assert!(l.plan_opt_out("web", &a, Proof::ServerKey).is_ok());
+        assert_eq!(l.entry("app", IdKind::Anonymous, "a"), None);
+        assert!(l.opt_out("web", &a, Proof::ServerKey).is_ok());
+        assert_eq!(l.len(), 1);
     }
 
     #[test]
