@@ -46,7 +46,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Key {
             key: key.into(),
             message: message.into(),

@@ -26,4 +26,5 @@ pub mod quality;
 pub mod route;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod tail;
