@@ -291,6 +291,9 @@ pub struct SourceConfig {
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
     pub bots: crate::bots::BotPolicy,
+    /// Duplicate suppression, tracking plan and enrichment (see `quality`).
+    #[serde(default)]
+    pub quality: crate::quality::config::SourceQualityConfig,
 }
 
 /// Shortest server key accepted.
@@ -665,6 +668,7 @@ impl Config {
         self.privacy.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
+        crate::quality::validate(self)?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",
