@@ -166,7 +166,7 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
         navigator.sendBeacon = (url, data) => {
           const ok = send(url, data);
           const log = JSON.parse(localStorage.getItem("beacons") || "[]");
-          log.push({ url, type: data.type, size: data.size, ok });
+          log.push({ url, kind: typeof data, size: new Blob([data]).size, ok });
           localStorage.setItem("beacons", JSON.stringify(log));
           return ok;
         };
@@ -188,7 +188,7 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     const beacons = await p.page.evaluate(() => JSON.parse(localStorage.getItem("beacons") || "[]"));
     assert.equal(beacons.length, 1, "one beacon: " + JSON.stringify(beacons));
     assert.equal(beacons[0].url, gateway.url + "/v1/batch");
-    assert.equal(beacons[0].type, "text/plain");
+    assert.equal(beacons[0].kind, "string"); // sent as text/plain: no preflight
     assert.equal(beacons[0].ok, true);
     assert.ok(beacons[0].size < 64 * 1024);
     assert.equal(batchEvents(p.requests).filter((e) => e.event == "Leaving").length, 0, "not sent by fetch");
@@ -221,6 +221,10 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     await until("the opt-out call", () => p.requests.some((r) => r.url.endsWith("/v1/optout")));
     const o = p.requests.find((r) => r.url.endsWith("/v1/optout"));
     assert.deepEqual(JSON.parse(o.body), { writeKey: WRITE_KEY, anonymousId: p.aid });
+    // The call had credentials: the gateway's answer set its cookie on its own origin.
+    await until("the gateway's opt-out cookie", async () =>
+      (await p.context.cookies(gateway.url)).some((c) => c.name == "tg_optout" && c.value == "1"),
+    );
 
     await p.page.reload();
     await p.page.waitForFunction(loaded);
@@ -241,6 +245,24 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
       ["page:/optout"],
     );
     await s.context.close();
+    await p.context.close();
+  });
+
+  test("optIn() after optOut(): the gateway's cookie is the proof, and events flow again", T, async () => {
+    const p = await openPage("/optin");
+    await tail.waitFor(of(p.aid, TOPICS.pageviews), { what: "page view before opting out" });
+    await p.page.evaluate(() => window.trackgate.optOut());
+    const gatewayCookie = async () => (await p.context.cookies(gateway.url)).find((c) => c.name == "tg_optout");
+    await until("the gateway's opt-out cookie", async () => (await gatewayCookie())?.value == "1");
+    await p.page.evaluate(() => window.trackgate.optIn());
+    // Accepted only with the cookie (sent along by the credentialed beacon); the answer clears it.
+    await until("the opt-in to clear the gateway's cookie", async () => !(await gatewayCookie()));
+    await p.page.evaluate(() => window.trackgate.track("After Opt In"));
+    const [e] = await tail.waitFor((r) => of(p.aid, TOPICS.events)(r) && r.value.event == "After Opt In", {
+      what: "event after opting back in",
+    });
+    assert.equal(e.headers.source, "web");
+    assert.deepEqual(p.errors, []);
     await p.context.close();
   });
 
