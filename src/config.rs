@@ -75,6 +75,9 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The browser SDK served by the gateway (see `http::sdk`).
+    #[serde(default)]
+    pub sdk: crate::http::sdk::SdkConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -595,6 +598,7 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
+        self.sdk.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         if self.server.max_connections == 0 {

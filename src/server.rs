@@ -52,6 +52,8 @@ pub enum ServerError {
     EmbeddedBroker(rdkafka::error::KafkaError),
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
+    #[error(transparent)]
+    Sdk(#[from] crate::http::sdk::SdkError),
 }
 
 /// The addresses a running gateway listens on.
@@ -108,11 +110,9 @@ pub async fn run(
 
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
-    let state = Arc::new(AppState::new(Pipeline::new(
-        config.clone(),
-        sink.clone(),
-        privacy,
-    )));
+    let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
+    let state =
+        Arc::new(AppState::new(Pipeline::new(config.clone(), sink.clone(), privacy)).with_sdk(sdk));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,

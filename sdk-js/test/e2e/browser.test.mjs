@@ -119,6 +119,26 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     await p.context.close();
   });
 
+  test("the gateway serves the SDK: a page needs only the gateway's origin and a write key", T, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const sdk = page.waitForResponse((r) => r.url() == gateway.url + "/sdk/trackgate.min.js");
+    await page.goto(pages.origin + "/served?fromGateway=1");
+    const r = await sdk;
+    assert.equal(r.status(), 200);
+    const h = await r.allHeaders();
+    // compressed: Brotli where Chromium offers it (HTTPS and localhost), else gzip
+    assert.ok(["br", "gzip"].includes(h["content-encoding"]), h["content-encoding"]);
+    assert.match(h["etag"], /^"[0-9a-f]{16}"$/);
+    assert.match(h["cache-control"], /max-age=\d{5,}/);
+    assert.equal(await r.text(), readFileSync(join(SDK_ROOT, "dist", "trackgate.min.js"), "utf8"));
+    await page.waitForFunction(loaded);
+    const aid = await page.evaluate(() => localStorage.getItem("tg_aid"));
+    const [pv] = await tail.waitFor(of(aid, TOPICS.pageviews), { what: "page view from the served SDK" });
+    assert.equal(pv.value.context.page.path, "/served");
+    await context.close();
+  });
+
   test("a click arrives with its data-track attributes", T, async () => {
     const p = await openPage("/click");
     await p.page.click("#buy span");
