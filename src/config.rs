@@ -75,6 +75,9 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The live inspector on the admin listener (see `inspect`).
+    #[serde(default)]
+    pub inspect: crate::inspect::InspectConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
     pub sdk: crate::http::sdk::SdkConfig,
@@ -599,6 +602,7 @@ impl Config {
         }
         self.privacy.validate()?;
         self.sdk.validate()?;
+        self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         if self.server.max_connections == 0 {

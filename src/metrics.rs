@@ -76,6 +76,18 @@ pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
 /// with `bots = "allow"` are not checked).
 pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
 
+/// Live-inspector messages by `result`: `sent` (into its ring),
+/// `sampled_out` (over `inspect.max_events_per_second`), `lagged` (skipped
+/// by a page that read too slowly). Ingestion never waits for the inspector.
+pub const INSPECTOR_MESSAGES: &str = "trackgate_inspector_messages_total";
+/// Inspector pages connected.
+pub const INSPECTOR_CLIENTS: &str = "trackgate_inspector_clients";
+/// Configuration reloads (SIGHUP or file change) by `result`: `ok`, or
+/// `failed` (the file was refused; the running configuration stays).
+pub const CONFIG_RELOADS: &str = "trackgate_config_reloads_total";
+/// Version of the running configuration: 1 at start, +1 per applied reload.
+pub const CONFIG_VERSION: &str = "trackgate_config_version";
+
 pub const LIMITER_IP: &str = "ip";
 pub const LIMITER_SOURCE: &str = "source";
 pub const LIMITER_CONCURRENCY: &str = "concurrency";
@@ -151,6 +163,24 @@ fn describe() {
     );
     metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
     metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
+    metrics::describe_counter!(INSPECTOR_MESSAGES, "Live-inspector messages by result.");
+    metrics::describe_gauge!(INSPECTOR_CLIENTS, "Live-inspector pages connected.");
+    metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads by result.");
+    metrics::describe_gauge!(CONFIG_VERSION, "Version of the running configuration.");
+}
+
+/// The inspector's counts since its last report, and its pages.
+pub fn inspector(sent: u64, sampled_out: u64, lagged: u64, clients: usize) {
+    counter!(INSPECTOR_MESSAGES, "result" => "sent").increment(sent);
+    counter!(INSPECTOR_MESSAGES, "result" => "sampled_out").increment(sampled_out);
+    counter!(INSPECTOR_MESSAGES, "result" => "lagged").increment(lagged);
+    gauge!(INSPECTOR_CLIENTS).set(clients as f64);
+}
+
+/// A configuration reload attempt; `version` is the running one after it.
+pub fn config_reload(ok: bool, version: u64) {
+    counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    gauge!(CONFIG_VERSION).set(version as f64);
 }
 
 pub fn events_received(n: u64) {
