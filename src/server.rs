@@ -53,6 +53,8 @@ pub enum ServerError {
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
     #[error(transparent)]
+    Quality(#[from] crate::quality::QualityError),
+    #[error(transparent)]
     Sdk(#[from] crate::http::sdk::SdkError),
 }
 
@@ -113,7 +115,7 @@ pub async fn run(
     let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
     let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
     tokio::spawn(inspector.clone().run_ticker(stop_rx.clone()));
-    let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy);
+    let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
     pipeline.inspector = inspector.clone();
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
     let admin_state = Arc::new(AdminState {
