@@ -24,10 +24,12 @@ use serde_json::Value;
 use crate::bots::{BotStage, BotVerdict};
 use crate::config::{Config, LimitsConfig};
 use crate::event::{Event, EventType, RejectReason};
+use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
@@ -77,6 +79,8 @@ pub struct Pipeline {
     pub privacy: PrivacyStage,
     pub bots: BotStage,
     pub quality: QualityStage,
+    /// The live inspector's taps (see `inspect`).
+    pub inspector: Arc<Inspector>,
 }
 
 impl Pipeline {
@@ -97,6 +101,7 @@ impl Pipeline {
             privacy,
             bots,
             quality,
+            inspector: Arc::new(Inspector::disabled()),
         })
     }
 
@@ -121,6 +126,8 @@ impl Pipeline {
         let mut out = Outcome::default();
         if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
             metrics::events_dropped(reason, events.len() as u64);
+            self.inspector
+                .dropped(meta.source_id, reason, events.len() as u64);
             out.dropped = events.len() as u32;
             return Ok(out);
         }
@@ -143,12 +150,14 @@ impl Pipeline {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
                             metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
                             out.dropped += 1;
                         }
                         Rejected::Report(payload) => {
                             metrics::event_rejected(reason.code());
                             out.rejected += 1;
-                            self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                            let why = Invalid::new(reason.code(), reason.to_string());
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
                         }
                     }
                     continue;
@@ -156,11 +165,14 @@ impl Pipeline {
             };
             if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
                 metrics::event_dropped(crate::bots::REASON_BOT);
+                self.inspector
+                    .dropped(meta.source_id, crate::bots::REASON_BOT, 1);
                 out.dropped += 1;
                 continue;
             }
             if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
                 metrics::event_dropped(reason);
+                self.inspector.dropped(meta.source_id, reason, 1);
                 out.dropped += 1;
                 continue;
             }
@@ -168,7 +180,26 @@ impl Pipeline {
                 quality::Verdict::Keep(recorded) => recorded,
                 quality::Verdict::Drop(reason) => {
                     metrics::event_dropped(reason);
+                    self.inspector.dropped(meta.source_id, reason, 1);
                     out.dropped += 1;
+                    continue;
+                }
+                quality::Verdict::Block(violations) => {
+                    // The same path as any rejected event: the privacy rules
+                    // decide the payload the invalid topic may keep.
+                    match self.privacy.rejected(text, meta) {
+                        Rejected::Drop(why) => {
+                            metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
+                            out.dropped += 1;
+                        }
+                        Rejected::Report(payload) => {
+                            metrics::event_rejected(REASON_SCHEMA_VIOLATION);
+                            out.rejected += 1;
+                            let why = Invalid::schema_violation(&violations);
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
+                        }
+                    }
                     continue;
                 }
             };
@@ -204,7 +235,11 @@ impl Pipeline {
                 .sink
                 .send(topic, Some(key), &buf, &headers, RecordKind::Event)
             {
-                Ok(()) => out.accepted += 1,
+                Ok(()) => {
+                    out.accepted += 1;
+                    self.inspector
+                        .accepted(meta.source_id, topic, ev.kind.as_str(), key, &buf);
+                }
                 Err(SinkError::QueueFull) => {
                     unrecord();
                     queue_full = true;
@@ -240,12 +275,13 @@ impl Pipeline {
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
-    /// size of the event as received, and the payload the privacy stage
-    /// allowed (see `privacy.invalid_payload`), truncated to
+    /// size of the event as received, `violations` for a tracking-plan
+    /// block, and the payload the privacy stage allowed (see
+    /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
-        reason: RejectReason,
+        why: Invalid,
         received_bytes: usize,
         payload: Option<String>,
         meta: &RequestMeta<'_>,
@@ -253,12 +289,15 @@ impl Pipeline {
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
         let mut record = serde_json::json!({
-            "reason": reason.code(),
-            "message": reason.to_string(),
+            "reason": why.code,
+            "message": why.message,
             "source": meta.source_id,
             "receivedAt": format_time(meta.received_at),
             "payloadBytes": received_bytes,
         });
+        if let Some(v) = why.violations {
+            record["violations"] = v;
+        }
         match &payload {
             Some(p) => {
                 record["payload"] = Value::String(truncate_at_char_boundary(p, limit).into());
@@ -273,15 +312,46 @@ impl Pipeline {
         let headers = RecordHeaders {
             source: meta.source_id,
             event_type: "invalid",
-            reason: Some(reason.code()),
+            reason: Some(why.code),
         };
         let topic = self.router.invalid_topic();
-        if let Err(e) = self
+        match self
             .sink
             .send(topic, None, buf, &headers, RecordKind::Invalid)
         {
-            metrics::delivery(false, true, 1);
-            tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            Ok(()) => self.inspector.rejected(meta.source_id, why.code, buf),
+            Err(e) => {
+                metrics::delivery(false, true, 1);
+                tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            }
+        }
+    }
+}
+
+/// Why an event goes to the invalid topic.
+struct Invalid {
+    code: &'static str,
+    message: String,
+    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
+    violations: Option<Value>,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: String) -> Invalid {
+        Invalid {
+            code,
+            message,
+            violations: None,
+        }
+    }
+
+    fn schema_violation(violations: &[Violation]) -> Invalid {
+        Invalid {
+            code: REASON_SCHEMA_VIOLATION,
+            message: "event violates the source's tracking plan".into(),
+            violations: Some(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
         }
     }
 }
