@@ -62,6 +62,24 @@ pub const OWNED_FIELDS: &[OwnedField] = &[
         client_flag: None,
     },
     OwnedField {
+        path: &["context", "violations"],
+        label: "context.violations",
+        written_by: "quality: tracking-plan violations (`mode = \"warn\"`)",
+        client_flag: None,
+    },
+    OwnedField {
+        path: &["context", "userAgentParsed"],
+        label: "context.userAgentParsed",
+        written_by: "quality: the parsed user agent",
+        client_flag: None,
+    },
+    OwnedField {
+        path: &["context", "referrerParsed"],
+        label: "context.referrerParsed",
+        written_by: "quality: the referrer's host, channel and source",
+        client_flag: None,
+    },
+    OwnedField {
         path: &["context", "privacy"],
         label: "context.privacy",
         written_by: "privacy: `anonymized` (reason) and `redactions` (paths and detectors)",
@@ -136,6 +154,9 @@ mod tests {
             "context": {
                 "ip": "9.9.9.9", "ipHash": "forged", "geo": {"city": "Atlantis"},
                 "bot": false,
+                "violations": [{"path": "/x", "rule": "forged"}],
+                "userAgentParsed": {"browser": {"name": "forged"}},
+                "referrerParsed": {"channel": "forged"},
                 "privacy": {"anonymized": "gpc",
                     "redactions": [{"path": "jane@example.com", "kind": "+1 415 555 0100"}]},
                 "locale": "en-US"
@@ -169,6 +190,18 @@ mod tests {
             "context": "not an object"
         });
         assert_eq!(run(v.clone()), v);
+    }
+
+    #[test]
+    fn the_fields_later_stages_write_are_listed() {
+        for path in [
+            crate::quality::plan::VIOLATIONS_PATH,
+            crate::quality::enrich::USER_AGENT_PATH,
+            crate::quality::enrich::REFERRER_PATH,
+            &["context", crate::bots::CONTEXT_KEY],
+        ] {
+            assert!(OWNED_FIELDS.iter().any(|f| f.path == path), "{path:?}");
+        }
     }
 
     #[test]
