@@ -270,7 +270,7 @@ pub fn prepare(
         }
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
-    normalize::normalize(&mut ev, meta)?;
+    normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
     Ok(ev)
 }
 

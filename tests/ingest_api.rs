@@ -429,8 +429,8 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
             "/v1/batch",
             vec![("content-type", "application/xml"), au],
             b"<a/>".to_vec(),
-            415,
-            "unsupported_content_type",
+            400,
+            "invalid_json",
         ),
         (
             "/v1/batch",
@@ -486,6 +486,7 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
         let j = r.json();
         assert_eq!(j["success"], false);
         assert_eq!(j["error"], *code);
+        assert_eq!(j["code"], *code);
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let r = gw.request("DELETE", "/v1/batch", &[], b"");
@@ -493,6 +494,7 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
         (r.status, r.json()["error"].clone()),
         (405, json!("method_not_allowed"))
     );
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
 
     // A good request after all that is served normally, and it is the only
     // record the broker ever received.

@@ -101,7 +101,6 @@ async fn serve_inner(
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config;
     let fields = if parts.method == Method::POST {
-        body::check_content_type(&parts.headers)?;
         let bytes = body::read(
             &parts.headers,
             body,
@@ -114,7 +113,7 @@ async fn serve_inner(
         Map::new()
     };
     let query = parts.uri.query();
-    let key = auth::basic_user(&parts.headers)
+    let key = auth::header_key(&parts.headers)
         .or_else(|| {
             fields
                 .get("writeKey")
