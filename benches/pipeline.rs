@@ -49,7 +49,10 @@ const SKEW_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 fn config(brokers: &str) -> Config {
     Config::from_toml(&format!(
-        "[kafka]\nbrokers = \"{brokers}\"\n[[sources]]\nid = \"bench\"\nwrite_key = \"wk_bench\"\n"
+        // The fixture batch is ingested again and again: with the duplicate
+        // filter on, every repetition would be dropped as a duplicate. The
+        // quality stage's own costs are in `benches/quality.rs`.
+        "[kafka]\nbrokers = \"{brokers}\"\n[[sources]]\nid = \"bench\"\nwrite_key = \"wk_bench\"\n[sources.quality.dedup]\nenabled = false\n"
     ))
     .expect("bench config is valid")
 }
@@ -230,7 +233,11 @@ fn ingest_pipeline() -> (Pipeline, Arc<KafkaSink>, MockCluster) {
     }
     let sink = Arc::new(KafkaSink::new(&cfg.kafka, &cluster.bootstrap_servers()).expect("sink"));
     let privacy = PrivacyStage::local(&cfg).expect("privacy stage");
-    (Pipeline::new(cfg, sink.clone(), privacy), sink, cluster)
+    (
+        Pipeline::new(cfg, sink.clone(), privacy).expect("pipeline"),
+        sink,
+        cluster,
+    )
 }
 
 fn ingest_batch(pipeline: &Pipeline, body: &[u8]) -> trackgate::ingest::Outcome {

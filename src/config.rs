@@ -46,7 +46,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Key {
             key: key.into(),
             message: message.into(),
@@ -298,6 +298,9 @@ pub struct SourceConfig {
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
     pub bots: crate::bots::BotPolicy,
+    /// Duplicate suppression, tracking plan and enrichment (see `quality`).
+    #[serde(default)]
+    pub quality: crate::quality::config::SourceQualityConfig,
 }
 
 mod defaults {
@@ -619,6 +622,7 @@ impl Config {
         self.privacy.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
+        crate::quality::validate(self)?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",

@@ -10,6 +10,11 @@
 //! dropped before any is parsed; rejected events pass the privacy stage's
 //! rules before anything reaches the invalid topic; events left without a
 //! visitor id (anonymized) get a random record key.
+//!
+//! Data quality (see `quality`) runs right after privacy, so it never sees
+//! or re-creates what privacy removed: duplicates are dropped before they
+//! are produced, and a `messageId` recorded for an event the producer then
+//! refuses is forgotten again so that the client's retry goes through.
 
 use std::sync::Arc;
 
@@ -22,6 +27,7 @@ use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::quality::{self, QualityError, QualityStage};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
 
@@ -65,19 +71,28 @@ pub struct Pipeline {
     pub router: Router,
     pub privacy: PrivacyStage,
     pub bots: BotStage,
+    pub quality: QualityStage,
 }
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>, privacy: PrivacyStage) -> Pipeline {
+    /// Builds the stages the configuration describes (tracking plans are
+    /// read and compiled here).
+    pub fn new(
+        config: Arc<Config>,
+        sink: Arc<KafkaSink>,
+        privacy: PrivacyStage,
+    ) -> Result<Pipeline, QualityError> {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
-        Pipeline {
+        let quality = QualityStage::from_config(&config)?;
+        Ok(Pipeline {
             config,
             sink,
             router,
             privacy,
             bots,
-        }
+            quality,
+        })
     }
 
     /// Runs the events of one request through the pipeline. Refuses the
@@ -112,8 +127,8 @@ impl Pipeline {
                 RawEvent::Json(t) | RawEvent::Parsed(_, t) | RawEvent::Undecodable(t, _) => *t,
             };
             let result = self.prepare(raw, implied, meta);
-            let mut ev = match result {
-                Ok(ev) => ev,
+            let (mut ev, client_message_id) = match result {
+                Ok(prepared) => prepared,
                 Err(reason) => {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
@@ -139,10 +154,24 @@ impl Pipeline {
                 out.dropped += 1;
                 continue;
             }
+            let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+                quality::Verdict::Keep(recorded) => recorded,
+                quality::Verdict::Drop(reason) => {
+                    metrics::event_dropped(reason);
+                    out.dropped += 1;
+                    continue;
+                }
+            };
+            let unrecord = || {
+                if let Some(r) = recorded {
+                    self.quality.unrecord(meta.source_id, r);
+                }
+            };
             buf.clear();
             if serde_json::to_writer(&mut buf, &ev.body).is_err() {
                 // A `Map<String, Value>` always serializes; kept as a reject
                 // rather than a panic.
+                unrecord();
                 metrics::event_rejected("serialization");
                 out.rejected += 1;
                 continue;
@@ -167,11 +196,13 @@ impl Pipeline {
             {
                 Ok(()) => out.accepted += 1,
                 Err(SinkError::QueueFull) => {
+                    unrecord();
                     queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
                     out.rejected += 1;
                 }
                 Err(e) => {
+                    unrecord();
                     tracing::warn!(error = %e, topic, "produce failed");
                     metrics::event_rejected(REASON_PRODUCE_ERROR);
                     out.rejected += 1;
@@ -194,8 +225,8 @@ impl Pipeline {
         raw: RawEvent<'_>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
-    ) -> Result<Event, RejectReason> {
-        prepare(raw, implied, meta, &self.config.limits)
+    ) -> Result<(Event, bool), RejectReason> {
+        prepare_tracked(raw, implied, meta, &self.config.limits)
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
@@ -253,6 +284,17 @@ pub fn prepare(
     meta: &RequestMeta<'_>,
     limits_cfg: &LimitsConfig,
 ) -> Result<Event, RejectReason> {
+    prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
+}
+
+/// [`prepare`], also saying whether the event's `messageId` was sent by the
+/// client (before `normalize` generates one for events without it).
+pub fn prepare_tracked(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<(Event, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     let too_deep = |t: &str| t.len() <= max && limits::json_too_deep(t.as_bytes(), max_depth);
@@ -270,8 +312,10 @@ pub fn prepare(
         }
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
+    // `Event` validation left `messageId` absent or a non-empty string.
+    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
     normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
-    Ok(ev)
+    Ok((ev, client_message_id))
 }
 
 fn truncate_at_char_boundary(s: &str, max: usize) -> &str {

@@ -9,6 +9,12 @@
 //! delivery report, or written off as `failed` once when the shutdown flush
 //! deadline passes (a later report for it is then ignored).
 //!
+//! With the spool on, "in flight" means "on the spool, not yet acknowledged":
+//! a failed delivery is retried from the spool, not counted `failed` (only a
+//! record the broker can never take is), and records a previous run left on
+//! the spool are counted by `spool_recovered_total`, so across a restart
+//! `accepted + recovered = delivered + failed + in flight`.
+//!
 //! An event counts as *received* once it was found inside a request that
 //! passed authentication and body decoding; requests refused as a whole
 //! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`,
@@ -75,6 +81,27 @@ pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
 /// (dropped ones are also counted as dropped with reason `bot`; sources
 /// with `bots = "allow"` are not checked).
 pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
+
+/// Bytes of the spool's segment files.
+pub const SPOOL_BYTES: &str = "trackgate_spool_bytes";
+/// Records on the spool not yet acknowledged by the broker.
+pub const SPOOL_RECORDS: &str = "trackgate_spool_records";
+/// Age in seconds of the oldest unacknowledged spooled record (0: none).
+pub const SPOOL_OLDEST_AGE: &str = "trackgate_spool_oldest_record_age_seconds";
+/// Records found unacknowledged on the spool at start (produced again; the
+/// ones that were in flight at a crash may be duplicates in Kafka).
+pub const SPOOL_RECOVERED: &str = "trackgate_spool_recovered_total";
+/// Records read back from the spool and produced again (after a refusal, a
+/// failed delivery or a restart).
+pub const SPOOL_REPLAYED: &str = "trackgate_spool_replayed_total";
+/// Failed deliveries of spooled records that will be retried.
+pub const SPOOL_RETRIES: &str = "trackgate_spool_retries_total";
+/// Spool frames skipped at start because they were torn or corrupt.
+pub const SPOOL_CORRUPT: &str = "trackgate_spool_corrupt_records_total";
+/// Spooled records the broker can never take (e.g. too large), dropped.
+pub const SPOOL_UNDELIVERABLE: &str = "trackgate_spool_undeliverable_total";
+/// Spooled records that could not be read back.
+pub const SPOOL_READ_ERRORS: &str = "trackgate_spool_read_errors_total";
 
 pub const LIMITER_IP: &str = "ip";
 pub const LIMITER_SOURCE: &str = "source";
@@ -151,6 +178,24 @@ fn describe() {
     );
     metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
     metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
+    metrics::describe_gauge!(SPOOL_BYTES, "Bytes of the spool's segment files.");
+    metrics::describe_gauge!(SPOOL_RECORDS, "Spooled records not yet acknowledged.");
+    metrics::describe_gauge!(
+        SPOOL_OLDEST_AGE,
+        "Age of the oldest unacknowledged spooled record."
+    );
+    metrics::describe_counter!(SPOOL_RECOVERED, "Unacknowledged records found at start.");
+    metrics::describe_counter!(SPOOL_REPLAYED, "Records produced again from the spool.");
+    metrics::describe_counter!(SPOOL_RETRIES, "Failed deliveries retried from the spool.");
+    metrics::describe_counter!(
+        SPOOL_CORRUPT,
+        "Torn or corrupt spool frames skipped at start."
+    );
+    metrics::describe_counter!(
+        SPOOL_UNDELIVERABLE,
+        "Spooled records the broker can never take."
+    );
+    metrics::describe_counter!(SPOOL_READ_ERRORS, "Spooled records that could not be read.");
 }
 
 pub fn events_received(n: u64) {
@@ -235,6 +280,33 @@ pub fn rate_limit_keys(n: usize) {
 
 pub fn bot_event(action: &'static str) {
     counter!(BOT_EVENTS, "action" => action).increment(1);
+}
+
+pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
+    gauge!(SPOOL_BYTES).set(bytes as f64);
+    gauge!(SPOOL_RECORDS).set(records as f64);
+    gauge!(SPOOL_OLDEST_AGE).set(oldest_age_secs);
+}
+
+pub fn spool_recovered(r: &crate::spool::Recovered) {
+    counter!(SPOOL_RECOVERED).increment(r.records);
+    counter!(SPOOL_CORRUPT).increment(r.corrupt);
+}
+
+pub fn spool_replayed(n: u64) {
+    counter!(SPOOL_REPLAYED).increment(n);
+}
+
+pub fn spool_retry() {
+    counter!(SPOOL_RETRIES).increment(1);
+}
+
+pub fn spool_undeliverable() {
+    counter!(SPOOL_UNDELIVERABLE).increment(1);
+}
+
+pub fn spool_read_error() {
+    counter!(SPOOL_READ_ERRORS).increment(1);
 }
 
 /// Static labels for the status codes the gateway answers with (no

@@ -52,6 +52,8 @@ pub enum ServerError {
     EmbeddedBroker(rdkafka::error::KafkaError),
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
+    #[error(transparent)]
+    Quality(#[from] crate::quality::QualityError),
 }
 
 /// The addresses a running gateway listens on.
@@ -112,7 +114,7 @@ pub async fn run(
         config.clone(),
         sink.clone(),
         privacy,
-    )));
+    )?));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,
