@@ -1,7 +1,8 @@
 //! Write keys: from the `Authorization` header (HTTP Basic with the key as
 //! user name and an empty password, or `Bearer <key>` as some
 //! Segment-compatible clients send it), the `writeKey` body field, or the
-//! `writeKey` query parameter, in that order.
+//! `writeKey` query parameter, in that order. The opt-out endpoints read
+//! Basic credentials only ([`basic_user`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,15 +38,24 @@ impl Sources {
     }
 }
 
-/// The write key of the `Authorization` header: the user name of Basic
-/// credentials, or a Bearer token as it is.
+/// The write key of the `Authorization` header of an ingestion request: the
+/// user name of Basic credentials, or a Bearer token as it is.
 pub fn header_key(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| basic_user(headers))
+}
+
+/// The token of a Bearer `Authorization` header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.trim().split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        let token = rest.trim();
-        return (!token.is_empty()).then(|| token.to_string());
-    }
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// The user name of a Basic `Authorization` header.
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -89,6 +99,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, "Bearer wk_live".parse().unwrap());
         assert_eq!(header_key(&h).as_deref(), Some("wk_live"));
+        assert_eq!(basic_user(&h), None);
         h.insert(AUTHORIZATION, "bearer   wk_2 ".parse().unwrap());
         assert_eq!(header_key(&h).as_deref(), Some("wk_2"));
         h.insert(AUTHORIZATION, "Bearer ".parse().unwrap());

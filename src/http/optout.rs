@@ -113,7 +113,7 @@ async fn serve_inner(
         Map::new()
     };
     let query = parts.uri.query();
-    let key = auth::header_key(&parts.headers)
+    let key = auth::basic_user(&parts.headers)
         .or_else(|| {
             fields
                 .get("writeKey")
