@@ -27,6 +27,7 @@ use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
@@ -138,7 +139,8 @@ impl Pipeline {
                         Rejected::Report(payload) => {
                             metrics::event_rejected(reason.code());
                             out.rejected += 1;
-                            self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                            let why = Invalid::new(reason.code(), reason.to_string());
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
                         }
                     }
                     continue;
@@ -159,6 +161,23 @@ impl Pipeline {
                 quality::Verdict::Drop(reason) => {
                     metrics::event_dropped(reason);
                     out.dropped += 1;
+                    continue;
+                }
+                quality::Verdict::Block(violations) => {
+                    // The same path as any rejected event: the privacy rules
+                    // decide the payload the invalid topic may keep.
+                    match self.privacy.rejected(text, meta) {
+                        Rejected::Drop(why) => {
+                            metrics::event_dropped(why);
+                            out.dropped += 1;
+                        }
+                        Rejected::Report(payload) => {
+                            metrics::event_rejected(REASON_SCHEMA_VIOLATION);
+                            out.rejected += 1;
+                            let why = Invalid::schema_violation(&violations);
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
+                        }
+                    }
                     continue;
                 }
             };
@@ -230,12 +249,13 @@ impl Pipeline {
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
-    /// size of the event as received, and the payload the privacy stage
-    /// allowed (see `privacy.invalid_payload`), truncated to
+    /// size of the event as received, `violations` for a tracking-plan
+    /// block, and the payload the privacy stage allowed (see
+    /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
-        reason: RejectReason,
+        why: Invalid,
         received_bytes: usize,
         payload: Option<String>,
         meta: &RequestMeta<'_>,
@@ -243,12 +263,15 @@ impl Pipeline {
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
         let mut record = serde_json::json!({
-            "reason": reason.code(),
-            "message": reason.to_string(),
+            "reason": why.code,
+            "message": why.message,
             "source": meta.source_id,
             "receivedAt": format_time(meta.received_at),
             "payloadBytes": received_bytes,
         });
+        if let Some(v) = why.violations {
+            record["violations"] = v;
+        }
         match &payload {
             Some(p) => {
                 record["payload"] = Value::String(truncate_at_char_boundary(p, limit).into());
@@ -263,7 +286,7 @@ impl Pipeline {
         let headers = RecordHeaders {
             source: meta.source_id,
             event_type: "invalid",
-            reason: Some(reason.code()),
+            reason: Some(why.code),
         };
         let topic = self.router.invalid_topic();
         if let Err(e) = self
@@ -272,6 +295,34 @@ impl Pipeline {
         {
             metrics::delivery(false, true, 1);
             tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+        }
+    }
+}
+
+/// Why an event goes to the invalid topic.
+struct Invalid {
+    code: &'static str,
+    message: String,
+    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
+    violations: Option<Value>,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: String) -> Invalid {
+        Invalid {
+            code,
+            message,
+            violations: None,
+        }
+    }
+
+    fn schema_violation(violations: &[Violation]) -> Invalid {
+        Invalid {
+            code: REASON_SCHEMA_VIOLATION,
+            message: "event violates the source's tracking plan".into(),
+            violations: Some(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
         }
     }
 }

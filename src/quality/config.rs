@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::dedup::DedupConfig;
+use super::plan::PlanConfig;
 
 /// `[sources.quality]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -13,4 +14,7 @@ pub struct SourceQualityConfig {
     /// Duplicate suppression on client-sent `messageId`s (on by default).
     #[serde(default)]
     pub dedup: DedupConfig,
+    /// The source's tracking plan (none by default).
+    #[serde(default)]
+    pub plan: PlanConfig,
 }

@@ -2,8 +2,14 @@
 //! before routing, so it only ever sees (and adds to) what privacy kept.
 //!
 //! Per source, in this order:
-//! 1. **duplicate suppression** ([`dedup`]): an event whose client-sent
+//! 1. gateway-owned fields the client sent (`context.violations`) are removed;
+//! 2. **tracking plan** ([`plan`]): the event is checked against its JSON
+//!    Schema; violations are listed (`warn`), undeclared or invalid
+//!    properties removed (`omit`), or the event is blocked (`block`: the
+//!    invalid topic, reason `schema_violation`);
+//! 3. **duplicate suppression** ([`dedup`]): an event whose client-sent
 //!    `messageId` was already seen is dropped (`dropped{reason="duplicate"}`).
+//!    Only events that will be produced are recorded.
 //!
 //! Shape for the coming edit-list event path (see `DESIGN.md`): each part
 //! reads fields of the event and returns a verdict plus the changes it wants
@@ -13,6 +19,8 @@
 
 pub mod config;
 pub mod dedup;
+pub mod edit;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,18 +31,27 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::normalize::RequestMeta;
 use dedup::DedupFilter;
+use edit::Edit;
+use plan::{PlanVerdict, TrackingPlan, Violation};
 
 /// Drop reason of an event whose `messageId` was already seen.
 pub const REASON_DUPLICATE: &str = "duplicate";
 
+/// Gateway-owned fields of the quality stage: a client-sent value is
+/// removed before the stage writes its own.
+pub const GATEWAY_OWNED: &[&[&str]] = &[plan::VIOLATIONS_PATH];
+
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
-    #[error("config key `{key}`: {message}")]
-    Config { key: String, message: String },
+    #[error("config key `sources[{index}].quality.plan.file`: {source}")]
+    Plan {
+        index: usize,
+        source: plan::PlanError,
+    },
 }
 
 /// What the stage decided for one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Produce the event. `Some` when its id was recorded by the duplicate
     /// filter: give it back to [`QualityStage::unrecord`] if the event is
@@ -42,6 +59,9 @@ pub enum Verdict {
     Keep(Option<Recorded>),
     /// Drop the event by policy; the reason is a metric label.
     Drop(&'static str),
+    /// The tracking plan blocks the event: it goes to the invalid topic
+    /// with reason [`plan::REASON_SCHEMA_VIOLATION`] and these violations.
+    Block(Vec<Violation>),
 }
 
 /// A `messageId` the duplicate filter recorded for an event.
@@ -53,6 +73,7 @@ pub struct Recorded {
 /// One source's parts.
 struct SourceQuality {
     dedup: Option<Mutex<DedupFilter>>,
+    plan: Option<TrackingPlan>,
 }
 
 /// The data-quality stage for all sources. Build it with
@@ -70,16 +91,19 @@ impl std::fmt::Debug for QualityStage {
 }
 
 impl QualityStage {
-    /// Builds every source's parts from the configuration.
+    /// Builds every source's parts from the configuration: reads and
+    /// compiles the tracking plans, starts empty duplicate filters.
     pub fn from_config(config: &Config) -> Result<QualityStage, QualityError> {
         let mut sources = HashMap::with_capacity(config.sources.len());
-        for s in &config.sources {
+        for (index, s) in config.sources.iter().enumerate() {
             let q = &s.quality;
             let dedup = q
                 .dedup
                 .enabled
                 .then(|| Mutex::new(DedupFilter::new(&q.dedup)));
-            sources.insert(s.id.clone(), SourceQuality { dedup });
+            let plan = TrackingPlan::load(&s.id, &q.plan)
+                .map_err(|source| QualityError::Plan { index, source })?;
+            sources.insert(s.id.clone(), SourceQuality { dedup, plan });
         }
         Ok(QualityStage { sources })
     }
@@ -93,9 +117,22 @@ impl QualityStage {
         meta: &RequestMeta<'_>,
         client_message_id: bool,
     ) -> Verdict {
+        let mut edits: Vec<Edit> = Vec::new();
+        for path in GATEWAY_OWNED {
+            if edit::get(&ev.body, path).is_some() {
+                edits.push(Edit::Remove(path));
+            }
+        }
+        edit::apply(&mut ev.body, edits.drain(..));
         let Some(source) = self.sources.get(meta.source_id) else {
             return Verdict::Keep(None);
         };
+        if let Some(plan) = &source.plan {
+            match plan.check(ev.kind, ev.name(), &ev.body) {
+                PlanVerdict::Keep(e) => edits = e,
+                PlanVerdict::Block(violations) => return Verdict::Block(violations),
+            }
+        }
         let mut recorded = None;
         if let (Some(filter), true) = (&source.dedup, client_message_id) {
             if let Some(Value::String(id)) = ev.body.get("messageId") {
@@ -110,6 +147,7 @@ impl QualityStage {
                 recorded = Some(Recorded { key });
             }
         }
+        edit::apply(&mut ev.body, edits);
         Verdict::Keep(recorded)
     }
 
@@ -134,6 +172,15 @@ pub fn validate(config: &Config) -> Result<(), crate::config::ConfigError> {
                 message: message.into(),
             });
         }
+        if let Err(e) = TrackingPlan::load(&s.id, &s.quality.plan) {
+            return Err(crate::config::ConfigError::Key {
+                key: format!("sources[{i}].quality.plan.file"),
+                message: e.to_string(),
+            });
+        }
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
