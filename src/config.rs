@@ -75,6 +75,12 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The live inspector on the admin listener (see `inspect`).
+    #[serde(default)]
+    pub inspect: crate::inspect::InspectConfig,
+    /// The browser SDK served by the gateway (see `http::sdk`).
+    #[serde(default)]
+    pub sdk: crate::http::sdk::SdkConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -620,6 +626,8 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
+        self.sdk.validate()?;
+        self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;
