@@ -97,13 +97,14 @@ fn run_script(mut cmd: Command, envs: &[(&str, String)]) -> Vec<Value> {
         .collect()
 }
 
-/// Starts the broker and a gateway whose web source allows `page_origin`.
-fn start(page_origin: &str) -> (Broker, Gateway) {
+/// Starts the broker and a gateway whose web source allows `page_origin`,
+/// with `extra` configuration.
+fn start(page_origin: &str, extra: &str) -> (Broker, Gateway) {
     let broker = Broker::start();
     let brokers = broker.addr();
     let origin = page_origin.to_string();
     let gw = Gateway::spawn_logged(
-        |listen, admin| config_toml(listen, admin, &brokers, "").replace(ORIGIN, &origin),
+        |listen, admin| config_toml(listen, admin, &brokers, extra).replace(ORIGIN, &origin),
         "warn",
     );
     gw.wait_ready(Duration::from_secs(30));
@@ -160,7 +161,7 @@ fn accounting_balances(gw: &Gateway) {
 #[test]
 fn server_libraries_deliver_every_event_and_stop_at_a_permanent_error() {
     let Some(t) = tools() else { return };
-    let (broker, gw) = start(ORIGIN);
+    let (broker, gw) = start(ORIGIN, "");
     let envs = [
         ("TRACKGATE_URL", format!("http://{}", gw.addr)),
         ("TRACKGATE_WRITE_KEY", WRITE_KEY.to_string()),
@@ -221,23 +222,32 @@ fn server_libraries_deliver_every_event_and_stop_at_a_permanent_error() {
     eprintln!("{}", rows.join("\n"));
 }
 
-#[test]
-fn browser_libraries_deliver_every_event_from_chromium() {
-    let Some(t) = tools() else { return };
+/// Runs browser_clients.mjs (`scenarios` as its SCENARIOS) against a fresh
+/// gateway with `extra` configuration; returns its lines, the records of
+/// the broker and the gateway.
+fn run_browsers(t: &Tools, scenarios: &str, extra: &str) -> (Vec<Value>, Vec<Record>, Gateway) {
     let page_port = free_port();
     let page_origin = format!("http://127.0.0.1:{page_port}");
-    let (broker, gw) = start(&page_origin);
+    let (broker, gw) = start(&page_origin, extra);
     let envs = [
         ("TRACKGATE_URL", format!("http://{}", gw.addr)),
         ("TRACKGATE_WRITE_KEY", WRITE_KEY.to_string()),
         ("PAGE_PORT", page_port.to_string()),
+        ("SCENARIOS", scenarios.to_string()),
     ];
     let mut node = Command::new("node");
     node.current_dir(&t.dir)
         .args(["browser_clients.mjs", &std::process::id().to_string()]);
     let lines = run_script(node, &envs);
-    assert_eq!(lines.len(), 5, "{lines:#?}");
     let records = consume_all(&broker.addr(), lines.len() * 3);
+    (lines, records, gw)
+}
+
+#[test]
+fn browser_libraries_deliver_every_event_from_chromium() {
+    let Some(t) = tools() else { return };
+    let (lines, records, gw) = run_browsers(&t, "all", "");
+    assert_eq!(lines.len(), 5, "{lines:#?}");
     let mut rows = Vec::new();
     for line in &lines {
         assert_eq!(line["problems"], Value::Array(vec![]), "{line}");
@@ -259,4 +269,22 @@ fn browser_libraries_deliver_every_event_from_chromium() {
     }
     accounting_balances(&gw);
     eprintln!("{}", rows.join("\n"));
+}
+
+#[test]
+fn browser_libraries_retry_through_429s_with_their_retry_headers() {
+    let Some(t) = tools() else { return };
+    // One request per second from the page's address: most first attempts
+    // get 429, and each retry carries the library's retry headers.
+    let limits = "[rate_limit]\nper_ip_rps = 1\nper_ip_burst = 1\n";
+    let (lines, records, gw) = run_browsers(&t, "retries", limits);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(line["problems"], Value::Array(vec![]), "{line}");
+        assert!(line["throttled"].as_u64().unwrap_or(0) > 0, "{line}");
+        assert!(line["retries"].as_u64().unwrap_or(0) > 0, "{line}");
+        assert_delivered(&records, line);
+    }
+    assert!(gw.metric("trackgate_rate_limited_total", &[]) > 0.0);
+    accounting_balances(&gw);
 }

@@ -3,6 +3,9 @@
 //   node browser_clients.mjs RUN_ID
 // with TRACKGATE_URL, TRACKGATE_WRITE_KEY and PAGE_PORT (the pages' origin,
 // http://127.0.0.1:PAGE_PORT, is on the source's allowed origins).
+// SCENARIOS=retries runs the per-event modes against a gateway that answers
+// 429 to most requests: each library must retry (with its retry headers,
+// which the preflight must allow) until every event is in.
 //
 // The npm packages are bundled as they are with esbuild (no CDN is reached:
 // Segment's settings and RudderStack's source config are given at load),
@@ -36,7 +39,10 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const DELIVERY_TIMEOUT_MS = 20_000;
+const DELIVERY_TIMEOUT_MS = 30_000;
+const RETRIES = process.env.SCENARIOS === "retries";
+/** Request headers the libraries add to a retry. */
+const RETRY_HEADERS = ["x-retry-count", "rsa-retry-attempt"];
 
 // What the page runs: the library loaded as a site would, then three calls.
 const ENTRY = `
@@ -77,13 +83,15 @@ window.runRudder = ({ writeKey, dataPlaneUrl, beacon, batch, run }) =>
   });
 `;
 
-const SCENARIOS = [
+const ALL_SCENARIOS = [
   { client: "@segment/analytics-next", mode: "standard (fetch per event)", fn: "runSegment", opts: { batching: false } },
   { client: "@segment/analytics-next", mode: "batching", fn: "runSegment", opts: { batching: true } },
   { client: "@rudderstack/analytics-js", mode: "xhr per event", fn: "runRudder", opts: { beacon: false, batch: false } },
   { client: "@rudderstack/analytics-js", mode: "xhr batch", fn: "runRudder", opts: { beacon: false, batch: true } },
   { client: "@rudderstack/analytics-js", mode: "beacon", fn: "runRudder", opts: { beacon: true, batch: false } },
 ];
+
+const SCENARIOS = RETRIES ? ALL_SCENARIOS.filter((s) => !(s.opts.batching || s.opts.batch || s.opts.beacon)) : ALL_SCENARIOS;
 
 async function bundle() {
   const dir = mkdtempSync(join(tmpdir(), "trackgate-clients-"));
@@ -122,16 +130,27 @@ async function scenario(browser, s, i) {
   const requests = [];
   const problems = [];
   const pending = new Set();
+  let delivered = 0;
+  let throttled = 0;
+  let retries = 0;
   context.on("request", (r) => {
     if (!r.url().startsWith(GATEWAY)) return;
     requests.push(`${r.method()} ${new URL(r.url()).pathname}`);
+    if (RETRY_HEADERS.some((h) => h in r.headers())) retries += 1;
     pending.add(r);
   });
   context.on("requestfinished", async (r) => {
-    if (!pending.delete(r)) return;
+    if (!pending.has(r)) return;
     const resp = await r.response();
-    // A beacon's answer is not exposed; anything else must be a 2xx.
-    if (resp && (resp.status() < 200 || resp.status() > 299)) problems.push(`${r.url()} answered ${resp.status()}`);
+    pending.delete(r);
+    const status = resp ? resp.status() : 200; // a beacon's answer is not exposed
+    if (status >= 200 && status <= 299) {
+      if (r.method() === "POST") delivered += 1;
+    } else if (status === 429 && RETRIES) {
+      throttled += 1;
+    } else {
+      problems.push(`${r.url()} answered ${status}`);
+    }
   });
   context.on("requestfailed", (r) => {
     if (!pending.delete(r)) return;
@@ -143,18 +162,17 @@ async function scenario(browser, s, i) {
   await page.goto(`http://127.0.0.1:${PORT}/${i}.html`);
   const opts = { ...s.opts, writeKey: KEY, apiHost: GATEWAY.replace(/^http:\/\//, "") + "/v1", dataPlaneUrl: GATEWAY, run };
   const visitor = await page.evaluate(({ fn, opts }) => window[fn](opts), { fn: s.fn, opts });
-  // Delivered: three events' worth of requests answered, nothing pending.
+  // Delivered: three events' worth of POSTs answered 2xx, nothing pending.
   const deadline = Date.now() + DELIVERY_TIMEOUT_MS;
-  const posts = () => requests.filter((r) => r.startsWith("POST")).length;
   const batched = s.opts.batching || s.opts.batch || s.opts.beacon;
-  while (Date.now() < deadline && (posts() < (batched ? 1 : 3) || pending.size > 0)) {
+  while (Date.now() < deadline && (delivered < (batched ? 1 : 3) || pending.size > 0)) {
     await new Promise((r) => setTimeout(r, 100));
   }
   // The beacon queue also flushes when the page goes away.
   await page.close({ runBeforeUnload: true });
   await new Promise((r) => setTimeout(r, 300));
   await context.close();
-  return { client: s.client, version: version(s.client), mode: s.mode, visitor, userId: `user-${run}`, run, events: 3, requests, problems };
+  return { client: s.client, version: version(s.client), mode: s.mode, visitor, userId: `user-${run}`, run, events: 3, requests, problems, throttled, retries };
 }
 
 const js = await bundle();
