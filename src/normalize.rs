@@ -155,6 +155,7 @@ pub fn normalize(
 
     let ctx = ev.context_mut();
     if out_of_window {
+        crate::metrics::timestamp_out_of_window();
         ctx.insert(OUT_OF_WINDOW_FLAG.into(), Value::Bool(true));
     } else {
         ctx.remove(OUT_OF_WINDOW_FLAG);

@@ -341,6 +341,10 @@ fn a_broken_clock_never_writes_a_time_that_is_not_a_date() {
     assert_eq!(far["timestamp"], far["receivedAt"]);
     assert_eq!(far["context"]["timestampOutOfWindow"], true);
     assert_eq!(far["sentAt"], "9000-01-01T00:00:00.000Z");
+    assert_eq!(
+        gw.metric("trackgate_timestamps_out_of_window_total", &[]),
+        1.0
+    );
     let reset = &key("reset").value;
     assert!(reset["context"].get("timestampOutOfWindow").is_none());
     let received =
