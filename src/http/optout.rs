@@ -132,7 +132,6 @@ async fn serve_inner(
     let fields = if is_get {
         Map::new()
     } else {
-        body::check_content_type(&parts.headers)?;
         let bytes = body::read(
             &parts.headers,
             body,

@@ -38,6 +38,12 @@ pub const OWNED_FIELDS: &[OwnedField] = &[
         client_flag: None,
     },
     OwnedField {
+        path: &["context", "timestampOutOfWindow"],
+        label: "context.timestampOutOfWindow",
+        written_by: "normalize: `true` when the clock-skew correction was not believed",
+        client_flag: None,
+    },
+    OwnedField {
         path: &["context", "ip"],
         label: "context.ip",
         written_by: "normalize and privacy: the client address as the source's `ip` mode says",
@@ -154,6 +160,7 @@ mod tests {
             "context": {
                 "ip": "9.9.9.9", "ipHash": "forged", "geo": {"city": "Atlantis"},
                 "bot": false,
+                "timestampOutOfWindow": false,
                 "violations": [{"path": "/x", "rule": "forged"}],
                 "userAgentParsed": {"browser": {"name": "forged"}},
                 "referrerParsed": {"channel": "forged"},
@@ -199,6 +206,7 @@ mod tests {
             crate::quality::enrich::USER_AGENT_PATH,
             crate::quality::enrich::REFERRER_PATH,
             &["context", crate::bots::CONTEXT_KEY],
+            &["context", crate::normalize::OUT_OF_WINDOW_FLAG],
         ] {
             assert!(OWNED_FIELDS.iter().any(|f| f.path == path), "{path:?}");
         }
