@@ -181,7 +181,9 @@ impl Live {
     /// workers.
     pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         let result = self.try_reload();
+        let took_ms = started.elapsed().as_millis() as u64;
         let info = self.info();
         match &result {
             Ok(Reloaded::Applied(v)) => {
@@ -189,6 +191,7 @@ impl Live {
                 tracing::info!(
                     version = v,
                     sha256 = %self.info().sha256,
+                    took_ms,
                     "configuration reloaded"
                 );
             }
