@@ -75,6 +75,10 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// Shared data-quality settings (see `quality`; per source in
+    /// `[sources.quality]`).
+    #[serde(default)]
+    pub quality: crate::quality::config::QualityConfig,
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: crate::inspect::InspectConfig,

@@ -9,8 +9,9 @@
 //! requests already running finish with the state they started with, new
 //! ones get the new state, no connection is closed and no event is lost.
 //! Shared parts carry over: the producer, the opt-out list and its writer,
-//! the GeoIP database, the IP-hashing key, the inspector, the served SDK and
-//! the in-flight request slots.
+//! the GeoIP database, the IP-hashing key, the inspector, the served SDK,
+//! the in-flight request slots, the user-agent parser and, for sources whose
+//! settings did not change, the duplicate filters with the ids they hold.
 //!
 //! A file that does not load or validate is refused: the running state
 //! stays, the error is logged and counted
@@ -254,8 +255,17 @@ impl Live {
             .privacy
             .reconfigured(&config)
             .map_err(|e| fail(e.into()))?;
-        let mut pipeline = Pipeline::new(config.clone(), current.pipeline.sink.clone(), privacy)
+        let quality = current
+            .pipeline
+            .quality
+            .reconfigured(&config)
             .map_err(|e| fail(e.into()))?;
+        let mut pipeline = Pipeline::with_stages(
+            config.clone(),
+            current.pipeline.sink.clone(),
+            privacy,
+            quality,
+        );
         pipeline.inspector = current.pipeline.inspector.clone();
         let mut state = AppState::new(pipeline).with_sdk(current.sdk.clone());
         state.limits = Arc::new(current.limits.reconfigured(&config));
