@@ -82,6 +82,9 @@ pub struct Config {
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: crate::inspect::InspectConfig,
+    /// Configuration reload: SIGHUP and the file watch (see `reload`).
+    #[serde(default)]
+    pub reload: crate::reload::ReloadConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
     pub sdk: crate::http::sdk::SdkConfig,
@@ -505,6 +508,12 @@ impl Config {
     /// Loads the file (or the development config), applies environment and
     /// CLI overrides, deserializes and validates.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_text(opts).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text the configuration was read
+    /// from (the file's, or the development configuration's).
+    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
         let text = match &opts.file {
             Some(path) => read_file(path)?,
             None => Self::development_toml(),
@@ -513,7 +522,9 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
             .map(|(k, v)| (env_key_to_path(&k), v))
             .collect();
-        Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))
+        let config =
+            Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        Ok((config, text))
     }
 
     /// Parses TOML text with `(dotted.path, raw value)` overrides.
@@ -698,7 +709,7 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
-        self.sdk.validate()?;
+        self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
