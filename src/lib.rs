@@ -9,6 +9,7 @@
 //! HTTP layer; `bots` tags or drops bot events between `normalize` and
 //! `privacy`.
 
+pub mod admission;
 pub mod bots;
 pub mod config;
 pub mod decode;

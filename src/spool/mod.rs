@@ -449,6 +449,7 @@ impl Spool {
         );
         self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
         metrics::spool_undeliverable();
+        metrics::delivery(false, false, 1);
         self.settle(st, id);
     }
 
@@ -500,14 +501,19 @@ impl Spool {
         }
     }
 
-    /// Closes the spool: no more appends; the threads finish their round.
-    /// Undelivered records stay on disk for the next start.
+    /// Refuses every further append (shutdown: after the last request);
+    /// acknowledgements are still taken.
+    pub fn close_appends(&self) {
+        let mut st = self.state();
+        st.closed = true;
+        self.roll(&mut st);
+    }
+
+    /// Closes the spool: no more appends; the threads finish their round
+    /// (last fsync, checkpoint and deletions). Undelivered records stay on
+    /// disk for the next start.
     pub fn close(&self) {
-        {
-            let mut st = self.state();
-            st.closed = true;
-            self.roll(&mut st);
-        }
+        self.close_appends();
         self.stop.store(true, Ordering::Release);
         self.wake.notify_all();
     }
@@ -552,8 +558,13 @@ impl DeliveryListener for Spool {
         let mut st = self.state();
         match outcome {
             Delivery::Acked => {
-                if st.ledger.state(id) != Some(ledger::RecState::Done) {
+                if st
+                    .ledger
+                    .state(id)
+                    .is_some_and(|s| s != ledger::RecState::Done)
+                {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    metrics::delivery(true, false, 1);
                 }
                 self.settle(&mut st, id);
             }
