@@ -601,6 +601,7 @@ impl KafkaSink {
     pub fn is_ready(&self) -> bool {
         self.broker_ok.load(Ordering::Relaxed)
             && self.topics_ok.load(Ordering::Relaxed)
+            && !self.production_paused()
             && !self.shutting_down.load(Ordering::Relaxed)
             && !self.over_high_water()
             && self.closed_gates().is_empty()
@@ -630,6 +631,9 @@ impl KafkaSink {
             reasons.push("broker_unreachable");
         } else if !self.topics_ok.load(Ordering::Relaxed) {
             reasons.push("topics_not_verified");
+        } else if self.production_paused() {
+            // Verified, but the resume waits for the next check.
+            reasons.push("production_paused");
         }
         if self.over_high_water() {
             reasons.push("producer_queue_over_high_water_mark");

@@ -280,7 +280,12 @@ impl Spool {
             });
         }
         metrics::spool_recovered(&rec);
-        let next_segment = ids.last().map_or(1, |l| l + 1);
+        // Never reuse an id the checkpoint may still name.
+        let next_segment = ids
+            .iter()
+            .chain(checkpoint.keys())
+            .max()
+            .map_or(1, |l| l + 1);
         let (synced, _) = tokio::sync::watch::channel(0);
         let spool = Arc::new(Spool {
             dir,
@@ -391,6 +396,14 @@ impl Spool {
                 len: range.len() as u32,
             };
             ids.push(st.ledger.push(segment_id, slot, *at));
+        }
+        if st.ledger.mode == Mode::Direct && !self.sink.can_replay() {
+            // The broker is away (or the producer full): keep the records on
+            // disk only, rather than in the producer's memory where they
+            // would time out; the replayer sends them when it can.
+            if let Some(first) = ids.first() {
+                st.ledger.replay_from(*first);
+            }
         }
         if st.ledger.mode == Mode::Direct {
             for (i, (range, _)) in batch.frames.iter().enumerate() {
