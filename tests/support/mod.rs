@@ -148,6 +148,16 @@ impl Broker {
         }
     }
 
+    /// Stops the broker process (SIGSTOP): its connections stay open and
+    /// nothing is answered, like a hung broker.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// Kills the broker (its in-memory data is lost).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
