@@ -301,6 +301,9 @@ pub struct SourceConfig {
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
     pub bots: crate::bots::BotPolicy,
+    /// Duplicate suppression, tracking plan and enrichment (see `quality`).
+    #[serde(default)]
+    pub quality: crate::quality::config::SourceQualityConfig,
 }
 
 mod defaults {
@@ -643,6 +646,7 @@ impl Config {
         self.privacy.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
+        crate::quality::validate(self)?;
         if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {
             return Err(ConfigError::key(
                 "server.max_buffered_body_bytes",

@@ -18,6 +18,11 @@
 //! dropped before any is parsed; rejected events pass the privacy stage's
 //! rules before anything reaches the invalid topic; events left without a
 //! visitor id (anonymized) get a random record key.
+//!
+//! Data quality (see `quality`) runs right after privacy, so it never sees
+//! or re-creates what privacy removed: duplicates are dropped before they
+//! are produced, and a `messageId` recorded for an event the producer then
+//! refuses is forgotten again so that the client's retry goes through.
 
 use std::sync::Arc;
 
@@ -30,6 +35,8 @@ use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
+use crate::quality::{self, QualityError, QualityStage, Recorded};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
 use crate::spool::{Appended, Batch, Spool};
@@ -82,6 +89,7 @@ pub struct Pipeline {
     pub router: Router,
     pub privacy: PrivacyStage,
     pub bots: BotStage,
+    pub quality: QualityStage,
     /// The write-ahead spool (`None`: `spool.enabled = false`).
     pub spool: Option<Arc<Spool>>,
 }
@@ -90,22 +98,31 @@ pub struct Pipeline {
 enum Sending {
     /// Straight into the producer queue (spool off).
     Direct,
-    /// Into a spool batch, appended as a whole at the end.
-    Spool(Batch),
+    /// Into a spool batch, appended as a whole at the end; with the ids the
+    /// duplicate filter recorded, given back if the append fails.
+    Spool(Batch, Vec<Recorded>),
 }
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>, privacy: PrivacyStage) -> Pipeline {
+    /// Builds the stages the configuration describes (tracking plans are
+    /// read and compiled here).
+    pub fn new(
+        config: Arc<Config>,
+        sink: Arc<KafkaSink>,
+        privacy: PrivacyStage,
+    ) -> Result<Pipeline, QualityError> {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
-        Pipeline {
+        let quality = QualityStage::from_config(&config)?;
+        Ok(Pipeline {
             config,
             sink,
             router,
             privacy,
             bots,
+            quality,
             spool: None,
-        }
+        })
     }
 
     /// Makes accepted events go through `spool` (write-ahead).
@@ -159,7 +176,7 @@ impl Pipeline {
             }
         };
         let mut sending = match reservation {
-            Some(_) => Sending::Spool(Batch::new()),
+            Some(_) => Sending::Spool(Batch::new(), Vec::new()),
             None => Sending::Direct,
         };
         metrics::events_received(events.len() as u64);
@@ -180,8 +197,8 @@ impl Pipeline {
             }
             let text = raw_text(&raw);
             let result = self.prepare(raw, implied, meta);
-            let mut ev = match result {
-                Ok(ev) => ev,
+            let (mut ev, client_message_id) = match result {
+                Ok(prepared) => prepared,
                 Err(reason) => {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
@@ -191,7 +208,8 @@ impl Pipeline {
                         Rejected::Report(payload) => {
                             metrics::event_rejected(reason.code());
                             out.rejected += 1;
-                            self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                            let why = Invalid::new(reason.code(), reason.to_string());
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
                         }
                     }
                     continue;
@@ -207,10 +225,41 @@ impl Pipeline {
                 out.dropped += 1;
                 continue;
             }
+            let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+                quality::Verdict::Keep(recorded) => recorded,
+                quality::Verdict::Drop(reason) => {
+                    metrics::event_dropped(reason);
+                    out.dropped += 1;
+                    continue;
+                }
+                quality::Verdict::Block(violations) => {
+                    // The same path as any rejected event: the privacy rules
+                    // decide the payload the invalid topic may keep.
+                    match self.privacy.rejected(text, meta) {
+                        Rejected::Drop(why) => {
+                            metrics::event_dropped(why);
+                            out.dropped += 1;
+                        }
+                        Rejected::Report(payload) => {
+                            metrics::event_rejected(REASON_SCHEMA_VIOLATION);
+                            out.rejected += 1;
+                            let why = Invalid::schema_violation(&violations);
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
+                        }
+                    }
+                    continue;
+                }
+            };
+            let unrecord = || {
+                if let Some(r) = recorded {
+                    self.quality.unrecord(meta.source_id, r);
+                }
+            };
             buf.clear();
             if serde_json::to_writer(&mut buf, &ev.body).is_err() {
                 // A `Map<String, Value>` always serializes; kept as a reject
                 // rather than a panic.
+                unrecord();
                 metrics::event_rejected("serialization");
                 out.rejected += 1;
                 continue;
@@ -230,13 +279,20 @@ impl Pipeline {
                 }
             };
             match self.emit(&mut sending, topic, key, &buf, &headers) {
-                Ok(()) => out.accepted += 1,
+                Ok(()) => {
+                    out.accepted += 1;
+                    if let (Sending::Spool(_, kept), Some(r)) = (&mut sending, recorded) {
+                        kept.push(r);
+                    }
+                }
                 Err(SinkError::QueueFull | SinkError::Closed) => {
+                    unrecord();
                     queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
                     out.rejected += 1;
                 }
                 Err(e) => {
+                    unrecord();
                     tracing::warn!(error = %e, topic, "produce failed");
                     metrics::event_rejected(REASON_PRODUCE_ERROR);
                     out.rejected += 1;
@@ -244,7 +300,7 @@ impl Pipeline {
             }
         }
         let mut appended = None;
-        if let (Sending::Spool(batch), Some(spool), Some(reservation)) =
+        if let (Sending::Spool(batch, recorded), Some(spool), Some(reservation)) =
             (&sending, &self.spool, reservation)
         {
             match spool.append(batch, reservation) {
@@ -256,6 +312,10 @@ impl Pipeline {
                     tracing::warn!(error = %e, "cannot write a request to the spool");
                     for _ in 0..out.accepted {
                         metrics::event_rejected(REASON_SPOOL_UNAVAILABLE);
+                    }
+                    // The client sends them again: not duplicates.
+                    for r in recorded {
+                        self.quality.unrecord(meta.source_id, *r);
                     }
                     return Err(IngestError::Unavailable);
                 }
@@ -288,7 +348,7 @@ impl Pipeline {
             Sending::Direct => self
                 .sink
                 .send(topic, Some(key), value, headers, RecordKind::Event),
-            Sending::Spool(batch) => {
+            Sending::Spool(batch, _) => {
                 let h: [(&str, Option<&[u8]>); 3] = [
                     (crate::route::HEADER_SOURCE, Some(headers.source.as_bytes())),
                     (
@@ -313,17 +373,18 @@ impl Pipeline {
         raw: RawEvent<'_>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
-    ) -> Result<Event, RejectReason> {
-        prepare(raw, implied, meta, &self.config.limits)
+    ) -> Result<(Event, bool), RejectReason> {
+        prepare_tracked(raw, implied, meta, &self.config.limits)
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
-    /// size of the event as received, and the payload the privacy stage
-    /// allowed (see `privacy.invalid_payload`), truncated to
+    /// size of the event as received, `violations` for a tracking-plan
+    /// block, and the payload the privacy stage allowed (see
+    /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
-        reason: RejectReason,
+        why: Invalid,
         received_bytes: usize,
         payload: Option<String>,
         meta: &RequestMeta<'_>,
@@ -331,12 +392,15 @@ impl Pipeline {
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
         let mut record = serde_json::json!({
-            "reason": reason.code(),
-            "message": reason.to_string(),
+            "reason": why.code,
+            "message": why.message,
             "source": meta.source_id,
             "receivedAt": format_time(meta.received_at),
             "payloadBytes": received_bytes,
         });
+        if let Some(v) = why.violations {
+            record["violations"] = v;
+        }
         match &payload {
             Some(p) => {
                 record["payload"] = Value::String(truncate_at_char_boundary(p, limit).into());
@@ -351,7 +415,7 @@ impl Pipeline {
         let headers = RecordHeaders {
             source: meta.source_id,
             event_type: "invalid",
-            reason: Some(reason.code()),
+            reason: Some(why.code),
         };
         let topic = self.router.invalid_topic();
         if let Err(e) = self
@@ -364,6 +428,34 @@ impl Pipeline {
     }
 }
 
+/// Why an event goes to the invalid topic.
+struct Invalid {
+    code: &'static str,
+    message: String,
+    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
+    violations: Option<Value>,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: String) -> Invalid {
+        Invalid {
+            code,
+            message,
+            violations: None,
+        }
+    }
+
+    fn schema_violation(violations: &[Violation]) -> Invalid {
+        Invalid {
+            code: REASON_SCHEMA_VIOLATION,
+            message: "event violates the source's tracking plan".into(),
+            violations: Some(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
+        }
+    }
+}
+
 /// Validates (size, depth, shape) and normalizes one raw event: the part
 /// of the pipeline that needs no broker.
 pub fn prepare(
@@ -372,6 +464,17 @@ pub fn prepare(
     meta: &RequestMeta<'_>,
     limits_cfg: &LimitsConfig,
 ) -> Result<Event, RejectReason> {
+    prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
+}
+
+/// [`prepare`], also saying whether the event's `messageId` was sent by the
+/// client (before `normalize` generates one for events without it).
+pub fn prepare_tracked(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<(Event, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     let too_deep = |t: &str| t.len() <= max && limits::json_too_deep(t.as_bytes(), max_depth);
@@ -389,8 +492,10 @@ pub fn prepare(
         }
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
+    // `Event` validation left `messageId` absent or a non-empty string.
+    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
     normalize::normalize(&mut ev, meta)?;
-    Ok(ev)
+    Ok((ev, client_message_id))
 }
 
 /// The JSON text of a raw event, as received.

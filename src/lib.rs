@@ -7,6 +7,7 @@
 //! stages for one request; `server` owns listeners and shutdown. `limits`
 //! (rate and concurrency limits, idle connections, JSON depth) guards the
 //! HTTP layer; `bots` tags or drops bot events between `normalize` and
+//! `privacy`; `quality` (duplicates, tracking plans, enrichment) runs after
 //! `privacy`.
 
 pub mod admission;
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod metrics;
 pub mod normalize;
 pub mod privacy;
+pub mod quality;
 pub mod route;
 pub mod server;
 pub mod sink;

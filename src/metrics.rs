@@ -81,6 +81,12 @@ pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
 /// (dropped ones are also counted as dropped with reason `bot`; sources
 /// with `bots = "allow"` are not checked).
 pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
+/// Tracking-plan violations, by `source`, event `type`, `event` (the
+/// planned `track` name, `unplanned`, or the type for page, screen,
+/// identify and group) and `kind` (the JSON Schema keyword, `undeclared` or
+/// `unplanned`). Blocked events also count as rejected with reason
+/// `schema_violation`.
+pub const PLAN_VIOLATIONS: &str = "trackgate_plan_violations_total";
 
 /// Bytes of the spool's segment files.
 pub const SPOOL_BYTES: &str = "trackgate_spool_bytes";
@@ -178,6 +184,10 @@ fn describe() {
     );
     metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
     metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
+    metrics::describe_counter!(
+        PLAN_VIOLATIONS,
+        "Tracking-plan violations by source, event type, event name and kind."
+    );
     metrics::describe_gauge!(SPOOL_BYTES, "Bytes of the spool's segment files.");
     metrics::describe_gauge!(SPOOL_RECORDS, "Spooled records not yet acknowledged.");
     metrics::describe_gauge!(
@@ -276,6 +286,19 @@ pub fn rate_limited(limiter: &'static str) {
 
 pub fn rate_limit_keys(n: usize) {
     gauge!(RATE_LIMIT_KEYS).set(n as f64);
+}
+
+/// One tracking-plan violation (label values are bounded: sources and
+/// planned names come from the configuration).
+pub fn plan_violation(source: &str, event_type: &'static str, event: &str, kind: &'static str) {
+    counter!(
+        PLAN_VIOLATIONS,
+        "source" => source.to_string(),
+        "type" => event_type,
+        "event" => event.to_string(),
+        "kind" => kind
+    )
+    .increment(1);
 }
 
 pub fn bot_event(action: &'static str) {

@@ -62,6 +62,8 @@ pub enum ServerError {
     EmbeddedBroker(rdkafka::error::KafkaError),
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
+    #[error(transparent)]
+    Quality(#[from] crate::quality::QualityError),
     #[error("cannot open the spool: {0}")]
     Spool(#[from] SpoolError),
 }
@@ -143,7 +145,7 @@ pub async fn run(
 
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
-    let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy);
+    let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
     if let Some(s) = &spool {
         pipeline = pipeline.with_spool(s.clone());
     }

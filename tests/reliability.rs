@@ -347,7 +347,7 @@ fn sigterm_under_load_delivers_every_event_the_clients_saw_accepted() {
 
 #[test]
 fn sigterm_with_the_broker_hung_counts_every_undelivered_event_as_failed_once() {
-    let mut broker = Broker::start();
+    let broker = Broker::start();
     let brokers = broker.addr();
     // No drain period: the listener closes at once.
     let mut gw = Gateway::spawn_logged(
