@@ -78,6 +78,16 @@ pub struct Config {
     /// The local write-ahead spool (see `spool`).
     #[serde(default)]
     pub spool: crate::spool::SpoolConfig,
+    /// Shared data-quality settings (see `quality`; per source in
+    /// `[sources.quality]`).
+    #[serde(default)]
+    pub quality: crate::quality::config::QualityConfig,
+    /// The live inspector on the admin listener (see `inspect`).
+    #[serde(default)]
+    pub inspect: crate::inspect::InspectConfig,
+    /// The browser SDK served by the gateway (see `http::sdk`).
+    #[serde(default)]
+    pub sdk: crate::http::sdk::SdkConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -644,6 +654,8 @@ impl Config {
         }
         self.spool.validate()?;
         self.privacy.validate()?;
+        self.sdk.validate()?;
+        self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;

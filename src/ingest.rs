@@ -31,6 +31,7 @@ use serde_json::Value;
 use crate::bots::{BotStage, BotVerdict};
 use crate::config::{Config, LimitsConfig};
 use crate::event::{Event, EventType, RejectReason};
+use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
@@ -90,6 +91,8 @@ pub struct Pipeline {
     pub privacy: PrivacyStage,
     pub bots: BotStage,
     pub quality: QualityStage,
+    /// The live inspector's taps (see `inspect`).
+    pub inspector: Arc<Inspector>,
     /// The write-ahead spool (`None`: `spool.enabled = false`).
     pub spool: Option<Arc<Spool>>,
 }
@@ -121,6 +124,7 @@ impl Pipeline {
             privacy,
             bots,
             quality,
+            inspector: Arc::new(Inspector::disabled()),
             spool: None,
         })
     }
@@ -183,6 +187,8 @@ impl Pipeline {
         let mut out = Outcome::default();
         if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
             metrics::events_dropped(reason, events.len() as u64);
+            self.inspector
+                .dropped(meta.source_id, reason, events.len() as u64);
             out.dropped = events.len() as u32;
             return Ok((out, None));
         }
@@ -203,6 +209,7 @@ impl Pipeline {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
                             metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
                             out.dropped += 1;
                         }
                         Rejected::Report(payload) => {
@@ -217,11 +224,14 @@ impl Pipeline {
             };
             if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
                 metrics::event_dropped(crate::bots::REASON_BOT);
+                self.inspector
+                    .dropped(meta.source_id, crate::bots::REASON_BOT, 1);
                 out.dropped += 1;
                 continue;
             }
             if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
                 metrics::event_dropped(reason);
+                self.inspector.dropped(meta.source_id, reason, 1);
                 out.dropped += 1;
                 continue;
             }
@@ -229,6 +239,7 @@ impl Pipeline {
                 quality::Verdict::Keep(recorded) => recorded,
                 quality::Verdict::Drop(reason) => {
                     metrics::event_dropped(reason);
+                    self.inspector.dropped(meta.source_id, reason, 1);
                     out.dropped += 1;
                     continue;
                 }
@@ -238,6 +249,7 @@ impl Pipeline {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
                             metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
                             out.dropped += 1;
                         }
                         Rejected::Report(payload) => {
@@ -281,6 +293,8 @@ impl Pipeline {
             match self.emit(&mut sending, topic, key, &buf, &headers) {
                 Ok(()) => {
                     out.accepted += 1;
+                    self.inspector
+                        .accepted(meta.source_id, topic, ev.kind.as_str(), key, &buf);
                     if let (Sending::Spool(_, kept), Some(r)) = (&mut sending, recorded) {
                         kept.push(r);
                     }
@@ -418,12 +432,15 @@ impl Pipeline {
             reason: Some(why.code),
         };
         let topic = self.router.invalid_topic();
-        if let Err(e) = self
+        match self
             .sink
             .send(topic, None, buf, &headers, RecordKind::Invalid)
         {
-            metrics::delivery(false, true, 1);
-            tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            Ok(()) => self.inspector.rejected(meta.source_id, why.code, buf),
+            Err(e) => {
+                metrics::delivery(false, true, 1);
+                tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod inspect;
 pub mod limits;
 pub mod metrics;
 pub mod normalize;

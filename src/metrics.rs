@@ -88,6 +88,17 @@ pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
 /// `schema_violation`.
 pub const PLAN_VIOLATIONS: &str = "trackgate_plan_violations_total";
 
+/// Live-inspector messages by `result`: `sent` (into its ring),
+/// `sampled_out` (over `inspect.max_events_per_second`), `lagged` (skipped
+/// by a page that read too slowly). Ingestion never waits for the inspector.
+pub const INSPECTOR_MESSAGES: &str = "trackgate_inspector_messages_total";
+/// Inspector pages connected.
+pub const INSPECTOR_CLIENTS: &str = "trackgate_inspector_clients";
+/// Configuration reloads (SIGHUP or file change) by `result`: `ok`, or
+/// `failed` (the file was refused; the running configuration stays).
+pub const CONFIG_RELOADS: &str = "trackgate_config_reloads_total";
+/// Version of the running configuration: 1 at start, +1 per applied reload.
+pub const CONFIG_VERSION: &str = "trackgate_config_version";
 /// Bytes of the spool's segment files.
 pub const SPOOL_BYTES: &str = "trackgate_spool_bytes";
 /// Records on the spool not yet acknowledged by the broker.
@@ -184,6 +195,10 @@ fn describe() {
     );
     metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
     metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
+    metrics::describe_counter!(INSPECTOR_MESSAGES, "Live-inspector messages by result.");
+    metrics::describe_gauge!(INSPECTOR_CLIENTS, "Live-inspector pages connected.");
+    metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads by result.");
+    metrics::describe_gauge!(CONFIG_VERSION, "Version of the running configuration.");
     metrics::describe_counter!(
         PLAN_VIOLATIONS,
         "Tracking-plan violations by source, event type, event name and kind."
@@ -206,6 +221,20 @@ fn describe() {
         "Spooled records the broker can never take."
     );
     metrics::describe_counter!(SPOOL_READ_ERRORS, "Spooled records that could not be read.");
+}
+
+/// The inspector's counts since its last report, and its pages.
+pub fn inspector(sent: u64, sampled_out: u64, lagged: u64, clients: usize) {
+    counter!(INSPECTOR_MESSAGES, "result" => "sent").increment(sent);
+    counter!(INSPECTOR_MESSAGES, "result" => "sampled_out").increment(sampled_out);
+    counter!(INSPECTOR_MESSAGES, "result" => "lagged").increment(lagged);
+    gauge!(INSPECTOR_CLIENTS).set(clients as f64);
+}
+
+/// A configuration reload attempt; `version` is the running one after it.
+pub fn config_reload(ok: bool, version: u64) {
+    counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    gauge!(CONFIG_VERSION).set(version as f64);
 }
 
 pub fn events_received(n: u64) {

@@ -64,6 +64,8 @@ pub enum ServerError {
     Privacy(#[from] crate::privacy::PrivacyError),
     #[error(transparent)]
     Quality(#[from] crate::quality::QualityError),
+    #[error(transparent)]
+    Sdk(#[from] crate::http::sdk::SdkError),
     #[error("cannot open the spool: {0}")]
     Spool(#[from] SpoolError),
 }
@@ -121,13 +123,16 @@ pub async fn run(
         None
     };
     let spool_workers = spool.as_ref().map(Spool::start);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         spool: spool.clone(),
         spool_room: config.limits.max_request_bytes as u64,
         prometheus,
+        inspector: inspector.clone(),
+        stop: stop_rx.clone(),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
     let monitor = spawn_broker_monitor(config.clone(), admin_state.clone(), stop_rx.clone());
     let watcher = spawn_broker_watcher(sink.clone(), stop_rx.clone());
 
@@ -145,11 +150,14 @@ pub async fn run(
 
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
+    let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
+    tokio::spawn(inspector.clone().run_ticker(stop_rx.clone()));
     let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
+    pipeline.inspector = inspector.clone();
     if let Some(s) = &spool {
         pipeline = pipeline.with_spool(s.clone());
     }
-    let state = Arc::new(AppState::new(pipeline));
+    let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
     let admission = Arc::new(Admission::new(&config));
 
     tokio::spawn(limits::purge_loop(
@@ -330,7 +338,7 @@ async fn serve_admin(
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| admin::handle(state.clone(), req));
+            let svc = service_fn(move |req| admin::serve(state.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

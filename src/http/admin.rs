@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
-//! traffic) and `/metrics` (Prometheus text).
+//! traffic), `/metrics` (Prometheus text) and the live inspector
+//! (`/inspect`, see `inspect`).
 //!
 //! Readiness. Not ready while shutting down (the drain period), while a
 //! readiness gate is closed (e.g. the opt-out list loading), or before the
@@ -18,6 +19,8 @@ use http::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::response::{self, Body};
+use crate::inspect::http::{self as inspect_http, AdminBody};
+use crate::inspect::Inspector;
 use crate::metrics;
 use crate::sink::kafka::KafkaSink;
 use crate::spool::Spool;
@@ -28,6 +31,21 @@ pub struct AdminState {
     /// Room the spool must have for readiness (one largest request).
     pub spool_room: u64,
     pub prometheus: Option<PrometheusHandle>,
+    pub inspector: Arc<Inspector>,
+    /// Turns true on shutdown: ends the inspector's streams.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one request of the admin listener.
+pub async fn serve<B>(
+    state: Arc<AdminState>,
+    req: Request<B>,
+) -> Result<Response<AdminBody>, Infallible> {
+    if let Some(r) = inspect_http::route(&state.inspector, &req, &state.stop) {
+        return Ok(r);
+    }
+    let Ok(r) = handle(state, req).await;
+    Ok(r.map(inspect_http::full_body))
 }
 
 /// The readiness verdict and its reasons.
