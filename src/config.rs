@@ -144,6 +144,11 @@ pub struct ServerConfig {
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
+    /// Path the ingestion API is mounted under (`/collect` serves
+    /// `/collect/v1/batch` …, and nothing outside it), so a site can avoid
+    /// the paths that blockers match. Empty: served at the root.
+    #[serde(default)]
+    pub path_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -280,6 +285,20 @@ pub struct LimitsConfig {
     /// envelope's `context`); deeper events are rejected as `too_deep`.
     #[serde(default = "defaults::max_json_depth")]
     pub max_json_depth: usize,
+    /// Widest clock-skew correction, in seconds: a corrected `timestamp`
+    /// further than this from `receivedAt` (either way) is replaced by
+    /// `receivedAt` and the event flagged `context.timestampOutOfWindow`.
+    #[serde(default = "defaults::clock_skew_window_secs")]
+    pub clock_skew_window_secs: u64,
+}
+
+impl LimitsConfig {
+    /// `clock_skew_window_secs` as a duration (validated at load to at most
+    /// ten years, so it always fits).
+    pub fn clock_skew_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::try_seconds(self.clock_skew_window_secs as i64)
+            .unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -426,6 +445,9 @@ mod defaults {
     }
     pub fn max_json_depth() -> usize {
         32
+    }
+    pub fn clock_skew_window_secs() -> u64 {
+        30 * 24 * 3600
     }
     pub fn click_events() -> Vec<String> {
         vec![
@@ -671,8 +693,36 @@ impl Config {
                 "must be positive",
             ));
         }
+        if self.limits.clock_skew_window_secs > MAX_CLOCK_SKEW_WINDOW_SECS {
+            return Err(ConfigError::key(
+                "limits.clock_skew_window_secs",
+                "must be at most 315360000 (10 years)",
+            ));
+        }
+        if !valid_path_prefix(&self.server.path_prefix) {
+            return Err(ConfigError::key(
+                "server.path_prefix",
+                "must be empty or `/` followed by path segments (letters, digits, `-._~`), without a trailing `/`",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Upper bound of `limits.clock_skew_window_secs`: wider is no bound at all.
+const MAX_CLOCK_SKEW_WINDOW_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Empty, or `/seg/seg` with unreserved URL characters only, so the prefix
+/// is matched byte for byte against request paths as clients send them.
+fn valid_path_prefix(p: &str) -> bool {
+    p.is_empty()
+        || (p.starts_with('/')
+            && p[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            }))
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -795,6 +845,19 @@ allowed_origins = ["https://shop.example"]
         let text = MINIMAL.replace("[kafka]", "[kafka]\nlinger_ms = \"soon\"");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.linger_ms"), "{err}");
+    }
+
+    #[test]
+    fn path_prefix_is_validated() {
+        for ok in ["", "/collect", "/a/b-c_d.e~f"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{ok}\"\n[kafka]"));
+            assert_eq!(Config::from_toml(&text).unwrap().server.path_prefix, ok);
+        }
+        for bad in ["collect", "/collect/", "/", "//x", "/a b", "/a?b"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{bad}\"\n[kafka]"));
+            let err = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains("server.path_prefix"), "{bad}: {err}");
+        }
     }
 
     #[test]

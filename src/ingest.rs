@@ -511,7 +511,7 @@ pub fn prepare_tracked(
     };
     // `Event` validation left `messageId` absent or a non-empty string.
     let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
-    normalize::normalize(&mut ev, meta)?;
+    normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
     Ok((ev, client_message_id))
 }
 
