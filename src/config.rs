@@ -85,6 +85,9 @@ pub struct Config {
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: crate::inspect::InspectConfig,
+    /// Configuration reload: SIGHUP and the file watch (see `reload`).
+    #[serde(default)]
+    pub reload: crate::reload::ReloadConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
     pub sdk: crate::http::sdk::SdkConfig,
@@ -524,6 +527,12 @@ impl Config {
     /// Loads the file (or the development config), applies environment and
     /// CLI overrides, deserializes and validates.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_text(opts).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text the configuration was read
+    /// from (the file's, or the development configuration's).
+    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
         let text = match &opts.file {
             Some(path) => read_file(path)?,
             None => Self::development_toml(),
@@ -537,7 +546,7 @@ impl Config {
         if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
             config.spool.resolve_dir(base);
         }
-        Ok(config)
+        Ok((config, text))
     }
 
     /// Parses TOML text with `(dotted.path, raw value)` overrides.
@@ -676,7 +685,7 @@ impl Config {
         }
         self.spool.validate()?;
         self.privacy.validate()?;
-        self.sdk.validate()?;
+        self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;

@@ -114,10 +114,21 @@ impl Pipeline {
         sink: Arc<KafkaSink>,
         privacy: PrivacyStage,
     ) -> Result<Pipeline, QualityError> {
+        let quality = QualityStage::from_config(&config)?;
+        Ok(Pipeline::with_stages(config, sink, privacy, quality))
+    }
+
+    /// A pipeline around stages built already (a configuration reload
+    /// carries parts of the running ones over).
+    pub fn with_stages(
+        config: Arc<Config>,
+        sink: Arc<KafkaSink>,
+        privacy: PrivacyStage,
+        quality: QualityStage,
+    ) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
-        let quality = QualityStage::from_config(&config)?;
-        Ok(Pipeline {
+        Pipeline {
             config,
             sink,
             router,
@@ -126,7 +137,7 @@ impl Pipeline {
             quality,
             inspector: Arc::new(Inspector::disabled()),
             spool: None,
-        })
+        }
     }
 
     /// Makes accepted events go through `spool` (write-ahead).

@@ -242,6 +242,11 @@ pub fn inspector(sent: u64, sampled_out: u64, lagged: u64, clients: usize) {
 /// A configuration reload attempt; `version` is the running one after it.
 pub fn config_reload(ok: bool, version: u64) {
     counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    config_version(version);
+}
+
+/// The version of the running configuration.
+pub fn config_version(version: u64) {
     gauge!(CONFIG_VERSION).set(version as f64);
 }
 

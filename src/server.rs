@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::admission::Admission;
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::http::admin::{self, AdminState};
 use crate::http::error::ApiError;
 use crate::http::{self as api, client_ip, response, AppState};
@@ -36,6 +36,7 @@ use crate::ingest::Pipeline;
 use crate::limits::{self, IdleTimeout};
 use crate::metrics;
 use crate::privacy::PrivacyStage;
+use crate::reload::{self, Live};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::DeliveryListener;
 use crate::spool::{Spool, SpoolError};
@@ -85,6 +86,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
+    run_reloadable(config, None, shutdown, on_bound).await
+}
+
+/// [`run`], reloading the configuration from `reload` (with its text) on
+/// SIGHUP and when its file changes (see `reload`).
+pub async fn run_reloadable(
+    config: Config,
+    reload: Option<(LoadOptions, String)>,
+    shutdown: impl Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let prometheus = metrics::install();
 
@@ -125,15 +137,12 @@ pub async fn run(
     let spool_workers = spool.as_ref().map(Spool::start);
     let (stop_tx, stop_rx) = watch::channel(false);
     let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
-    let admin_state = Arc::new(AdminState {
-        sink: sink.clone(),
-        spool: spool.clone(),
-        spool_room: config.limits.max_request_bytes as u64,
-        prometheus,
-        inspector: inspector.clone(),
-        stop: stop_rx.clone(),
-    });
-    let monitor = spawn_broker_monitor(config.clone(), admin_state.clone(), stop_rx.clone());
+    let spool_room = config.limits.max_request_bytes as u64;
+    let monitor = spawn_broker_monitor(
+        config.clone(),
+        (sink.clone(), spool.clone(), spool_room),
+        stop_rx.clone(),
+    );
     let watcher = spawn_broker_watcher(sink.clone(), stop_rx.clone());
 
     let listener = bind(config.server.listen).await?;
@@ -159,9 +168,24 @@ pub async fn run(
     }
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
     let admission = Arc::new(Admission::new(&config));
-
+    let (text, opts) = match reload {
+        Some((opts, text)) => (text, Some(opts)),
+        None => (String::new(), None),
+    };
+    let live = Arc::new(Live::new(state, &text, opts));
+    reload::spawn(live.clone(), stop_rx.clone());
+    let admin_state = Arc::new(AdminState {
+        sink: sink.clone(),
+        spool: spool.clone(),
+        spool_room,
+        prometheus,
+        inspector,
+        live: live.clone(),
+        stop: stop_rx.clone(),
+    });
+    let purge_live = live.clone();
     tokio::spawn(limits::purge_loop(
-        state.limits.clone(),
+        move || purge_live.current().limits.clone(),
         Duration::from_millis(config.rate_limit.purge_interval_ms),
         stop_rx.clone(),
     ));
@@ -206,9 +230,10 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
+        let live = live.clone();
         let admission = admission.clone();
-        let svc = service_fn(move |req| admit(state.clone(), admission.clone(), peer, req));
+        // Each request runs on the state current when it starts.
+        let svc = service_fn(move |req| admit(live.current(), admission.clone(), peer, req));
         // hyper's head timer also runs while a kept-alive connection waits
         // for its next request; `IdleTimeout` closes quiet ones sooner.
         // Half-close: a client may shut its write side once its request is
@@ -351,10 +376,9 @@ async fn serve_admin(
 /// A plain thread: metadata calls block.
 fn spawn_broker_monitor(
     config: Arc<Config>,
-    admin: Arc<AdminState>,
+    (sink, spool, spool_room): (Arc<KafkaSink>, Option<Arc<Spool>>, u64),
     stop: watch::Receiver<bool>,
 ) -> std::thread::JoinHandle<()> {
-    let sink = admin.sink.clone();
     let interval = Duration::from_millis(config.kafka.metadata_interval_ms);
     std::thread::Builder::new()
         .name("broker-monitor".into())
@@ -372,7 +396,7 @@ fn spawn_broker_monitor(
                     was_ok = Some(ok);
                 }
                 sink.log_failures();
-                admin::publish_gauges(&admin);
+                admin::publish_gauges(&sink, spool.as_deref(), spool_room);
                 // A check that passed while a "brokers down" report arrived
                 // left production paused: check again at once.
                 let wait = if ok && sink.production_paused() {

@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
-//! traffic), `/metrics` (Prometheus text) and the live inspector
+//! traffic), `/metrics` (Prometheus text), `/config` (the running
+//! configuration's version and hash, see `reload`) and the live inspector
 //! (`/inspect`, see `inspect`).
 //!
 //! Readiness. Not ready while shutting down (the drain period), while a
@@ -32,6 +33,8 @@ pub struct AdminState {
     pub spool_room: u64,
     pub prometheus: Option<PrometheusHandle>,
     pub inspector: Arc<Inspector>,
+    /// The running configuration (`GET /config`).
+    pub live: Arc<crate::reload::Live>,
     /// Turns true on shutdown: ends the inspector's streams.
     pub stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -43,6 +46,11 @@ pub async fn serve<B>(
 ) -> Result<Response<AdminBody>, Infallible> {
     if let Some(r) = inspect_http::route(&state.inspector, &req, &state.stop) {
         return Ok(r);
+    }
+    if req.uri().path() == "/config" {
+        // Version, hash, sources and reload status; never keys or secrets.
+        let body = serde_json::to_vec(&*state.live.info()).unwrap_or_default();
+        return Ok(response::json(StatusCode::OK, body).map(inspect_http::full_body));
     }
     let Ok(r) = handle(state, req).await;
     Ok(r.map(inspect_http::full_body))
@@ -114,7 +122,7 @@ pub async fn handle<B>(
             }
         }
         "/metrics" => {
-            publish_gauges(&state);
+            publish_gauges(&state.sink, state.spool.as_deref(), state.spool_room);
             let text = state
                 .prometheus
                 .as_ref()
@@ -135,11 +143,10 @@ pub async fn handle<B>(
 }
 
 /// Updates every gauge of the sink, the spool and readiness.
-pub fn publish_gauges(state: &AdminState) {
-    let spooled = state.spool.as_ref().map_or(0, |s| s.open_records());
-    state.sink.publish_gauges(spooled);
-    if let Some(s) = &state.spool {
+pub fn publish_gauges(sink: &KafkaSink, spool: Option<&Spool>, spool_room: u64) {
+    sink.publish_gauges(spool.map_or(0, Spool::open_records));
+    if let Some(s) = spool {
         s.publish_gauges();
     }
-    readiness(&state.sink, state.spool.as_deref(), state.spool_room);
+    readiness(sink, spool, spool_room);
 }

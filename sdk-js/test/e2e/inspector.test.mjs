@@ -24,8 +24,9 @@ async function send(events) {
     headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(WRITE_KEY + ":").toString("base64") },
     body: JSON.stringify({ batch: events }),
   });
-  assert.equal(r.status, 200, await r.text());
-  return r.json();
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  return JSON.parse(text);
 }
 
 /** Rows of the event table as text. */
@@ -120,6 +121,14 @@ describe("live inspector in Chromium", { skip: SKIP && "TRACKGATE_E2E_SKIP=1" },
       await sleep(250);
     }
     await page.waitForFunction(() => /[1-9][0-9.]*\/s/.test(document.querySelector("#sources").textContent), null, { timeout: 5000 });
+    // A varied last screenful for the screenshot.
+    await send([
+      { type: "identify", userId: "user-42", anonymousId: a, traits: { plan: "team" } },
+      { type: "track", event: "Signed Up", anonymousId: a, properties: { plan: "pro", contact: "jane.doe@example.com" } },
+      { type: "track", anonymousId: a },
+      { type: "page", name: "Pricing", anonymousId: b, context: { page: { path: "/pricing" } } },
+    ]);
+    await page.waitForSelector(`#events tr.ev:has-text("Pricing")`, { timeout: 5000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "inspector.png") });
   });
