@@ -134,10 +134,20 @@ impl Pipeline {
                 out.dropped += 1;
                 continue;
             }
-            if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
-                metrics::event_dropped(reason);
-                out.dropped += 1;
-                continue;
+            match self.privacy.apply(&mut ev, meta) {
+                Verdict::Keep => {}
+                Verdict::Drop(reason) => {
+                    metrics::event_dropped(reason);
+                    out.dropped += 1;
+                    continue;
+                }
+                Verdict::Reject(reason) => {
+                    metrics::event_rejected(reason.code());
+                    out.rejected += 1;
+                    let payload = self.privacy.rejected_payload(&ev, text);
+                    self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                    continue;
+                }
             }
             buf.clear();
             if serde_json::to_writer(&mut buf, &ev.body).is_err() {
