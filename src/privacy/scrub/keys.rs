@@ -24,19 +24,77 @@ pub const EXEMPT_PATHS: &[&str] = &[
     "context.privacy.redactions",
 ];
 
-/// Bytes a plain key is made of.
-static PLAIN: [bool; 256] = build_plain();
+/// Byte classes a key is summarized by, in one pass ([`Shape::of`]).
+const B_LOWER: u8 = 1;
+const B_PLAIN: u8 = 2;
+const B_HEX: u8 = 4;
+const B_DIGIT: u8 = 8;
 
-const fn build_plain() -> [bool; 256] {
-    let mut t = [false; 256];
+static SHAPE: [u8; 256] = build_shape();
+
+const fn build_shape() -> [u8; 256] {
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = b.is_ascii_alphabetic() || b == b'_' || b == b'-';
+        let mut c = 0;
+        if b.is_ascii_lowercase() {
+            c |= B_LOWER;
+        }
+        if b.is_ascii_alphabetic() || b == b'_' || b == b'-' {
+            c |= B_PLAIN;
+        }
+        if b.is_ascii_hexdigit() || b == b'-' {
+            c |= B_HEX;
+        }
+        if b.is_ascii_digit() {
+            c |= B_DIGIT;
+        }
+        t[i] = c;
         i += 1;
     }
     t
 }
+
+/// What one pass over a key's bytes tells.
+struct Shape {
+    /// Bits every byte has.
+    all: u8,
+    /// Bits some byte has.
+    any: u8,
+}
+
+impl Shape {
+    #[inline]
+    fn of(b: &[u8]) -> Shape {
+        let (mut all, mut any) = (u8::MAX, 0u8);
+        for &c in b {
+            let k = SHAPE[c as usize];
+            all &= k;
+            any |= k;
+        }
+        Shape { all, any }
+    }
+
+    /// One lower-case ASCII word.
+    fn one_word(&self, len: usize) -> bool {
+        len > 0 && self.all & B_LOWER != 0
+    }
+
+    /// See [`PLAIN_KEY_MAX`].
+    fn plain(&self, len: usize) -> bool {
+        len < PLAIN_KEY_MAX && self.all & B_PLAIN != 0
+    }
+
+    /// A hex id or UUID used as a key: it holds no words (`…-0000-3cc0`
+    /// is no `cc`).
+    fn hex_id(&self, len: usize) -> bool {
+        len >= HEX_ID_MIN && self.all & B_HEX != 0 && self.any & B_DIGIT != 0
+    }
+}
+
+/// Shortest key taken for a hex id.
+const HEX_ID_MIN: usize = 8;
 
 /// Keys shorter than this made only of ASCII letters, `_` and `-` cannot
 /// hold anything a detector matches (every detector needs a digit, `@`,
@@ -75,16 +133,48 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// Whether `key` is plain: shorter than [`PLAIN_KEY_MAX`] and made only of
-/// ASCII letters, `_` and `-`.
-#[inline]
-fn is_plain(key: &str) -> bool {
-    key.len() < PLAIN_KEY_MAX && key.bytes().all(|b| PLAIN[b as usize])
-}
+/// Keys of the Segment spec and of common clients, classified once when
+/// the scrubber is built (with its configured rules), so the walk looks
+/// them up instead of splitting them into words on every event.
+const COMMON_KEYS: &[&str] = &[
+    "anonymousId",
+    "messageId",
+    "receivedAt",
+    "sentAt",
+    "originalTimestamp",
+    "userId",
+    "groupId",
+    "previousId",
+    "userAgent",
+    "userAgentData",
+    "writeKey",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "fbclid",
+    "screenWidth",
+    "screenHeight",
+    "innerWidth",
+    "innerHeight",
+    "advertisingId",
+    "adTrackingEnabled",
+    "product_id",
+    "order_id",
+    "productId",
+    "orderId",
+];
+
+/// Longest [`COMMON_KEYS`] entry.
+const COMMON_KEY_MAX: usize = 24;
 
 #[derive(Debug, Default)]
 pub(crate) struct DenyKeys {
     rules: KeyRules,
+    /// [`COMMON_KEYS`] by length, with their classification.
+    common: Vec<Vec<(&'static str, KeyInfo)>>,
 }
 
 /// A deny key that has no letters or more than [`MAX_DENY_KEY_LEN`].
@@ -94,7 +184,25 @@ pub(crate) struct BadKey(pub String);
 impl DenyKeys {
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a String>) -> Result<DenyKeys, BadKey> {
         let rules = KeyRules::new(keys).map_err(|BadRule(k)| BadKey(k))?;
-        Ok(DenyKeys { rules })
+        let mut d = DenyKeys {
+            rules,
+            common: vec![Vec::new(); COMMON_KEY_MAX + 1],
+        };
+        for k in COMMON_KEYS {
+            let info = d.classify_words(k);
+            d.common[k.len()].push((k, info));
+        }
+        Ok(d)
+    }
+
+    /// The classification of a [`COMMON_KEYS`] entry, if `key` is one.
+    #[inline]
+    fn common(&self, key: &[u8]) -> Option<KeyInfo> {
+        self.common
+            .get(key.len())?
+            .iter()
+            .find(|(k, _)| same(k.as_bytes(), key))
+            .map(|&(_, info)| info)
     }
 
     /// The configured spelling of entry `i`.
@@ -104,24 +212,35 @@ impl DenyKeys {
 
     /// Looks an object key up: denied? hints for its values?
     pub(crate) fn classify(&self, key: &str) -> KeyInfo {
+        match self.common(key.as_bytes()) {
+            Some(info) => info,
+            None => self.classify_words(key),
+        }
+    }
+
+    fn classify_words(&self, key: &str) -> KeyInfo {
+        let b = key.as_bytes();
+        let shape = Shape::of(b);
+        let plain = shape.plain(b.len());
+        if shape.hex_id(b.len()) {
+            return KeyInfo {
+                denied: None,
+                hint: Hint::default(),
+                plain,
+            };
+        }
+        if shape.one_word(b.len()) {
+            return KeyInfo {
+                denied: self.rules.find_one_word(b),
+                hint: hint(b),
+                plain,
+            };
+        }
         let words = Words::split(key);
-        let joined = words.joined();
-        let n = joined.len();
-        let ends = |x: &&[u8]| n >= x.len() && same(&joined[n - x.len()..], x);
-        // Every hint key is at least as long as `build`.
-        let hint = if n >= BUILD_KEYS[0].len() {
-            Hint {
-                query: QUERY_KEYS.iter().any(|k| same(k, joined)),
-                no_ip: VERSION_SUFFIXES.iter().any(ends)
-                    || BUILD_KEYS.iter().any(|k| same(k, joined)),
-            }
-        } else {
-            Hint::default()
-        };
         KeyInfo {
             denied: self.rules.find(&words),
-            hint,
-            plain: is_plain(key),
+            hint: hint(words.joined()),
+            plain,
         }
     }
 
@@ -134,7 +253,25 @@ impl DenyKeys {
                 name = &inner[open + 1..];
             }
         }
-        self.rules.find(&Words::split(name))
+        if let Some(info) = self.common(name.as_bytes()) {
+            return info.denied;
+        }
+        self.rules.find_key(name.as_bytes())
+    }
+}
+
+/// The hints of a key, from its words without separators.
+#[inline]
+fn hint(joined: &[u8]) -> Hint {
+    let n = joined.len();
+    let ends = |x: &&[u8]| n >= x.len() && same(&joined[n - x.len()..], x);
+    // Every hint key is at least as long as `build`.
+    if n < BUILD_KEYS[0].len() {
+        return Hint::default();
+    }
+    Hint {
+        query: QUERY_KEYS.iter().any(|k| same(k, joined)),
+        no_ip: VERSION_SUFFIXES.iter().any(ends) || BUILD_KEYS.iter().any(|k| same(k, joined)),
     }
 }
 
@@ -217,10 +354,33 @@ mod tests {
     }
 
     #[test]
+    fn hex_ids_as_keys_are_not_words() {
+        let d = defaults();
+        for k in ["00000000-0000-0000-0000-000000003cc0", "5f3cc0aa12"] {
+            assert!(d.classify(k).denied.is_none(), "{k}");
+        }
+        assert!(d.classify("cc2").denied.is_some());
+    }
+
+    #[test]
+    fn common_keys_are_classified_as_the_rules_say() {
+        let d = defaults();
+        for k in COMMON_KEYS {
+            assert!(k.len() <= COMMON_KEY_MAX, "{k}");
+            assert_eq!(d.classify(k).denied, d.classify_words(k).denied, "{k}");
+            assert_eq!(d.classify(k).hint, d.classify_words(k).hint, "{k}");
+        }
+        let strict = DenyKeys::new(&["utm source".to_string()]).expect("valid");
+        assert!(strict.classify("utm_source").denied.is_some());
+        assert!(strict.param("utm_source").is_some());
+    }
+
+    #[test]
     fn plain_keys() {
-        assert!(is_plain("firstName"));
-        assert!(is_plain("user_id"));
-        assert!(!is_plain("a@b.co"));
-        assert!(!is_plain("averyveryverylongkey"));
+        let plain = |k: &str| Shape::of(k.as_bytes()).plain(k.len());
+        assert!(plain("firstName"));
+        assert!(plain("user_id"));
+        assert!(!plain("a@b.co"));
+        assert!(!plain("averyveryverylongkey"));
     }
 }

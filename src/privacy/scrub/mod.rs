@@ -410,7 +410,11 @@ impl Scrubber {
 
     /// One string value: cut if too long, then scanned.
     fn scrub_string(&self, s: &str, hint: Hint, kinds: &mut Vec<RedactionKind>) -> Option<String> {
-        if text::trivially_clean(s.as_bytes()) && self.custom.is_empty() {
+        // Short letters-only text and bare UUIDs (visitor and item ids)
+        // cannot hold a built-in match.
+        if self.custom.is_empty()
+            && (text::trivially_clean(s.as_bytes()) || token::is_uuid(s.as_bytes()))
+        {
             return None;
         }
         let mut edits = Vec::new();
