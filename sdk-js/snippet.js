@@ -1,7 +1,8 @@
 // trackgate loader snippet, readable form. snippet.html holds the minified
 // copy to paste into a page's <head>. It defines a stub `window.trackgate`
 // that records calls until the SDK has loaded; the SDK then replays them
-// (init first). Replace SDK_URL, YOUR_WRITE_KEY and YOUR_GATEWAY_HOST.
+// (init first). Replace YOUR_GATEWAY_HOST (the gateway serves the SDK at
+// /sdk/trackgate.min.js, see its `sdk.path`) and YOUR_WRITE_KEY.
 (function (w, d, name, src) {
   var t = (w[name] = w[name] || []);
   // Real SDK already installed (t.push missing) or snippet already ran.
@@ -20,5 +21,5 @@
   s.async = 1;
   s.src = src;
   d.head.appendChild(s);
-})(window, document, "trackgate", "SDK_URL");
+})(window, document, "trackgate", "https://YOUR_GATEWAY_HOST/sdk/trackgate.min.js");
 trackgate.init({ writeKey: "YOUR_WRITE_KEY", host: "https://YOUR_GATEWAY_HOST" });

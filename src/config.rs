@@ -46,7 +46,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Key {
             key: key.into(),
             message: message.into(),
@@ -75,6 +75,12 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The live inspector on the admin listener (see `inspect`).
+    #[serde(default)]
+    pub inspect: crate::inspect::InspectConfig,
+    /// The browser SDK served by the gateway (see `http::sdk`).
+    #[serde(default)]
+    pub sdk: crate::http::sdk::SdkConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -279,6 +285,9 @@ pub struct SourceConfig {
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
     pub bots: crate::bots::BotPolicy,
+    /// Duplicate suppression, tracking plan and enrichment (see `quality`).
+    #[serde(default)]
+    pub quality: crate::quality::config::SourceQualityConfig,
 }
 
 mod defaults {
@@ -595,8 +604,11 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
+        self.sdk.validate()?;
+        self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
+        crate::quality::validate(self)?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",

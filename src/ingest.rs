@@ -10,6 +10,11 @@
 //! dropped before any is parsed; rejected events pass the privacy stage's
 //! rules before anything reaches the invalid topic; events left without a
 //! visitor id (anonymized) get a random record key.
+//!
+//! Data quality (see `quality`) runs right after privacy, so it never sees
+//! or re-creates what privacy removed: duplicates are dropped before they
+//! are produced, and a `messageId` recorded for an event the producer then
+//! refuses is forgotten again so that the client's retry goes through.
 
 use std::sync::Arc;
 
@@ -18,10 +23,13 @@ use serde_json::Value;
 use crate::bots::{BotStage, BotVerdict};
 use crate::config::{Config, LimitsConfig};
 use crate::event::{Event, EventType, RejectReason};
+use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
+use crate::quality::{self, QualityError, QualityStage};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
 
@@ -65,19 +73,31 @@ pub struct Pipeline {
     pub router: Router,
     pub privacy: PrivacyStage,
     pub bots: BotStage,
+    pub quality: QualityStage,
+    /// The live inspector's taps (see `inspect`).
+    pub inspector: Arc<Inspector>,
 }
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, sink: Arc<KafkaSink>, privacy: PrivacyStage) -> Pipeline {
+    /// Builds the stages the configuration describes (tracking plans are
+    /// read and compiled here).
+    pub fn new(
+        config: Arc<Config>,
+        sink: Arc<KafkaSink>,
+        privacy: PrivacyStage,
+    ) -> Result<Pipeline, QualityError> {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
-        Pipeline {
+        let quality = QualityStage::from_config(&config)?;
+        Ok(Pipeline {
             config,
             sink,
             router,
             privacy,
             bots,
-        }
+            quality,
+            inspector: Arc::new(Inspector::disabled()),
+        })
     }
 
     /// Runs the events of one request through the pipeline. Refuses the
@@ -96,6 +116,8 @@ impl Pipeline {
         let mut out = Outcome::default();
         if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
             metrics::events_dropped(reason, events.len() as u64);
+            self.inspector
+                .dropped(meta.source_id, reason, events.len() as u64);
             out.dropped = events.len() as u32;
             return Ok(out);
         }
@@ -112,18 +134,20 @@ impl Pipeline {
                 RawEvent::Json(t) | RawEvent::Parsed(_, t) | RawEvent::Undecodable(t, _) => *t,
             };
             let result = self.prepare(raw, implied, meta);
-            let mut ev = match result {
-                Ok(ev) => ev,
+            let (mut ev, client_message_id) = match result {
+                Ok(prepared) => prepared,
                 Err(reason) => {
                     match self.privacy.rejected(text, meta) {
                         Rejected::Drop(why) => {
                             metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
                             out.dropped += 1;
                         }
                         Rejected::Report(payload) => {
                             metrics::event_rejected(reason.code());
                             out.rejected += 1;
-                            self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                            let why = Invalid::new(reason.code(), reason.to_string());
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
                         }
                     }
                     continue;
@@ -131,6 +155,8 @@ impl Pipeline {
             };
             if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
                 metrics::event_dropped(crate::bots::REASON_BOT);
+                self.inspector
+                    .dropped(meta.source_id, crate::bots::REASON_BOT, 1);
                 out.dropped += 1;
                 continue;
             }
@@ -138,6 +164,7 @@ impl Pipeline {
                 Verdict::Keep => {}
                 Verdict::Drop(reason) => {
                     metrics::event_dropped(reason);
+                    self.inspector.dropped(meta.source_id, reason, 1);
                     out.dropped += 1;
                     continue;
                 }
@@ -145,14 +172,48 @@ impl Pipeline {
                     metrics::event_rejected(reason.code());
                     out.rejected += 1;
                     let payload = self.privacy.rejected_payload(&ev, text);
-                    self.send_invalid(reason, text.len(), payload, meta, &mut buf);
+                    let why = Invalid::new(reason.code(), reason.to_string());
+                    self.send_invalid(why, text.len(), payload, meta, &mut buf);
                     continue;
                 }
             }
+            let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+                quality::Verdict::Keep(recorded) => recorded,
+                quality::Verdict::Drop(reason) => {
+                    metrics::event_dropped(reason);
+                    self.inspector.dropped(meta.source_id, reason, 1);
+                    out.dropped += 1;
+                    continue;
+                }
+                quality::Verdict::Block(violations) => {
+                    // The same path as any rejected event: the privacy rules
+                    // decide the payload the invalid topic may keep.
+                    match self.privacy.rejected(text, meta) {
+                        Rejected::Drop(why) => {
+                            metrics::event_dropped(why);
+                            self.inspector.dropped(meta.source_id, why, 1);
+                            out.dropped += 1;
+                        }
+                        Rejected::Report(payload) => {
+                            metrics::event_rejected(REASON_SCHEMA_VIOLATION);
+                            out.rejected += 1;
+                            let why = Invalid::schema_violation(&violations);
+                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
+                        }
+                    }
+                    continue;
+                }
+            };
+            let unrecord = || {
+                if let Some(r) = recorded {
+                    self.quality.unrecord(meta.source_id, r);
+                }
+            };
             buf.clear();
             if serde_json::to_writer(&mut buf, &ev.body).is_err() {
                 // A `Map<String, Value>` always serializes; kept as a reject
                 // rather than a panic.
+                unrecord();
                 metrics::event_rejected("serialization");
                 out.rejected += 1;
                 continue;
@@ -175,13 +236,19 @@ impl Pipeline {
                 .sink
                 .send(topic, Some(key), &buf, &headers, RecordKind::Event)
             {
-                Ok(()) => out.accepted += 1,
+                Ok(()) => {
+                    out.accepted += 1;
+                    self.inspector
+                        .accepted(meta.source_id, topic, ev.kind.as_str(), key, &buf);
+                }
                 Err(SinkError::QueueFull) => {
+                    unrecord();
                     queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
                     out.rejected += 1;
                 }
                 Err(e) => {
+                    unrecord();
                     tracing::warn!(error = %e, topic, "produce failed");
                     metrics::event_rejected(REASON_PRODUCE_ERROR);
                     out.rejected += 1;
@@ -204,17 +271,18 @@ impl Pipeline {
         raw: RawEvent<'_>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
-    ) -> Result<Event, RejectReason> {
-        prepare(raw, implied, meta, &self.config.limits)
+    ) -> Result<(Event, bool), RejectReason> {
+        prepare_tracked(raw, implied, meta, &self.config.limits)
     }
 
     /// Writes a rejected event to the invalid topic: reason, source, the
-    /// size of the event as received, and the payload the privacy stage
-    /// allowed (see `privacy.invalid_payload`), truncated to
+    /// size of the event as received, `violations` for a tracking-plan
+    /// block, and the payload the privacy stage allowed (see
+    /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
-        reason: RejectReason,
+        why: Invalid,
         received_bytes: usize,
         payload: Option<String>,
         meta: &RequestMeta<'_>,
@@ -222,12 +290,15 @@ impl Pipeline {
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
         let mut record = serde_json::json!({
-            "reason": reason.code(),
-            "message": reason.to_string(),
+            "reason": why.code,
+            "message": why.message,
             "source": meta.source_id,
             "receivedAt": format_time(meta.received_at),
             "payloadBytes": received_bytes,
         });
+        if let Some(v) = why.violations {
+            record["violations"] = v;
+        }
         match &payload {
             Some(p) => {
                 record["payload"] = Value::String(truncate_at_char_boundary(p, limit).into());
@@ -242,15 +313,46 @@ impl Pipeline {
         let headers = RecordHeaders {
             source: meta.source_id,
             event_type: "invalid",
-            reason: Some(reason.code()),
+            reason: Some(why.code),
         };
         let topic = self.router.invalid_topic();
-        if let Err(e) = self
+        match self
             .sink
             .send(topic, None, buf, &headers, RecordKind::Invalid)
         {
-            metrics::delivery(false, true, 1);
-            tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            Ok(()) => self.inspector.rejected(meta.source_id, why.code, buf),
+            Err(e) => {
+                metrics::delivery(false, true, 1);
+                tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
+            }
+        }
+    }
+}
+
+/// Why an event goes to the invalid topic.
+struct Invalid {
+    code: &'static str,
+    message: String,
+    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
+    violations: Option<Value>,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: String) -> Invalid {
+        Invalid {
+            code,
+            message,
+            violations: None,
+        }
+    }
+
+    fn schema_violation(violations: &[Violation]) -> Invalid {
+        Invalid {
+            code: REASON_SCHEMA_VIOLATION,
+            message: "event violates the source's tracking plan".into(),
+            violations: Some(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
         }
     }
 }
@@ -263,6 +365,17 @@ pub fn prepare(
     meta: &RequestMeta<'_>,
     limits_cfg: &LimitsConfig,
 ) -> Result<Event, RejectReason> {
+    prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
+}
+
+/// [`prepare`], also saying whether the event's `messageId` was sent by the
+/// client (before `normalize` generates one for events without it).
+pub fn prepare_tracked(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<(Event, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     let too_deep = |t: &str| t.len() <= max && limits::json_too_deep(t.as_bytes(), max_depth);
@@ -280,8 +393,10 @@ pub fn prepare(
         }
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
+    // `Event` validation left `messageId` absent or a non-empty string.
+    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
     normalize::normalize(&mut ev, meta)?;
-    Ok(ev)
+    Ok((ev, client_message_id))
 }
 
 fn truncate_at_char_boundary(s: &str, max: usize) -> &str {

@@ -7,6 +7,7 @@
 //! stages for one request; `server` owns listeners and shutdown. `limits`
 //! (rate and concurrency limits, idle connections, JSON depth) guards the
 //! HTTP layer; `bots` tags or drops bot events between `normalize` and
+//! `privacy`; `quality` (duplicates, tracking plans, enrichment) runs after
 //! `privacy`.
 
 pub mod bots;
@@ -17,11 +18,14 @@ pub mod event;
 pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod inspect;
 pub mod limits;
 pub mod metrics;
 pub mod normalize;
 pub mod privacy;
+pub mod quality;
 pub mod route;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod tail;

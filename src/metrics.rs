@@ -9,6 +9,12 @@
 //! delivery report, or written off as `failed` once when the shutdown flush
 //! deadline passes (a later report for it is then ignored).
 //!
+//! With the spool on, "in flight" means "on the spool, not yet acknowledged":
+//! a failed delivery is retried from the spool, not counted `failed` (only a
+//! record the broker can never take is), and records a previous run left on
+//! the spool are counted by `spool_recovered_total`, so across a restart
+//! `accepted + recovered = delivered + failed + in flight`.
+//!
 //! An event counts as *received* once it was found inside a request that
 //! passed authentication and body decoding; requests refused as a whole
 //! (401, 413, 415, malformed JSON…) are counted by `requests_total{status}`,
@@ -75,6 +81,44 @@ pub const RATE_LIMIT_KEYS: &str = "trackgate_rate_limit_keys";
 /// (dropped ones are also counted as dropped with reason `bot`; sources
 /// with `bots = "allow"` are not checked).
 pub const BOT_EVENTS: &str = "trackgate_bot_events_total";
+/// Tracking-plan violations, by `source`, event `type`, `event` (the
+/// planned `track` name, `unplanned`, or the type for page, screen,
+/// identify and group) and `kind` (the JSON Schema keyword, `undeclared` or
+/// `unplanned`). Blocked events also count as rejected with reason
+/// `schema_violation`.
+pub const PLAN_VIOLATIONS: &str = "trackgate_plan_violations_total";
+
+/// Live-inspector messages by `result`: `sent` (into its ring),
+/// `sampled_out` (over `inspect.max_events_per_second`), `lagged` (skipped
+/// by a page that read too slowly). Ingestion never waits for the inspector.
+pub const INSPECTOR_MESSAGES: &str = "trackgate_inspector_messages_total";
+/// Inspector pages connected.
+pub const INSPECTOR_CLIENTS: &str = "trackgate_inspector_clients";
+/// Configuration reloads (SIGHUP or file change) by `result`: `ok`, or
+/// `failed` (the file was refused; the running configuration stays).
+pub const CONFIG_RELOADS: &str = "trackgate_config_reloads_total";
+/// Version of the running configuration: 1 at start, +1 per applied reload.
+pub const CONFIG_VERSION: &str = "trackgate_config_version";
+/// Bytes of the spool's segment files.
+pub const SPOOL_BYTES: &str = "trackgate_spool_bytes";
+/// Records on the spool not yet acknowledged by the broker.
+pub const SPOOL_RECORDS: &str = "trackgate_spool_records";
+/// Age in seconds of the oldest unacknowledged spooled record (0: none).
+pub const SPOOL_OLDEST_AGE: &str = "trackgate_spool_oldest_record_age_seconds";
+/// Records found unacknowledged on the spool at start (produced again; the
+/// ones that were in flight at a crash may be duplicates in Kafka).
+pub const SPOOL_RECOVERED: &str = "trackgate_spool_recovered_total";
+/// Records read back from the spool and produced again (after a refusal, a
+/// failed delivery or a restart).
+pub const SPOOL_REPLAYED: &str = "trackgate_spool_replayed_total";
+/// Failed deliveries of spooled records that will be retried.
+pub const SPOOL_RETRIES: &str = "trackgate_spool_retries_total";
+/// Spool frames skipped at start because they were torn or corrupt.
+pub const SPOOL_CORRUPT: &str = "trackgate_spool_corrupt_records_total";
+/// Spooled records the broker can never take (e.g. too large), dropped.
+pub const SPOOL_UNDELIVERABLE: &str = "trackgate_spool_undeliverable_total";
+/// Spooled records that could not be read back.
+pub const SPOOL_READ_ERRORS: &str = "trackgate_spool_read_errors_total";
 
 pub const LIMITER_IP: &str = "ip";
 pub const LIMITER_SOURCE: &str = "source";
@@ -151,6 +195,46 @@ fn describe() {
     );
     metrics::describe_gauge!(RATE_LIMIT_KEYS, "Client keys held by the per-IP limiter.");
     metrics::describe_counter!(BOT_EVENTS, "Events from bot user agents, by action.");
+    metrics::describe_counter!(INSPECTOR_MESSAGES, "Live-inspector messages by result.");
+    metrics::describe_gauge!(INSPECTOR_CLIENTS, "Live-inspector pages connected.");
+    metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads by result.");
+    metrics::describe_gauge!(CONFIG_VERSION, "Version of the running configuration.");
+    metrics::describe_counter!(
+        PLAN_VIOLATIONS,
+        "Tracking-plan violations by source, event type, event name and kind."
+    );
+    metrics::describe_gauge!(SPOOL_BYTES, "Bytes of the spool's segment files.");
+    metrics::describe_gauge!(SPOOL_RECORDS, "Spooled records not yet acknowledged.");
+    metrics::describe_gauge!(
+        SPOOL_OLDEST_AGE,
+        "Age of the oldest unacknowledged spooled record."
+    );
+    metrics::describe_counter!(SPOOL_RECOVERED, "Unacknowledged records found at start.");
+    metrics::describe_counter!(SPOOL_REPLAYED, "Records produced again from the spool.");
+    metrics::describe_counter!(SPOOL_RETRIES, "Failed deliveries retried from the spool.");
+    metrics::describe_counter!(
+        SPOOL_CORRUPT,
+        "Torn or corrupt spool frames skipped at start."
+    );
+    metrics::describe_counter!(
+        SPOOL_UNDELIVERABLE,
+        "Spooled records the broker can never take."
+    );
+    metrics::describe_counter!(SPOOL_READ_ERRORS, "Spooled records that could not be read.");
+}
+
+/// The inspector's counts since its last report, and its pages.
+pub fn inspector(sent: u64, sampled_out: u64, lagged: u64, clients: usize) {
+    counter!(INSPECTOR_MESSAGES, "result" => "sent").increment(sent);
+    counter!(INSPECTOR_MESSAGES, "result" => "sampled_out").increment(sampled_out);
+    counter!(INSPECTOR_MESSAGES, "result" => "lagged").increment(lagged);
+    gauge!(INSPECTOR_CLIENTS).set(clients as f64);
+}
+
+/// A configuration reload attempt; `version` is the running one after it.
+pub fn config_reload(ok: bool, version: u64) {
+    counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    gauge!(CONFIG_VERSION).set(version as f64);
 }
 
 pub fn events_received(n: u64) {
@@ -233,8 +317,48 @@ pub fn rate_limit_keys(n: usize) {
     gauge!(RATE_LIMIT_KEYS).set(n as f64);
 }
 
+/// One tracking-plan violation (label values are bounded: sources and
+/// planned names come from the configuration).
+pub fn plan_violation(source: &str, event_type: &'static str, event: &str, kind: &'static str) {
+    counter!(
+        PLAN_VIOLATIONS,
+        "source" => source.to_string(),
+        "type" => event_type,
+        "event" => event.to_string(),
+        "kind" => kind
+    )
+    .increment(1);
+}
+
 pub fn bot_event(action: &'static str) {
     counter!(BOT_EVENTS, "action" => action).increment(1);
+}
+
+pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
+    gauge!(SPOOL_BYTES).set(bytes as f64);
+    gauge!(SPOOL_RECORDS).set(records as f64);
+    gauge!(SPOOL_OLDEST_AGE).set(oldest_age_secs);
+}
+
+pub fn spool_recovered(r: &crate::spool::Recovered) {
+    counter!(SPOOL_RECOVERED).increment(r.records);
+    counter!(SPOOL_CORRUPT).increment(r.corrupt);
+}
+
+pub fn spool_replayed(n: u64) {
+    counter!(SPOOL_REPLAYED).increment(n);
+}
+
+pub fn spool_retry() {
+    counter!(SPOOL_RETRIES).increment(1);
+}
+
+pub fn spool_undeliverable() {
+    counter!(SPOOL_UNDELIVERABLE).increment(1);
+}
+
+pub fn spool_read_error() {
+    counter!(SPOOL_READ_ERRORS).increment(1);
 }
 
 /// Static labels for the status codes the gateway answers with (no

@@ -52,6 +52,10 @@ pub enum ServerError {
     EmbeddedBroker(rdkafka::error::KafkaError),
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
+    #[error(transparent)]
+    Quality(#[from] crate::quality::QualityError),
+    #[error(transparent)]
+    Sdk(#[from] crate::http::sdk::SdkError),
 }
 
 /// The addresses a running gateway listens on.
@@ -108,14 +112,17 @@ pub async fn run(
 
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
-    let state = Arc::new(AppState::new(Pipeline::new(
-        config.clone(),
-        sink.clone(),
-        privacy,
-    )));
+    let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
+    let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
+    tokio::spawn(inspector.clone().run_ticker(stop_rx.clone()));
+    let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
+    pipeline.inspector = inspector.clone();
+    let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,
+        inspector,
+        stop: stop_rx.clone(),
     });
 
     tokio::spawn(limits::purge_loop(
@@ -235,7 +242,7 @@ async fn serve_admin(
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| admin::handle(state.clone(), req));
+            let svc = service_fn(move |req| admin::serve(state.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

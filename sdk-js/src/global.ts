@@ -14,10 +14,9 @@ const api: Record<string, (...a: any[]) => unknown> = {
   flush,
 };
 const w = window as any,
-  s = w.trackgate;
+  s: [string, any[]][] | undefined = w.trackgate;
 w.trackgate = api;
-if (Array.isArray(s))
-  s.sort((a, b) => +(b[0] == "init") - +(a[0] == "init")).map((c) => {
+s?.filter?.((c) => c[0] == "init").concat(s).map((c) => { // init first (a second init is ignored)
       try {
         api[c[0]](...c[1]);
       } catch {}

@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
 //! traffic: broker reachable, topics verified, queue under its high-water
-//! mark, not shutting down) and `/metrics` (Prometheus text).
+//! mark, not shutting down), `/metrics` (Prometheus text) and the live
+//! inspector (`/inspect`, see `inspect`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,11 +11,28 @@ use http::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::response::{self, Body};
+use crate::inspect::http::{self as inspect_http, AdminBody};
+use crate::inspect::Inspector;
 use crate::sink::kafka::KafkaSink;
 
 pub struct AdminState {
     pub sink: Arc<KafkaSink>,
     pub prometheus: Option<PrometheusHandle>,
+    pub inspector: Arc<Inspector>,
+    /// Turns true on shutdown: ends the inspector's streams.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one request of the admin listener.
+pub async fn serve<B>(
+    state: Arc<AdminState>,
+    req: Request<B>,
+) -> Result<Response<AdminBody>, Infallible> {
+    if let Some(r) = inspect_http::route(&state.inspector, &req, &state.stop) {
+        return Ok(r);
+    }
+    let Ok(r) = handle(state, req).await;
+    Ok(r.map(inspect_http::full_body))
 }
 
 pub async fn handle<B>(

@@ -20,6 +20,7 @@ pub mod error;
 pub mod optout;
 pub mod pixel;
 pub mod response;
+pub mod sdk;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub sources: Sources,
     pub limits: Arc<Limits>,
+    /// The browser SDK served at `sdk.path` (see [`sdk`]); `None`: not served.
+    pub sdk: Option<Arc<sdk::SdkAsset>>,
 }
 
 impl AppState {
@@ -58,7 +61,14 @@ impl AppState {
             limits: Arc::new(Limits::new(&config)),
             config,
             pipeline,
+            sdk: None,
         }
+    }
+
+    /// Serves the browser SDK too.
+    pub fn with_sdk(mut self, sdk: Option<Arc<sdk::SdkAsset>>) -> AppState {
+        self.sdk = sdk;
+        self
     }
 }
 
@@ -109,6 +119,11 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
+    if let Some(sdk) = state.sdk.as_ref().filter(|s| s.matches(req.uri().path())) {
+        let resp = sdk.serve(req.method(), req.headers());
+        metrics::request("sdk", resp.status().as_u16(), start.elapsed().as_secs_f64());
+        return Ok(resp);
+    }
     let endpoint = Endpoint::from_path(req.uri().path());
     let label = endpoint.map_or("unknown", Endpoint::label);
     let retry_after = state.config.server.retry_after_secs;

@@ -119,6 +119,26 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     await p.context.close();
   });
 
+  test("the gateway serves the SDK: a page needs only the gateway's origin and a write key", T, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const sdk = page.waitForResponse((r) => r.url() == gateway.url + "/sdk/trackgate.min.js");
+    await page.goto(pages.origin + "/served?fromGateway=1");
+    const r = await sdk;
+    assert.equal(r.status(), 200);
+    const h = await r.allHeaders();
+    // compressed: Brotli where Chromium offers it (HTTPS and localhost), else gzip
+    assert.ok(["br", "gzip"].includes(h["content-encoding"]), h["content-encoding"]);
+    assert.match(h["etag"], /^"[0-9a-f]{16}"$/);
+    assert.match(h["cache-control"], /max-age=\d{5,}/);
+    assert.equal(await r.text(), readFileSync(join(SDK_ROOT, "dist", "trackgate.min.js"), "utf8"));
+    await page.waitForFunction(loaded);
+    const aid = await page.evaluate(() => localStorage.getItem("tg_aid"));
+    const [pv] = await tail.waitFor(of(aid, TOPICS.pageviews), { what: "page view from the served SDK" });
+    assert.equal(pv.value.context.page.path, "/served");
+    await context.close();
+  });
+
   test("a click arrives with its data-track attributes", T, async () => {
     const p = await openPage("/click");
     await p.page.click("#buy span");
@@ -166,7 +186,7 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
         navigator.sendBeacon = (url, data) => {
           const ok = send(url, data);
           const log = JSON.parse(localStorage.getItem("beacons") || "[]");
-          log.push({ url, type: data.type, size: data.size, ok });
+          log.push({ url, kind: typeof data, size: new Blob([data]).size, ok });
           localStorage.setItem("beacons", JSON.stringify(log));
           return ok;
         };
@@ -188,7 +208,7 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     const beacons = await p.page.evaluate(() => JSON.parse(localStorage.getItem("beacons") || "[]"));
     assert.equal(beacons.length, 1, "one beacon: " + JSON.stringify(beacons));
     assert.equal(beacons[0].url, gateway.url + "/v1/batch");
-    assert.equal(beacons[0].type, "text/plain");
+    assert.equal(beacons[0].kind, "string"); // sent as text/plain: no preflight
     assert.equal(beacons[0].ok, true);
     assert.ok(beacons[0].size < 64 * 1024);
     assert.equal(batchEvents(p.requests).filter((e) => e.event == "Leaving").length, 0, "not sent by fetch");
@@ -221,6 +241,10 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     await until("the opt-out call", () => p.requests.some((r) => r.url.endsWith("/v1/optout")));
     const o = p.requests.find((r) => r.url.endsWith("/v1/optout"));
     assert.deepEqual(JSON.parse(o.body), { writeKey: WRITE_KEY, anonymousId: p.aid });
+    // The call had credentials: the gateway's answer set its cookie on its own origin.
+    await until("the gateway's opt-out cookie", async () =>
+      (await p.context.cookies(gateway.url)).some((c) => c.name == "tg_optout" && c.value == "1"),
+    );
 
     await p.page.reload();
     await p.page.waitForFunction(loaded);
@@ -241,6 +265,24 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
       ["page:/optout"],
     );
     await s.context.close();
+    await p.context.close();
+  });
+
+  test("optIn() after optOut(): the gateway's cookie is the proof, and events flow again", T, async () => {
+    const p = await openPage("/optin");
+    await tail.waitFor(of(p.aid, TOPICS.pageviews), { what: "page view before opting out" });
+    await p.page.evaluate(() => window.trackgate.optOut());
+    const gatewayCookie = async () => (await p.context.cookies(gateway.url)).find((c) => c.name == "tg_optout");
+    await until("the gateway's opt-out cookie", async () => (await gatewayCookie())?.value == "1");
+    await p.page.evaluate(() => window.trackgate.optIn());
+    // Accepted only with the cookie (sent along by the credentialed beacon); the answer clears it.
+    await until("the opt-in to clear the gateway's cookie", async () => !(await gatewayCookie()));
+    await p.page.evaluate(() => window.trackgate.track("After Opt In"));
+    const [e] = await tail.waitFor((r) => of(p.aid, TOPICS.events)(r) && r.value.event == "After Opt In", {
+      what: "event after opting back in",
+    });
+    assert.equal(e.headers.source, "web");
+    assert.deepEqual(p.errors, []);
     await p.context.close();
   });
 

@@ -274,9 +274,12 @@ export async function startPageServer(getGatewayUrl) {
     if (u.pathname == "/favicon.ico") return res.writeHead(404).end();
     const opts = { writeKey: WRITE_KEY, host: getGatewayUrl(), ...JSON.parse(u.searchParams.get("o") || "{}") };
     const early = u.searchParams.get("early"); // a track call made before the SDK has loaded
-    const sdkUrl = "/sdk/trackgate.min.js?delay=" + (u.searchParams.get("sdkDelay") || 0);
+    // ?fromGateway=1: the snippet loads the SDK the gateway itself serves.
+    const sdkUrl = u.searchParams.get("fromGateway")
+      ? getGatewayUrl() + "/sdk/trackgate.min.js"
+      : "/sdk/trackgate.min.js?delay=" + (u.searchParams.get("sdkDelay") || 0);
     const code = script
-      .replace("SDK_URL", sdkUrl)
+      .replace("https://YOUR_GATEWAY_HOST/sdk/trackgate.min.js", sdkUrl)
       .replace(/trackgate\.init\(\{[^)]*\}\);/, `trackgate.init(${JSON.stringify(opts)});`)
       .concat(early ? `\ntrackgate.track(${JSON.stringify(early)}, {queuedBeforeLoad: true});\n` : "");
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });

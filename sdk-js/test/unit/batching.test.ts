@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { HOST, ISO, UUID, WK, installFakes, load, net, sentEvents, teardown } from "./harness";
+import { HOST, ISO, UUID, WK, beacons, installFakes, load, net, sentEvents, teardown } from "./harness";
 
 beforeEach(() => {
   installFakes();
@@ -113,6 +113,16 @@ describe("queue and batching", () => {
     tg.track("x");
     await vi.advanceTimersByTimeAsync(1000);
     expect(net.fetches[0].url).toBe("/v1/batch");
+  });
+
+  it("path moves every request under another API path", async () => {
+    const tg = await load();
+    tg.init({ writeKey: WK, host: HOST, path: "/collect/v1", autoPage: false });
+    tg.track("x");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(net.fetches.map((c) => c.url)).toEqual([HOST + "/collect/v1/batch"]);
+    tg.optOut();
+    expect((await beacons()).map((b) => b.url)).toEqual([HOST + "/collect/v1/optout"]);
   });
 
   it("flush() sends at once", async () => {

@@ -64,12 +64,15 @@ export function installFakes() {
   Object.defineProperty(navigator, "sendBeacon", {
     configurable: true,
     writable: true,
-    value: vi.fn((url: string, data: Blob) => {
+    value: vi.fn((url: string, data: BodyInit) => {
       if (!net.beaconOk) return false;
-      // Read the Blob synchronously through a private copy of its text.
-      net.beacons.push({ url, type: data.type, size: data.size, body: undefined });
+      // What the browser would send: the Content-Type it derives from the
+      // data (a string is text/plain;charset=UTF-8), the size in bytes, the text.
+      const req = new Request("http://x/", { method: "POST", body: data });
+      const type = req.headers.get("content-type")!.split(";")[0];
+      net.beacons.push({ url, type, size: 0, body: undefined });
       const b = net.beacons[net.beacons.length - 1];
-      pending.push(data.text().then((t) => (b.body = JSON.parse(t))));
+      pending.push(req.text().then((t) => ((b.size = new Blob([t]).size), (b.body = JSON.parse(t)))));
       return true;
     }),
   });
@@ -108,7 +111,14 @@ export function teardown() {
   vi.restoreAllMocks();
   vi.useRealTimers();
   delete (navigator as any).globalPrivacyControl;
+  delete (document as any).hidden;
   document.body.innerHTML = "";
+}
+
+/** The page is hidden (switched away from, left or closed): what the browser signals. */
+export function hidePage() {
+  Object.defineProperty(document, "hidden", { configurable: true, value: true });
+  document.dispatchEvent(new Event("visibilitychange"));
 }
 
 /** Every event the fake gateway received through fetch to /v1/batch. */

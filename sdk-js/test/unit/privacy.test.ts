@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { HOST, WK, beacons, installFakes, load, net, sentEvents, teardown } from "./harness";
+import { HOST, WK, beacons, hidePage, installFakes, load, net, sentEvents, teardown } from "./harness";
 
 beforeEach(() => {
   installFakes();
@@ -26,16 +26,16 @@ describe("opt-out", () => {
     tg.track("after");
     tg.page();
     tg.flush();
-    dispatchEvent(new Event("pagehide"));
+    hidePage();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(sentEvents()).toEqual([]);
-    expect(await beacons()).toEqual([]);
-    expect(net.fetches.map((c) => c.url)).toEqual([HOST + "/v1/optout"]);
-    const [o] = net.fetches;
-    expect(o.body).toEqual({ writeKey: WK, anonymousId: localStorage.getItem("tg_aid"), userId: "u-7" });
-    expect(o.keepalive).toBe(true);
-    expect(o.contentType).toMatch(/^text\/plain/);
-    expect(localStorage.getItem("tg_optout")).toBe("1");
+    expect(net.fetches).toEqual([]);
+    // The gateway is told by a beacon: it carries the browser's cookies for the
+    // gateway's origin and the answer's Set-Cookie is stored there.
+    const bs = await beacons();
+    expect(bs.map((b) => b.url)).toEqual([HOST + "/v1/optout"]);
+    expect(bs[0].body).toEqual({ writeKey: WK, anonymousId: localStorage.getItem("tg_aid"), userId: "u-7" });
+    expect(bs[0].type).toBe("text/plain");
     expect(document.cookie).toContain("tg_optout=1");
   });
 
@@ -57,9 +57,11 @@ describe("opt-out", () => {
     expect(document.cookie).not.toContain("tg_optout");
     tg.track("y");
     await vi.advanceTimersByTimeAsync(1000);
-    expect(net.fetches.map((c) => c.url)).toEqual([HOST + "/v1/optin", HOST + "/v1/batch"]);
-    expect(net.fetches[0].body.anonymousId).toBe(sentEvents()[0].anonymousId);
-    expect(net.fetches[0].body.userId).toBeUndefined();
+    const bs = await beacons();
+    expect(bs.map((b) => b.url)).toEqual([HOST + "/v1/optout", HOST + "/v1/optin"]);
+    expect(bs[1].body.anonymousId).toBe(sentEvents()[0].anonymousId);
+    expect(bs[1].body.userId).toBeUndefined();
+    expect(net.fetches.map((c) => c.url)).toEqual([HOST + "/v1/batch"]);
     expect(sentEvents().map((e) => e.event)).toEqual(["y"]);
   });
 
@@ -80,6 +82,7 @@ describe("opt-out", () => {
     const tg = await load();
     tg.optOut();
     expect(net.fetches).toEqual([]);
+    expect(await beacons()).toEqual([]);
     tg.init({ writeKey: WK, host: HOST });
     await vi.advanceTimersByTimeAsync(5000);
     expect(net.fetches).toEqual([]);
@@ -97,7 +100,7 @@ describe("Global Privacy Control and Do Not Track", () => {
     document.body.innerHTML = "<button id=b>b</button>";
     document.getElementById("b")!.click();
     tg.flush();
-    dispatchEvent(new Event("pagehide"));
+    hidePage();
     await vi.advanceTimersByTimeAsync(10_000);
     expect(net.fetches).toEqual([]);
     expect(await beacons()).toEqual([]);

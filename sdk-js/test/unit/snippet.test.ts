@@ -12,7 +12,7 @@ const iife = readFileSync(join(root, "dist", "trackgate.min.js"), "utf8");
 /** The snippet's script, pointed at a test host. */
 const snippet = html
   .match(/<script>([\s\S]*?)<\/script>/)![1]
-  .replace("SDK_URL", "http://127.0.0.1:8000/sdk/trackgate.min.js")
+  .replace("https://YOUR_GATEWAY_HOST/sdk/trackgate.min.js", "http://127.0.0.1:8000/sdk/trackgate.min.js")
   .replace("YOUR_WRITE_KEY", WK)
   .replace("https://YOUR_GATEWAY_HOST", HOST);
 const run = (code: string) => (0, eval)(code);

@@ -132,7 +132,7 @@ impl Decoded {
     }
 }
 
-/// Percent-decodes `b` (and `+` to a space when `plus`), handing each
+/// Percent-decodes `b` (and `+` after a non-space to a space when `plus`), handing each
 /// decoded byte with the offset of its source to `emit`; whether anything
 /// was decoded.
 fn decode(b: &[u8], plus: bool, mut emit: impl FnMut(usize, u8)) -> bool {
@@ -154,7 +154,9 @@ fn decode(b: &[u8], plus: bool, mut emit: impl FnMut(usize, u8)) -> bool {
                 i += 3;
                 changed = true;
             }
-            None if plus && c == b'+' => {
+            // A `+` that starts the text or a word is the `+` of a phone
+            // number, not a space.
+            None if plus && c == b'+' && i > 0 && !b[i - 1].is_ascii_whitespace() => {
                 emit(i, b' ');
                 i += 1;
                 changed = true;
@@ -205,12 +207,14 @@ mod tests {
     #[test]
     fn text_that_decodes_to_itself_or_not_to_utf8_is_left() {
         assert!(decode("100% sure").is_none());
-        assert_eq!(decode("a + b").expect("decodes").0, "a   b");
+        assert!(decode("a + b").is_none());
         assert_eq!(
             decode("note 4000+0000+0000+0002").expect("decodes").0,
             "note 4000 0000 0000 0002"
         );
         assert!(decode("bad%FF").is_none());
         assert!(decode("plain").is_none());
+        assert!(decode("+4312061854183").is_none());
+        assert!(decode("call +44 20").is_none());
     }
 }

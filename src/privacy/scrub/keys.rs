@@ -44,7 +44,7 @@ const fn build_shape() -> [u8; 256] {
         if b.is_ascii_alphabetic() || b == b'_' || b == b'-' {
             c |= B_PLAIN;
         }
-        if b.is_ascii_hexdigit() || b == b'-' {
+        if b.is_ascii_hexdigit() || b == b'-' || b == b'#' {
             c |= B_HEX;
         }
         if b.is_ascii_digit() {
@@ -86,14 +86,21 @@ impl Shape {
         len < PLAIN_KEY_MAX && self.all & B_PLAIN != 0
     }
 
-    /// A hex id or UUID used as a key: it holds no words (`…-0000-3cc0`
-    /// is no `cc`).
-    fn hex_id(&self, len: usize) -> bool {
-        len >= HEX_ID_MIN && self.all & B_HEX != 0 && self.any & B_DIGIT != 0
+    /// A hex id, UUID or colour used as a key: it holds no words
+    /// (`…-0000-3cc0` and `#0cc` are no `cc`).
+    /// Short ones must start with a digit or `#` (`cc2` is a word and a
+    /// digit).
+    fn hex_id(&self, key: &[u8]) -> bool {
+        let lead = key
+            .first()
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'#');
+        self.all & B_HEX != 0
+            && self.any & B_DIGIT != 0
+            && (key.len() >= HEX_ID_MIN || (key.len() >= 3 && lead))
     }
 }
 
-/// Shortest key taken for a hex id.
+/// Shortest key taken for a hex id whatever its first byte.
 const HEX_ID_MIN: usize = 8;
 
 /// Keys shorter than this made only of ASCII letters, `_` and `-` cannot
@@ -222,7 +229,7 @@ impl DenyKeys {
         let b = key.as_bytes();
         let shape = Shape::of(b);
         let plain = shape.plain(b.len());
-        if shape.hex_id(b.len()) {
+        if shape.hex_id(b) {
             return KeyInfo {
                 denied: None,
                 hint: Hint::default(),
@@ -356,10 +363,17 @@ mod tests {
     #[test]
     fn hex_ids_as_keys_are_not_words() {
         let d = defaults();
-        for k in ["00000000-0000-0000-0000-000000003cc0", "5f3cc0aa12"] {
+        for k in [
+            "00000000-0000-0000-0000-000000003cc0",
+            "5f3cc0aa12",
+            "#0cc",
+            "0cc",
+        ] {
             assert!(d.classify(k).denied.is_none(), "{k}");
         }
+        assert!(d.classify("cc_2").denied.is_some());
         assert!(d.classify("cc2").denied.is_some());
+        assert!(d.classify("cvv2").denied.is_some());
     }
 
     #[test]

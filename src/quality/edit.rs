@@ -1,0 +1,144 @@
+//! The changes a quality part asks for, applied in one place.
+//!
+//! The parts (plan, enrichment) read an event and return edits instead of
+//! rewriting it; [`apply`] writes them into today's `serde_json::Map` event.
+//! The coming borrowed event view takes the same list and splices it into
+//! the record bytes (see `DESIGN.md`), so the parts do not change.
+
+use serde_json::{Map, Value};
+
+/// One change to an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// Removes `key` from the top-level object `container` (`properties`
+    /// or `traits`).
+    RemoveField {
+        container: &'static str,
+        key: String,
+    },
+    /// Removes the field at `path` (a gateway-owned field the client sent).
+    Remove(&'static [&'static str]),
+    /// Sets the field at `path`, creating the objects on the way (a
+    /// non-object in the way is replaced).
+    Set(&'static [&'static str], Value),
+}
+
+/// Applies `edits` in order.
+pub fn apply(body: &mut Map<String, Value>, edits: impl IntoIterator<Item = Edit>) {
+    for edit in edits {
+        match edit {
+            Edit::RemoveField { container, key } => {
+                if let Some(Value::Object(m)) = body.get_mut(container) {
+                    m.remove(&key);
+                }
+            }
+            Edit::Remove(path) => remove(body, path),
+            Edit::Set(path, value) => set(body, path, value),
+        }
+    }
+}
+
+fn remove(body: &mut Map<String, Value>, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = body;
+    for seg in parents {
+        match node.get_mut(*seg) {
+            Some(Value::Object(m)) => node = m,
+            _ => return,
+        }
+    }
+    node.remove(*last);
+}
+
+fn set(body: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = body;
+    for seg in parents {
+        if !matches!(node.get(*seg), Some(Value::Object(_))) {
+            node.insert((*seg).to_string(), Value::Object(Map::new()));
+        }
+        node = match node.get_mut(*seg) {
+            Some(Value::Object(m)) => m,
+            // Inserted as an object just above.
+            _ => return,
+        };
+    }
+    node.insert((*last).to_string(), value);
+}
+
+/// The value at `path`, if every step on the way is an object.
+pub fn get<'a>(body: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut node = body;
+    for seg in parents {
+        match node.get(*seg) {
+            Some(Value::Object(m)) => node = m,
+            _ => return None,
+        }
+    }
+    node.get(*last)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn edits_apply_in_order() {
+        let cases: Vec<(Value, Vec<Edit>, Value)> = vec![
+            (
+                json!({"properties":{"a":1,"b":2}}),
+                vec![Edit::RemoveField {
+                    container: "properties",
+                    key: "a".into(),
+                }],
+                json!({"properties":{"b":2}}),
+            ),
+            (
+                json!({"context":{"violations":"sent"}}),
+                vec![Edit::Remove(&["context", "violations"])],
+                json!({"context":{}}),
+            ),
+            (json!({}), vec![Edit::Remove(&["context", "x"])], json!({})),
+            (
+                json!({"context":"not an object"}),
+                vec![Edit::Set(&["context", "campaign", "source"], json!("news"))],
+                json!({"context":{"campaign":{"source":"news"}}}),
+            ),
+            (
+                json!({"context":{"ip":"1.2.3.0"}}),
+                vec![
+                    Edit::Set(&["context", "violations"], json!([1])),
+                    Edit::Remove(&["context", "ip"]),
+                ],
+                json!({"context":{"violations":[1]}}),
+            ),
+        ];
+        for (before, edits, after) in cases {
+            let mut body = obj(before.clone());
+            apply(&mut body, edits);
+            assert_eq!(Value::Object(body), after, "from {before}");
+        }
+    }
+
+    #[test]
+    fn get_follows_objects_only() {
+        let body = obj(json!({"context":{"page":{"url":"u"}},"x":1}));
+        assert_eq!(get(&body, &["context", "page", "url"]), Some(&json!("u")));
+        assert_eq!(get(&body, &["x", "y"]), None);
+        assert_eq!(get(&body, &["missing"]), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! The stage as the pipeline calls it: configuration → verdict and the
+//! event as it will be produced.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::event::Event;
+
+fn meta(source: &str) -> RequestMeta<'_> {
+    RequestMeta {
+        source_id: source,
+        received_at: DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .expect("valid time")
+            .with_timezone(&Utc),
+        client_ip: [203, 0, 113, 7].into(),
+        user_agent: None,
+        batch_sent_at: None,
+        batch_context: None,
+        signals: Default::default(),
+    }
+}
+
+/// A stage for source `web` with `quality` appended to its table.
+fn stage(quality: &str) -> (QualityStage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"track": {"Order Completed": {"properties": {"total": {"type": "number"}}, "required": ["total"]}}}"#,
+    )
+    .expect("write plan");
+    let toml = format!(
+        "[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n{}\n",
+        quality.replace("PLAN", &plan.display().to_string())
+    );
+    let config = Config::from_toml(&toml).expect("valid config");
+    (
+        QualityStage::from_config(&config).expect("stage builds"),
+        dir,
+    )
+}
+
+fn event(v: Value) -> Event {
+    Event::parse(&v.to_string(), None, 32 * 1024).expect("valid event")
+}
+
+fn order(total: Value) -> Event {
+    event(json!({
+        "type": "track", "event": "Order Completed", "anonymousId": "a",
+        "properties": {"total": total, "note": "x"},
+        "context": {"violations": [{"path": "/forged", "rule": "none"}]}
+    }))
+}
+
+#[test]
+fn client_sent_violations_are_discarded_with_or_without_a_plan() {
+    for quality in ["", "[sources.quality.plan]\nfile = \"PLAN\"\n"] {
+        let (s, _dir) = stage(quality);
+        let mut ev = order(json!(5));
+        assert_eq!(s.apply(&mut ev, &meta("web"), false), Verdict::Keep(None));
+        assert_eq!(ev.body["context"], json!({}), "{quality}");
+    }
+}
+
+#[test]
+fn plan_modes_change_the_event_as_configured() {
+    let plan = |mode: &str| format!("[sources.quality.plan]\nfile = \"PLAN\"\nmode = \"{mode}\"\n");
+    let (warn, _d1) = stage(&plan("warn"));
+    let mut ev = order(json!("5"));
+    assert_eq!(
+        warn.apply(&mut ev, &meta("web"), false),
+        Verdict::Keep(None)
+    );
+    assert_eq!(
+        ev.body["context"]["violations"],
+        json!([{"path": "/properties/total", "rule": "type"}])
+    );
+    assert_eq!(ev.body["properties"], json!({"total": "5", "note": "x"}));
+
+    let (omit, _d2) = stage(&plan("omit"));
+    let mut ev = order(json!("5"));
+    assert_eq!(
+        omit.apply(&mut ev, &meta("web"), false),
+        Verdict::Keep(None)
+    );
+    assert_eq!(ev.body["properties"], json!({}));
+    assert_eq!(
+        ev.body["context"]["violations"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let (block, _d3) = stage(&plan("block"));
+    let mut ev = order(json!("5"));
+    assert_eq!(
+        block.apply(&mut ev, &meta("web"), true),
+        Verdict::Block(vec![Violation {
+            path: "/properties/total".into(),
+            rule: "type"
+        }])
+    );
+}
+
+#[test]
+fn only_client_sent_message_ids_are_deduplicated_and_unrecord_forgets() {
+    let (s, _dir) = stage("");
+    let ev = || event(json!({"type": "page", "anonymousId": "a", "messageId": "m-1"}));
+    let first = s.apply(&mut ev(), &meta("web"), true);
+    let Verdict::Keep(Some(recorded)) = first else {
+        panic!("the first copy is recorded: {first:?}")
+    };
+    assert_eq!(
+        s.apply(&mut ev(), &meta("web"), true),
+        Verdict::Drop(REASON_DUPLICATE)
+    );
+    // A generated id (client_message_id = false) is not looked at.
+    assert_eq!(s.apply(&mut ev(), &meta("web"), false), Verdict::Keep(None));
+    // The producer refused the first copy: its retry goes through.
+    s.unrecord("web", recorded);
+    assert!(matches!(
+        s.apply(&mut ev(), &meta("web"), true),
+        Verdict::Keep(Some(_))
+    ));
+    // Another source has its own filter; an unknown source has none.
+    let (off, _d) = stage("[sources.quality.dedup]\nenabled = false\n");
+    assert_eq!(
+        off.apply(&mut ev(), &meta("web"), true),
+        Verdict::Keep(None)
+    );
+    assert_eq!(
+        off.apply(&mut ev(), &meta("web"), true),
+        Verdict::Keep(None)
+    );
+    assert_eq!(s.apply(&mut ev(), &meta("nope"), true), Verdict::Keep(None));
+}
+
+#[test]
+fn a_broken_plan_stops_the_config_naming_the_key() {
+    let toml = "[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n[sources.quality.plan]\nfile = \"/nonexistent/plan.json\"\n";
+    let err = Config::from_toml(toml)
+        .expect_err("missing plan")
+        .to_string();
+    assert!(err.contains("sources[0].quality.plan.file"), "{err}");
+}

@@ -1,0 +1,247 @@
+//! The spool's two threads. The *replayer* produces pending records in
+//! spool order whenever the sink can take them (see `ledger`); the *syncer*
+//! fsyncs the segment files (every `fsync_interval_ms`, or at once for
+//! `always`, sharing one fsync among every append since the last), writes
+//! the acknowledgement checkpoint and deletes finished segments.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::ledger::Mode;
+use super::{segment, FsyncPolicy, Spool, CHECKPOINT};
+use crate::metrics;
+use crate::sink::RecordId;
+
+/// Records the replayer reads per round.
+const REPLAY_BATCH: usize = 512;
+
+/// How long the replayer waits before looking again when there is nothing
+/// to do, or the sink is not ready or full.
+const REPLAY_IDLE: Duration = Duration::from_millis(50);
+
+/// The running threads; [`Workers::join`] after [`Spool::close`].
+pub struct Workers {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(super) fn start(spool: Arc<Spool>) -> Workers {
+    let replayer = {
+        let spool = spool.clone();
+        std::thread::Builder::new()
+            .name("spool-replay".into())
+            .spawn(move || replay_loop(&spool))
+            .expect("spawning a thread at start-up")
+    };
+    let syncer = std::thread::Builder::new()
+        .name("spool-sync".into())
+        .spawn(move || sync_loop(&spool))
+        .expect("spawning a thread at start-up");
+    Workers {
+        threads: vec![replayer, syncer],
+    }
+}
+
+fn stopped(spool: &Spool) -> bool {
+    spool.stop.load(Ordering::Acquire)
+}
+
+fn replay_loop(spool: &Spool) {
+    let mut buf = Vec::new();
+    while !stopped(spool) {
+        if !spool.sink.can_replay() || !replay_round(spool, &mut buf) {
+            let st = spool.state();
+            if !stopped(spool) {
+                let _ = spool.wake.wait_timeout(st, REPLAY_IDLE);
+            }
+        }
+    }
+}
+
+/// One round: reads a run of pending records and produces them. False when
+/// there was nothing to do or the sink is full (wait before the next).
+fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
+    let (from, epoch, batch) = {
+        let mut st = spool.state();
+        let Mode::Replay(from) = st.ledger.mode else {
+            return false;
+        };
+        let batch = st.ledger.pending_from(from, REPLAY_BATCH);
+        if batch.is_empty() {
+            // Caught up: new records go straight to the sink again.
+            st.ledger.mode = Mode::Direct;
+            tracing::info!("spool: replay caught up");
+            return false;
+        }
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|(id, slot)| (id, slot, file_of(spool, &mut st, id.segment)))
+            .collect();
+        (from, st.ledger.replay_epoch, batch)
+    };
+    // Read outside the lock; appends and acknowledgements go on meanwhile.
+    let mut frames: Vec<(RecordId, Vec<u8>)> = Vec::with_capacity(batch.len());
+    for (id, slot, file) in batch {
+        let Some(file) = file else { continue };
+        match segment::read_slot(&file, slot, buf) {
+            Ok(()) => frames.push((id, std::mem::take(buf))),
+            Err(e) => {
+                tracing::error!(segment = id.segment, error = %e, "spool: cannot read a record back");
+                metrics::spool_read_error();
+            }
+        }
+    }
+    let mut st = spool.state();
+    if st.ledger.replay_epoch != epoch || !matches!(st.ledger.mode, Mode::Replay(f) if f >= from) {
+        // An older record failed meanwhile: start over from it.
+        return true;
+    }
+    let mut progressed = false;
+    for (id, framed) in &frames {
+        if st.ledger.state(*id) != Some(super::ledger::RecState::Pending) {
+            continue;
+        }
+        if !spool.produce(&mut st, *id, framed) {
+            spool.publish(&st);
+            return progressed;
+        }
+        progressed = true;
+        spool.stats.replayed.fetch_add(1, Ordering::Relaxed);
+        metrics::spool_replayed(1);
+        // Everything before the next record is now in flight or done.
+        st.ledger.mode = Mode::Replay(RecordId {
+            segment: id.segment,
+            index: id.index + 1,
+        });
+    }
+    spool.publish(&st);
+    true
+}
+
+/// A read handle on a segment, opened once.
+fn file_of(spool: &Spool, st: &mut super::State, segment_id: u64) -> Option<Arc<File>> {
+    let seg = st.ledger.segments.get_mut(&segment_id)?;
+    if seg.file.is_none() {
+        let path = segment::path(&spool.dir, segment_id);
+        match File::open(&path) {
+            Ok(f) => seg.file = Some(Arc::new(f)),
+            Err(e) => {
+                tracing::error!(segment = %path.display(), error = %e, "spool: cannot open a segment");
+                return None;
+            }
+        }
+    }
+    seg.file.clone()
+}
+
+fn sync_loop(spool: &Spool) {
+    let interval = Duration::from_millis(spool.config.fsync_interval_ms);
+    let mut synced_written = 0;
+    loop {
+        let stopping = stopped(spool);
+        let round = {
+            let mut st = spool.state();
+            let sync_now = spool.config.fsync == FsyncPolicy::Always && st.written > synced_written;
+            if !(stopping || sync_now) {
+                st = spool
+                    .wake
+                    .wait_timeout(st, interval)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            let current = st.writer.as_ref().and_then(|w| w.sync_handle().ok());
+            let checkpoint = std::mem::take(&mut st.checkpoint_dirty).then(|| {
+                st.ledger
+                    .segments
+                    .iter()
+                    .filter(|(_, s)| s.low_water > 0)
+                    .map(|(id, s)| (*id, s.low_water))
+                    .collect::<Vec<_>>()
+            });
+            Round {
+                written: st.written,
+                files: std::mem::take(&mut st.to_sync)
+                    .into_iter()
+                    .chain(current)
+                    .collect(),
+                delete: std::mem::take(&mut st.to_delete),
+                checkpoint,
+            }
+        };
+        let new_segments = !round.files.is_empty() && round.written > synced_written;
+        for f in &round.files {
+            if let Err(e) = f.sync_data() {
+                tracing::error!(error = %e, "spool: fsync failed");
+            }
+        }
+        if new_segments {
+            // New segment files are only durable once the directory is.
+            if let Ok(d) = File::open(&spool.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        synced_written = round.written;
+        spool.synced.send_replace(round.written);
+        if let Some(cp) = round.checkpoint {
+            if let Err(e) = write_checkpoint(&spool.dir.join(CHECKPOINT), &cp) {
+                tracing::warn!(error = %e, "spool: cannot write the acknowledgement checkpoint");
+            }
+        }
+        for id in round.delete {
+            let path = segment::path(&spool.dir, id);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a finished segment");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+struct Round {
+    written: u64,
+    files: Vec<File>,
+    delete: Vec<u64>,
+    checkpoint: Option<Vec<(u64, u32)>>,
+}
+
+/// `segment low_water` lines, replaced atomically.
+fn write_checkpoint(path: &Path, entries: &[(u64, u32)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut text = String::with_capacity(entries.len() * 32);
+    for (id, lw) in entries {
+        text.push_str(&format!("{id} {lw}\n"));
+    }
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The checkpoint written by a previous run (empty when absent or unreadable:
+/// then every record is produced again).
+pub(super) fn read_checkpoint(path: &Path) -> HashMap<u64, u32> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (id, lw) = l.split_once(' ')?;
+            Some((id.parse().ok()?, lw.parse().ok()?))
+        })
+        .collect()
+}
