@@ -44,6 +44,9 @@ const BATCH: &str = include_str!("fixtures/batch50.json");
 const SINGLE: &str = include_str!("fixtures/single_page.json");
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0";
 
+/// `limits.clock_skew_window_secs` at its default.
+const SKEW_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 fn config(brokers: &str) -> Config {
     Config::from_toml(&format!(
         // The fixture batch is ingested again and again: with the duplicate
@@ -113,7 +116,7 @@ fn stages(c: &mut Criterion<ThreadCpuTime>) {
             || parsed.clone(),
             |evs| {
                 for ev in evs.iter_mut() {
-                    black_box(normalize::normalize(ev, &m).ok());
+                    black_box(normalize::normalize(ev, &m, SKEW_WINDOW).ok());
                 }
             },
             BatchSize::SmallInput,
@@ -124,7 +127,7 @@ fn stages(c: &mut Criterion<ThreadCpuTime>) {
     let mut normalized = parsed.clone();
     let m = meta(Some(&batch));
     for ev in &mut normalized {
-        normalize::normalize(ev, &m).expect("fixture events normalize");
+        normalize::normalize(ev, &m, SKEW_WINDOW).expect("fixture events normalize");
     }
 
     let mut g = c.benchmark_group("route");
@@ -171,7 +174,7 @@ fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<
         let Ok(mut ev) = Event::parse(raw.get(), None, 32 * 1024) else {
             continue;
         };
-        if normalize::normalize(&mut ev, &m).is_err() {
+        if normalize::normalize(&mut ev, &m, SKEW_WINDOW).is_err() {
             continue;
         }
         if privacy.apply(&mut ev, &m) != Verdict::Keep {

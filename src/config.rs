@@ -75,9 +75,16 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// Shared data-quality settings (see `quality`; per source in
+    /// `[sources.quality]`).
+    #[serde(default)]
+    pub quality: crate::quality::config::QualityConfig,
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: crate::inspect::InspectConfig,
+    /// Configuration reload: SIGHUP and the file watch (see `reload`).
+    #[serde(default)]
+    pub reload: crate::reload::ReloadConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
     pub sdk: crate::http::sdk::SdkConfig,
@@ -123,6 +130,11 @@ pub struct ServerConfig {
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
+    /// Path the ingestion API is mounted under (`/collect` serves
+    /// `/collect/v1/batch` …, and nothing outside it), so a site can avoid
+    /// the paths that blockers match. Empty: served at the root.
+    #[serde(default)]
+    pub path_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -254,6 +266,20 @@ pub struct LimitsConfig {
     /// envelope's `context`); deeper events are rejected as `too_deep`.
     #[serde(default = "defaults::max_json_depth")]
     pub max_json_depth: usize,
+    /// Widest clock-skew correction, in seconds: a corrected `timestamp`
+    /// further than this from `receivedAt` (either way) is replaced by
+    /// `receivedAt` and the event flagged `context.timestampOutOfWindow`.
+    #[serde(default = "defaults::clock_skew_window_secs")]
+    pub clock_skew_window_secs: u64,
+}
+
+impl LimitsConfig {
+    /// `clock_skew_window_secs` as a duration (validated at load to at most
+    /// ten years, so it always fits).
+    pub fn clock_skew_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::try_seconds(self.clock_skew_window_secs as i64)
+            .unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -389,6 +415,9 @@ mod defaults {
     pub fn max_json_depth() -> usize {
         32
     }
+    pub fn clock_skew_window_secs() -> u64 {
+        30 * 24 * 3600
+    }
     pub fn click_events() -> Vec<String> {
         vec![
             "click".into(),
@@ -464,6 +493,12 @@ impl Config {
     /// Loads the file (or the development config), applies environment and
     /// CLI overrides, deserializes and validates.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_text(opts).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text the configuration was read
+    /// from (the file's, or the development configuration's).
+    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
         let text = match &opts.file {
             Some(path) => read_file(path)?,
             None => Self::development_toml(),
@@ -472,7 +507,9 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
             .map(|(k, v)| (env_key_to_path(&k), v))
             .collect();
-        Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))
+        let config =
+            Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        Ok((config, text))
     }
 
     /// Parses TOML text with `(dotted.path, raw value)` overrides.
@@ -615,8 +652,36 @@ impl Config {
                 "must be positive",
             ));
         }
+        if self.limits.clock_skew_window_secs > MAX_CLOCK_SKEW_WINDOW_SECS {
+            return Err(ConfigError::key(
+                "limits.clock_skew_window_secs",
+                "must be at most 315360000 (10 years)",
+            ));
+        }
+        if !valid_path_prefix(&self.server.path_prefix) {
+            return Err(ConfigError::key(
+                "server.path_prefix",
+                "must be empty or `/` followed by path segments (letters, digits, `-._~`), without a trailing `/`",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Upper bound of `limits.clock_skew_window_secs`: wider is no bound at all.
+const MAX_CLOCK_SKEW_WINDOW_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Empty, or `/seg/seg` with unreserved URL characters only, so the prefix
+/// is matched byte for byte against request paths as clients send them.
+fn valid_path_prefix(p: &str) -> bool {
+    p.is_empty()
+        || (p.starts_with('/')
+            && p[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            }))
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -739,6 +804,19 @@ allowed_origins = ["https://shop.example"]
         let text = MINIMAL.replace("[kafka]", "[kafka]\nlinger_ms = \"soon\"");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.linger_ms"), "{err}");
+    }
+
+    #[test]
+    fn path_prefix_is_validated() {
+        for ok in ["", "/collect", "/a/b-c_d.e~f"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{ok}\"\n[kafka]"));
+            assert_eq!(Config::from_toml(&text).unwrap().server.path_prefix, ok);
+        }
+        for bad in ["collect", "/collect/", "/", "//x", "/a b", "/a?b"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{bad}\"\n[kafka]"));
+            let err = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains("server.path_prefix"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub enum RejectReason {
     InvalidTimestamp,
     #[error("`track` event has no `event` name")]
     MissingEventName,
-    #[error("`context`, `properties` or `traits` is not an object")]
+    #[error("`context`, `properties` or `traits` is not an object, or `name` or `event` is not a string")]
     InvalidFieldType,
     #[error("event nests objects or arrays deeper than the limit")]
     TooDeep,
@@ -176,6 +176,16 @@ impl Event {
                 Some(Value::String(s)) if !s.is_empty() => {}
                 _ => return Err(RejectReason::MissingEventName),
             }
+        }
+        // The documented string fields (docs/openapi.yaml, `Event`).
+        match body.get("event") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => return Err(RejectReason::InvalidFieldType),
+        }
+        match body.get("name") {
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(_) => return Err(RejectReason::InvalidFieldType),
         }
         match body.get("messageId") {
             None | Some(Value::Null) => {}
@@ -299,6 +309,18 @@ mod tests {
             (
                 r#"{"type":"page","userId":"u","messageId":5}"#,
                 RejectReason::InvalidMessageId,
+            ),
+            (
+                r#"{"type":"page","userId":"u","name":{"a":1}}"#,
+                RejectReason::InvalidFieldType,
+            ),
+            (
+                r#"{"type":"identify","userId":"u","event":7}"#,
+                RejectReason::InvalidFieldType,
+            ),
+            (
+                r#"{"type":"track","userId":"u","event":""}"#,
+                RejectReason::MissingEventName,
             ),
         ];
         for (raw, want) in cases {

@@ -86,10 +86,21 @@ impl Pipeline {
         sink: Arc<KafkaSink>,
         privacy: PrivacyStage,
     ) -> Result<Pipeline, QualityError> {
+        let quality = QualityStage::from_config(&config)?;
+        Ok(Pipeline::with_stages(config, sink, privacy, quality))
+    }
+
+    /// A pipeline around stages built already (a configuration reload
+    /// carries parts of the running ones over).
+    pub fn with_stages(
+        config: Arc<Config>,
+        sink: Arc<KafkaSink>,
+        privacy: PrivacyStage,
+        quality: QualityStage,
+    ) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
-        let quality = QualityStage::from_config(&config)?;
-        Ok(Pipeline {
+        Pipeline {
             config,
             sink,
             router,
@@ -97,7 +108,7 @@ impl Pipeline {
             bots,
             quality,
             inspector: Arc::new(Inspector::disabled()),
-        })
+        }
     }
 
     /// Runs the events of one request through the pipeline. Refuses the
@@ -395,7 +406,7 @@ pub fn prepare_tracked(
     };
     // `Event` validation left `messageId` absent or a non-empty string.
     let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
-    normalize::normalize(&mut ev, meta)?;
+    normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
     Ok((ev, client_message_id))
 }
 

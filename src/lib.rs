@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod privacy;
 pub mod quality;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod sink;

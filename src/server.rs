@@ -21,13 +21,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::http::admin::{self, AdminState};
 use crate::http::{self as api, AppState};
 use crate::ingest::Pipeline;
 use crate::limits::{self, IdleTimeout};
 use crate::metrics;
 use crate::privacy::PrivacyStage;
+use crate::reload::{self, Live};
 use crate::sink::kafka::KafkaSink;
 
 /// `/readyz` reason while the opt-out list is still being read.
@@ -70,6 +71,17 @@ pub struct Bound {
 /// `on_bound` is told the addresses once the listeners are up.
 pub async fn run(
     config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
+    run_reloadable(config, None, shutdown, on_bound).await
+}
+
+/// [`run`], reloading the configuration from `reload` (with its text) on
+/// SIGHUP and when its file changes (see `reload`).
+pub async fn run_reloadable(
+    config: Config,
+    reload: Option<(LoadOptions, String)>,
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
@@ -118,15 +130,22 @@ pub async fn run(
     let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
     pipeline.inspector = inspector.clone();
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
+    let (text, opts) = match reload {
+        Some((opts, text)) => (text, Some(opts)),
+        None => (String::new(), None),
+    };
+    let live = Arc::new(Live::new(state, &text, opts));
+    reload::spawn(live.clone(), stop_rx.clone());
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         prometheus,
         inspector,
+        live: live.clone(),
         stop: stop_rx.clone(),
     });
-
+    let purge_live = live.clone();
     tokio::spawn(limits::purge_loop(
-        state.limits.clone(),
+        move || purge_live.current().limits.clone(),
         Duration::from_millis(config.rate_limit.purge_interval_ms),
         stop_rx.clone(),
     ));
@@ -159,8 +178,9 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let svc = service_fn(move |req| api::handle(state.clone(), peer, req));
+        let live = live.clone();
+        // Each request runs on the state current when it starts.
+        let svc = service_fn(move |req| api::handle(live.current(), peer, req));
         // hyper's head timer also runs while a kept-alive connection waits
         // for its next request; `IdleTimeout` closes quiet ones sooner.
         // Half-close: a client may shut its write side once its request is

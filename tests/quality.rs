@@ -11,8 +11,8 @@ use support::*;
 
 /// The standard test configuration with `web_quality` (TOML tables such as
 /// `[sources.quality.plan]`) applied to the `web` source.
-fn quality_toml(listen: u16, admin: u16, brokers: &str, web_quality: &str) -> String {
-    let base = config_toml(listen, admin, brokers, "");
+fn quality_toml(listen: u16, admin: u16, brokers: &str, extra: &str, web_quality: &str) -> String {
+    let base = config_toml(listen, admin, brokers, extra);
     let app = "\n[[sources]]\nid = \"app\"";
     let at = base
         .find(app)
@@ -21,10 +21,15 @@ fn quality_toml(listen: u16, admin: u16, brokers: &str, web_quality: &str) -> St
 }
 
 fn start(broker: &Broker, web_quality: &str) -> Gateway {
+    start_with(broker, "", web_quality)
+}
+
+/// Starts with `extra` top-level tables and `web_quality` for `web`.
+fn start_with(broker: &Broker, extra: &str, web_quality: &str) -> Gateway {
     let brokers = broker.addr();
-    let web_quality = web_quality.to_string();
+    let (extra, web_quality) = (extra.to_string(), web_quality.to_string());
     let gw = Gateway::spawn_logged(
-        move |l, a| quality_toml(l, a, &brokers, &web_quality),
+        move |l, a| quality_toml(l, a, &brokers, &extra, &web_quality),
         "warn",
     );
     gw.wait_ready(Duration::from_secs(30));
@@ -62,7 +67,11 @@ fn retried_events_are_dropped_as_duplicates_and_counted() {
     let records = consume(&broker.addr(), &[EVENTS], 5, Duration::from_secs(30));
     assert_eq!(records.len(), 5, "{records:#?}");
     let ids = message_ids(&records);
-    assert_eq!(&ids[..3], ["m-1", "m-2", "m-3"]);
+    let client: Vec<&String> = ids.iter().filter(|id| id.starts_with("m-")).collect();
+    assert_eq!(client, ["m-1", "m-2", "m-3"]);
+    // The two events without an id got two distinct generated ones.
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 5);
     assert_eq!(
         gw.metric(
             "trackgate_events_total",
@@ -277,5 +286,80 @@ fn plan_warn_keeps_events_lists_violations_and_flags_unplanned_names() {
             &[("event", "Order Completed"), ("kind", "required")]
         ),
         1.0
+    );
+}
+
+/// A small list in Snowplow's referer-parser JSON format (written for the test).
+const REFERRERS: &str = r#"{
+  "search": {"Google": {"domains": ["google.com", "google.fr"]}},
+  "social": {"Facebook": {"domains": ["facebook.com"]}}
+}"#;
+
+#[test]
+fn events_are_enriched_after_privacy_with_user_agent_campaign_and_referrer() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = dir.path().join("referers.json");
+    std::fs::write(&list, REFERRERS).expect("write list");
+    let extra = format!("[quality]\nreferrers_file = \"{}\"\n", list.display());
+    let gw = start_with(&broker, &extra, "");
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let page = |id: &str, url: &str, referrer: &str| {
+        json!({"type":"page","anonymousId":"a-1","messageId":id,
+               "context":{"page":{"url":url,"referrer":referrer},
+                          "userAgentParsed":{"browser":{"name":"forged"}},
+                          "referrerParsed":{"channel":"forged"}},
+               "properties":{"url":url,"referrer":referrer}})
+    };
+    let body = json!({"batch":[
+        page("e-1", "https://shop.example/?utm_source=news&utm_medium=email&utm_campaign=spring&gclid=g-1",
+             "https://www.google.fr/"),
+        page("e-2", "https://shop.example/?utm_source=news&utm_content=jane.doe%40example.com", ""),
+        page("e-3", "https://shop.example/b", "https://shop.example/a"),
+    ]});
+    let auth = basic(WRITE_KEY);
+    let r = gw.request(
+        "POST",
+        "/v1/batch",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+            ("user-agent", chrome),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let records = consume(&broker.addr(), &[PAGEVIEWS], 3, Duration::from_secs(30));
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let ctx = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.value["messageId"] == id)
+            .map(|r| r.value["context"].clone())
+            .unwrap_or_else(|| panic!("{id} produced"))
+    };
+    let first = ctx("e-1");
+    // The header's user agent, parsed; the client's forged objects are gone.
+    assert_eq!(first["userAgentParsed"]["browser"]["name"], "Chrome");
+    assert_eq!(first["userAgentParsed"]["os"]["name"], "Windows");
+    assert_eq!(first["userAgentParsed"]["device"]["type"], "desktop");
+    assert_eq!(
+        first["campaign"],
+        json!({"source":"news","medium":"email","name":"spring","gclid":"g-1"})
+    );
+    assert_eq!(
+        first["referrerParsed"],
+        json!({"host":"www.google.fr","channel":"search","source":"Google"})
+    );
+    // Privacy ran first: the e-mail in the URL was masked, and the campaign
+    // built from that URL does not bring it back.
+    let second = ctx("e-2");
+    assert_eq!(second["campaign"]["source"], "news");
+    let text = second.to_string();
+    assert!(!text.contains("jane.doe"), "{text}");
+    assert_eq!(second["referrerParsed"], json!({"channel":"direct"}));
+    assert_eq!(
+        ctx("e-3")["referrerParsed"],
+        json!({"host":"shop.example","channel":"internal"})
     );
 }

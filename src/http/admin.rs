@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
 //! traffic: broker reachable, topics verified, queue under its high-water
-//! mark, not shutting down), `/metrics` (Prometheus text) and the live
+//! mark, not shutting down), `/metrics` (Prometheus text), `/config` (the
+//! running configuration's version and hash, see `reload`) and the live
 //! inspector (`/inspect`, see `inspect`).
 
 use std::convert::Infallible;
@@ -19,6 +20,8 @@ pub struct AdminState {
     pub sink: Arc<KafkaSink>,
     pub prometheus: Option<PrometheusHandle>,
     pub inspector: Arc<Inspector>,
+    /// The running configuration (`GET /config`).
+    pub live: Arc<crate::reload::Live>,
     /// Turns true on shutdown: ends the inspector's streams.
     pub stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -30,6 +33,11 @@ pub async fn serve<B>(
 ) -> Result<Response<AdminBody>, Infallible> {
     if let Some(r) = inspect_http::route(&state.inspector, &req, &state.stop) {
         return Ok(r);
+    }
+    if req.uri().path() == "/config" {
+        // Version, hash, sources and reload status; never keys or secrets.
+        let body = serde_json::to_vec(&*state.live.info()).unwrap_or_default();
+        return Ok(response::json(StatusCode::OK, body).map(inspect_http::full_body));
     }
     let Ok(r) = handle(state, req).await;
     Ok(r.map(inspect_http::full_body))

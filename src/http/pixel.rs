@@ -27,7 +27,7 @@ pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Respons
     }
     let query = req.uri().query();
     let Some(key) =
-        auth::query_param(query, "writeKey").or_else(|| auth::basic_user(req.headers()))
+        auth::query_param(query, "writeKey").or_else(|| auth::header_key(req.headers()))
     else {
         metrics::counter!(PIXEL_REFUSED, "reason" => "missing_write_key").increment(1);
         return response::pixel();

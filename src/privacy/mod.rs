@@ -120,9 +120,9 @@ pub struct PrivacyStage {
     sources: HashMap<String, SourceRules>,
     fallback: SourceRules,
     optouts: Arc<OptOutList>,
-    writer: Option<OptOutWriter>,
+    writer: Option<Arc<OptOutWriter>>,
     geo: Option<Arc<GeoIp>>,
-    hasher: ip::IpHasher,
+    hasher: Arc<ip::IpHasher>,
     invalid_payload: InvalidPayload,
 }
 
@@ -171,6 +171,16 @@ impl PrivacyStage {
         PrivacyStage::build(config, Arc::new(OptOutList::new_loaded()), None, geo)
     }
 
+    /// The stage with the per-source rules of `config` (a configuration
+    /// reload). The opt-out list and its writer, the GeoIP database and the
+    /// IP-hashing key are this stage's, shared.
+    pub fn reconfigured(&self, config: &Config) -> Result<PrivacyStage, PrivacyError> {
+        let mut stage = PrivacyStage::build(config, self.optouts.clone(), None, self.geo.clone())?;
+        stage.writer = self.writer.clone();
+        stage.hasher = self.hasher.clone();
+        Ok(stage)
+    }
+
     fn build(
         config: &Config,
         optouts: Arc<OptOutList>,
@@ -209,9 +219,9 @@ impl PrivacyStage {
             sources,
             fallback,
             optouts,
-            writer,
+            writer: writer.map(Arc::new),
             geo,
-            hasher: ip::IpHasher::new(),
+            hasher: Arc::new(ip::IpHasher::new()),
             invalid_payload: config.privacy.invalid_payload,
         })
     }

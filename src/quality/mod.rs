@@ -2,7 +2,7 @@
 //! before routing, so it only ever sees (and adds to) what privacy kept.
 //!
 //! Per source, in this order:
-//! 1. gateway-owned fields the client sent (`context.violations`) are removed;
+//! 1. gateway-owned fields the client sent ([`GATEWAY_OWNED`]) are removed;
 //! 2. **tracking plan** ([`plan`]): the event is checked against its JSON
 //!    Schema; violations are listed (`warn`), undeclared or invalid
 //!    properties removed (`omit`), or the event is blocked (`block`: the
@@ -10,6 +10,8 @@
 //! 3. **duplicate suppression** ([`dedup`]): an event whose client-sent
 //!    `messageId` was already seen is dropped (`dropped{reason="duplicate"}`).
 //!    Only events that will be produced are recorded.
+//! 4. **enrichment** ([`enrich`]): parsed user agent, campaign, referrer
+//!    host and channel, on what privacy kept.
 //!
 //! Shape for the coming edit-list event path (see `DESIGN.md`): each part
 //! reads fields of the event and returns a verdict plus the changes it wants
@@ -20,10 +22,11 @@
 pub mod config;
 pub mod dedup;
 pub mod edit;
+pub mod enrich;
 pub mod plan;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -32,6 +35,9 @@ use crate::event::Event;
 use crate::normalize::RequestMeta;
 use dedup::DedupFilter;
 use edit::Edit;
+use enrich::referrer::{ReferrerError, Referrers};
+use enrich::ua::{UaError, UaParser};
+use enrich::Enricher;
 use plan::{PlanVerdict, TrackingPlan, Violation};
 
 /// Drop reason of an event whose `messageId` was already seen.
@@ -39,7 +45,11 @@ pub const REASON_DUPLICATE: &str = "duplicate";
 
 /// Gateway-owned fields of the quality stage: a client-sent value is
 /// removed before the stage writes its own.
-pub const GATEWAY_OWNED: &[&[&str]] = &[plan::VIOLATIONS_PATH];
+pub const GATEWAY_OWNED: &[&[&str]] = &[
+    plan::VIOLATIONS_PATH,
+    enrich::USER_AGENT_PATH,
+    enrich::REFERRER_PATH,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
@@ -48,6 +58,10 @@ pub enum QualityError {
         index: usize,
         source: plan::PlanError,
     },
+    #[error("config key `quality.referrers_file`: {0}")]
+    Referrers(#[from] ReferrerError),
+    #[error(transparent)]
+    UserAgent(#[from] UaError),
 }
 
 /// What the stage decided for one event.
@@ -72,14 +86,19 @@ pub struct Recorded {
 
 /// One source's parts.
 struct SourceQuality {
-    dedup: Option<Mutex<DedupFilter>>,
+    /// The filter and the configuration it was built from.
+    dedup: Option<(Arc<Mutex<DedupFilter>>, dedup::DedupConfig)>,
     plan: Option<TrackingPlan>,
+    enrich: Enricher,
 }
 
 /// The data-quality stage for all sources. Build it with
-/// [`QualityStage::from_config`]; a reloaded configuration builds a new one.
+/// [`QualityStage::from_config`]; a reloaded configuration with
+/// [`QualityStage::reconfigured`].
 pub struct QualityStage {
     sources: HashMap<String, SourceQuality>,
+    /// The user-agent parser and its cache size.
+    ua: Option<(Arc<UaParser>, usize)>,
 }
 
 impl std::fmt::Debug for QualityStage {
@@ -94,18 +113,63 @@ impl QualityStage {
     /// Builds every source's parts from the configuration: reads and
     /// compiles the tracking plans, starts empty duplicate filters.
     pub fn from_config(config: &Config) -> Result<QualityStage, QualityError> {
+        QualityStage::build(config, None)
+    }
+
+    /// The stage of a reloaded configuration. What did not change carries
+    /// over: the user-agent parser (compiling its rules is the costly part)
+    /// and each source's duplicate filter with the ids it has seen.
+    pub fn reconfigured(&self, config: &Config) -> Result<QualityStage, QualityError> {
+        QualityStage::build(config, Some(self))
+    }
+
+    fn build(
+        config: &Config,
+        previous: Option<&QualityStage>,
+    ) -> Result<QualityStage, QualityError> {
+        let shared = &config.quality;
+        let entries = shared.user_agent_cache_entries;
+        let ua = if config.sources.iter().any(|s| s.quality.enrich.user_agent) {
+            match previous.and_then(|p| p.ua.as_ref()) {
+                Some((parser, n)) if *n == entries => Some(parser.clone()),
+                _ => Some(Arc::new(UaParser::new(entries)?)),
+            }
+        } else {
+            None
+        };
+        let referrers = Arc::new(match &shared.referrers_file {
+            Some(path) => Referrers::load(path)?,
+            None => Referrers::default(),
+        });
         let mut sources = HashMap::with_capacity(config.sources.len());
         for (index, s) in config.sources.iter().enumerate() {
             let q = &s.quality;
-            let dedup = q
-                .dedup
-                .enabled
-                .then(|| Mutex::new(DedupFilter::new(&q.dedup)));
+            let kept = previous
+                .and_then(|p| p.sources.get(&s.id))
+                .and_then(|old| old.dedup.as_ref())
+                .filter(|(_, cfg)| *cfg == q.dedup)
+                .map(|(filter, _)| filter.clone());
+            let dedup = q.dedup.enabled.then(|| {
+                let filter =
+                    kept.unwrap_or_else(|| Arc::new(Mutex::new(DedupFilter::new(&q.dedup))));
+                (filter, q.dedup.clone())
+            });
             let plan = TrackingPlan::load(&s.id, &q.plan)
                 .map_err(|source| QualityError::Plan { index, source })?;
-            sources.insert(s.id.clone(), SourceQuality { dedup, plan });
+            let enrich = Enricher::new(&q.enrich, ua.clone(), Some(referrers.clone()));
+            sources.insert(
+                s.id.clone(),
+                SourceQuality {
+                    dedup,
+                    plan,
+                    enrich,
+                },
+            );
         }
-        Ok(QualityStage { sources })
+        Ok(QualityStage {
+            sources,
+            ua: ua.map(|p| (p, entries)),
+        })
     }
 
     /// Runs the source's parts on one event. `client_message_id` says
@@ -134,7 +198,7 @@ impl QualityStage {
             }
         }
         let mut recorded = None;
-        if let (Some(filter), true) = (&source.dedup, client_message_id) {
+        if let (Some((filter, _)), true) = (&source.dedup, client_message_id) {
             if let Some(Value::String(id)) = ev.body.get("messageId") {
                 let now = u64::try_from(meta.received_at.timestamp()).unwrap_or_default();
                 // A poisoned lock only means another thread panicked mid-insert;
@@ -147,6 +211,9 @@ impl QualityStage {
                 recorded = Some(Recorded { key });
             }
         }
+        if source.enrich.enabled() {
+            source.enrich.edits(ev.kind, &ev.body, &mut edits);
+        }
         edit::apply(&mut ev.body, edits);
         Verdict::Keep(recorded)
     }
@@ -154,7 +221,7 @@ impl QualityStage {
     /// Forgets a recorded `messageId` whose event was not produced (the
     /// client's retry must not be taken for a duplicate).
     pub fn unrecord(&self, source_id: &str, recorded: Recorded) {
-        if let Some(filter) = self.sources.get(source_id).and_then(|s| s.dedup.as_ref()) {
+        if let Some((filter, _)) = self.sources.get(source_id).and_then(|s| s.dedup.as_ref()) {
             filter
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -172,12 +239,32 @@ pub fn validate(config: &Config) -> Result<(), crate::config::ConfigError> {
                 message: message.into(),
             });
         }
+        if s.quality.enrich.click_ids.iter().any(|c| c.is_empty()) {
+            return Err(crate::config::ConfigError::Key {
+                key: format!("sources[{i}].quality.enrich.click_ids"),
+                message: "must not contain an empty name".into(),
+            });
+        }
         if let Err(e) = TrackingPlan::load(&s.id, &s.quality.plan) {
             return Err(crate::config::ConfigError::Key {
                 key: format!("sources[{i}].quality.plan.file"),
                 message: e.to_string(),
             });
         }
+    }
+    if let Some(path) = &config.quality.referrers_file {
+        if let Err(e) = Referrers::load(path) {
+            return Err(crate::config::ConfigError::Key {
+                key: "quality.referrers_file".into(),
+                message: e.to_string(),
+            });
+        }
+    }
+    if config.quality.user_agent_cache_entries == 0 {
+        return Err(crate::config::ConfigError::Key {
+            key: "quality.user_agent_cache_entries".into(),
+            message: "must be positive".into(),
+        });
     }
     Ok(())
 }

@@ -16,9 +16,10 @@
 //! The pseudonym is `pid_` followed by the first 16 bytes of
 //! HMAC-SHA256(secret, value) in hex. The secret is per source
 //! (`pseudonym_secret` or the environment variable named by
-//! `pseudonym_secret_env`); without one a random per-process key is used,
-//! which keeps pseudonyms stable only within one process (the gateway
-//! warns at start).
+//! `pseudonym_secret_env`); without one a random key drawn once per process
+//! is used, which keeps pseudonyms stable only within one process (across
+//! configuration reloads, not restarts or instances; the gateway warns at
+//! start).
 
 use std::fmt::Write as _;
 
@@ -79,15 +80,13 @@ impl std::fmt::Debug for Pseudonymizer {
 }
 
 impl Pseudonymizer {
-    /// Keyed with `secret`, or with a random key when there is none.
+    /// Keyed with `secret`, or with the process's random key when there is
+    /// none (one key for the life of the process, so pseudonyms survive a
+    /// configuration reload).
     pub(crate) fn new(secret: Option<&[u8]>) -> Pseudonymizer {
-        let mut random = [0u8; RANDOM_KEY_BYTES];
         let (key, ephemeral) = match secret {
             Some(s) => (s, false),
-            None => {
-                fill_random(&mut random);
-                (&random[..], true)
-            }
+            None => (&process_key()[..], true),
         };
         // HMAC takes keys of any length; the error type exists for other
         // MACs.
@@ -115,6 +114,16 @@ impl Pseudonymizer {
         }
         out
     }
+}
+
+/// The random key of this process, drawn once.
+fn process_key() -> &'static [u8; RANDOM_KEY_BYTES] {
+    static KEY: std::sync::OnceLock<[u8; RANDOM_KEY_BYTES]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut k = [0u8; RANDOM_KEY_BYTES];
+        fill_random(&mut k);
+        k
+    })
 }
 
 /// Random bytes from the operating system; std's randomly keyed hasher
@@ -152,12 +161,16 @@ mod tests {
     }
 
     #[test]
-    fn without_a_secret_the_key_is_random() {
+    fn without_a_secret_the_key_is_the_process_random_key() {
         let a = Pseudonymizer::new(None);
         let b = Pseudonymizer::new(None);
+        let keyed = Pseudonymizer::new(Some(b"0123456789abcdef0123"));
         assert!(a.ephemeral());
-        assert_eq!(a.pseudonym("x"), a.pseudonym("x"));
-        assert_ne!(a.pseudonym("x"), b.pseudonym("x"));
+        // Stable within the process (a reload builds new scrubbers) …
+        assert_eq!(a.pseudonym("x"), b.pseudonym("x"));
+        // … and not a fixed, guessable key.
+        assert_ne!(a.pseudonym("x"), keyed.pseudonym("x"));
+        assert_ne!(process_key(), &[0u8; RANDOM_KEY_BYTES]);
         assert!(!format!("{a:?}").contains("mac"));
     }
 
