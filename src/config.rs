@@ -641,7 +641,7 @@ impl Config {
             ));
         }
         self.privacy.validate()?;
-        self.sdk.validate()?;
+        self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
