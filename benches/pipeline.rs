@@ -177,7 +177,7 @@ fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<
         if normalize::normalize(&mut ev, &m, SKEW_WINDOW).is_err() {
             continue;
         }
-        if let Verdict::Drop(_) = privacy.apply(&mut ev, &m) {
+        if privacy.apply(&mut ev, &m) != Verdict::Keep {
             continue;
         }
         buf.clear();

@@ -240,11 +240,22 @@ impl Pipeline {
                 out.dropped += 1;
                 continue;
             }
-            if let Verdict::Drop(reason) = self.privacy.apply(&mut ev, meta) {
-                metrics::event_dropped(reason);
-                self.inspector.dropped(meta.source_id, reason, 1);
-                out.dropped += 1;
-                continue;
+            match self.privacy.apply(&mut ev, meta) {
+                Verdict::Keep => {}
+                Verdict::Drop(reason) => {
+                    metrics::event_dropped(reason);
+                    self.inspector.dropped(meta.source_id, reason, 1);
+                    out.dropped += 1;
+                    continue;
+                }
+                Verdict::Reject(reason) => {
+                    metrics::event_rejected(reason.code());
+                    out.rejected += 1;
+                    let payload = self.privacy.rejected_payload(&ev, text);
+                    let why = Invalid::new(reason.code(), reason.to_string());
+                    self.send_invalid(why, text.len(), payload, meta, &mut buf);
+                    continue;
+                }
             }
             let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
                 quality::Verdict::Keep(recorded) => recorded,

@@ -131,5 +131,15 @@ describe("live inspector in Chromium", { skip: SKIP && "TRACKGATE_E2E_SKIP=1" },
     await page.waitForSelector(`#events tr.ev:has-text("Pricing")`, { timeout: 5000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "inspector.png") });
+    // What the page got is counted (the ticker publishes once per second).
+    const metric = async (name) => {
+      const text = await (await fetch(`http://127.0.0.1:${gateway.adminPort}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(name));
+      return line ? Number(line.split(" ").pop()) : 0;
+    };
+    const deadline = Date.now() + 5000;
+    while ((await metric('trackgate_inspector_messages_total{result="sent"}')) < 100 && Date.now() < deadline) await sleep(200);
+    assert.ok((await metric('trackgate_inspector_messages_total{result="sent"}')) >= 100);
+    assert.equal(await metric("trackgate_inspector_clients"), 1);
   });
 });
