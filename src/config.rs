@@ -75,6 +75,9 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The local write-ahead spool (see `spool`).
+    #[serde(default)]
+    pub spool: crate::spool::SpoolConfig,
     /// Shared data-quality settings (see `quality`; per source in
     /// `[sources.quality]`).
     #[serde(default)]
@@ -127,6 +130,20 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// On SIGTERM/SIGINT, how long `/readyz` answers 503 while requests are
+    /// still served, before the listener closes (load balancers stop sending
+    /// first).
+    #[serde(default = "defaults::drain_ms")]
+    pub drain_ms: u64,
+    /// Most requests one client IP may have in flight at once (over: 503
+    /// `overloaded`), so a few slow clients cannot hold every slot. 0: no cap.
+    #[serde(default = "defaults::max_requests_per_ip")]
+    pub max_requests_per_ip: usize,
+    /// Bytes of request bodies all requests in flight may announce together
+    /// (`Content-Length`, else `limits.max_request_bytes`); over: 503
+    /// `overloaded`. Bounds the memory of buffered bodies.
+    #[serde(default = "defaults::max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: u64,
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
@@ -185,9 +202,14 @@ pub struct KafkaConfig {
     /// ingestion answers 503 (back-pressure before the queue is full).
     #[serde(default = "defaults::high_water_mark")]
     pub high_water_mark: f64,
-    /// How long a message may wait for delivery before it counts as failed.
+    /// How long a message may wait for delivery before it counts as failed
+    /// (with the spool on: before it goes back to the spool to be retried).
     #[serde(default = "defaults::message_timeout_ms")]
     pub message_timeout_ms: u32,
+    /// Produce requests in flight per broker connection. 1 keeps each
+    /// visitor's events in order through retries (`acks=1`, no idempotence).
+    #[serde(default = "defaults::max_in_flight_requests")]
+    pub max_in_flight_requests: u32,
     /// On shutdown, how long the producer gets to deliver what it holds.
     #[serde(default = "defaults::flush_timeout_ms")]
     pub flush_timeout_ms: u64,
@@ -208,8 +230,8 @@ pub struct KafkaConfig {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
-    /// Extra librdkafka producer properties (e.g. `security.protocol`),
-    /// applied last.
+    /// Extra librdkafka properties (e.g. `security.protocol`), applied last
+    /// to every Kafka client: producer, admin, opt-out follower and writer.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -358,6 +380,15 @@ mod defaults {
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
+    pub fn drain_ms() -> u64 {
+        2_000
+    }
+    pub fn max_requests_per_ip() -> usize {
+        256
+    }
+    pub fn max_buffered_body_bytes() -> u64 {
+        256 * 1024 * 1024
+    }
     pub fn retry_after_secs() -> u32 {
         1
     }
@@ -384,6 +415,9 @@ mod defaults {
     }
     pub fn message_timeout_ms() -> u32 {
         60_000
+    }
+    pub fn max_in_flight_requests() -> u32 {
+        1
     }
     pub fn flush_timeout_ms() -> u64 {
         10_000
@@ -522,8 +556,11 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
             .map(|(k, v)| (env_key_to_path(&k), v))
             .collect();
-        let config =
+        let mut config =
             Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
+            config.spool.resolve_dir(base);
+        }
         Ok((config, text))
     }
 
@@ -708,12 +745,25 @@ impl Config {
                 "must be positive",
             ));
         }
+        if k.max_in_flight_requests == 0 {
+            return Err(ConfigError::key(
+                "kafka.max_in_flight_requests",
+                "must be positive",
+            ));
+        }
+        self.spool.validate()?;
         self.privacy.validate()?;
         self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;
+        if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {
+            return Err(ConfigError::key(
+                "server.max_buffered_body_bytes",
+                "must be at least limits.max_request_bytes",
+            ));
+        }
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",

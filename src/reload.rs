@@ -267,6 +267,7 @@ impl Live {
             quality,
         );
         pipeline.inspector = current.pipeline.inspector.clone();
+        pipeline.spool = current.pipeline.spool.clone();
         let mut state = AppState::new(pipeline).with_sdk(current.sdk.clone());
         state.limits = Arc::new(current.limits.reconfigured(&config));
         let version = info.version + 1;

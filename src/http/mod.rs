@@ -176,7 +176,7 @@ pub async fn handle(
     let resp = match (endpoint, req.method()) {
         (None, _) => any_source(response::error(&ApiError::NotFound, retry_after)),
         (Some(_), &Method::OPTIONS) => cors::preflight(req.headers(), &state.sources),
-        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req),
+        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req).await,
         (Some(Endpoint::Batch), &Method::POST) => post(&state, peer, req, None).await,
         (Some(Endpoint::Single(t)), &Method::POST) => post(&state, peer, req, Some(t)).await,
         (Some(Endpoint::OptOut), &Method::POST | &Method::GET) => {
@@ -283,7 +283,7 @@ async fn post_inner(
                 .iter()
                 .map(|r| RawEvent::Json(r.get()))
                 .collect();
-            state.pipeline.ingest(raws, None, &meta)
+            state.pipeline.ingest(raws, None, &meta).await
         }
         Some(t) => {
             let (map, body_key) = decode::single(&bytes).map_err(decode_error)?;
@@ -309,6 +309,7 @@ async fn post_inner(
             state
                 .pipeline
                 .ingest(vec![RawEvent::Parsed(map, text)], Some(t), &meta)
+                .await
         }
     };
     match outcome {
