@@ -72,7 +72,7 @@ fn main() {
         };
         let prepared = || {
             let mut e = Event::parse(EVENT, None, 1 << 20).expect("valid event");
-            normalize(&mut e, &meta).expect("normalizes");
+            normalize(&mut e, &meta, config.limits.clock_skew_window()).expect("normalizes");
             e
         };
         let mut stage_ns = f64::MAX;

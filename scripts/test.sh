@@ -4,10 +4,14 @@
 # Installs what is missing (the Tansu broker, Node packages, Chromium), then
 # runs: format check, clippy -D warnings, unit and integration tests (each
 # integration test starts its own Tansu broker and gateway on free loopback
-# ports), and the SDK's unit and real-Chromium end-to-end tests.
+# ports; tests/clients.rs runs the real Segment and RudderStack libraries from
+# npm and PyPI, in Chromium for the browser ones, and tests/contract.rs runs
+# schemathesis against docs/openapi.yaml), and the SDK's unit and
+# real-Chromium end-to-end tests.
 #
-#   ./scripts/test.sh            everything
-#   SKIP_SDK=1 ./scripts/test.sh Rust only
+#   ./scripts/test.sh                everything
+#   SKIP_SDK=1 ./scripts/test.sh     no SDK tests
+#   SKIP_CLIENTS=1 ./scripts/test.sh no client-library or schemathesis tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +41,7 @@ ensure_build_tools() {
   command -v make >/dev/null || missing+=(make)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v python3 >/dev/null || missing+=(python3)
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     step "installing build tools: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -67,6 +72,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy --workspace --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+if [ "${SKIP_CLIENTS:-0}" != 1 ]; then
+  ensure_node
+  step "client libraries (npm, PyPI), schemathesis, Chromium"
+  bash sdk-js/scripts/ensure-chromium.sh
+  bash tests/clients/setup.sh
+else
+  export TRACKGATE_CLIENTS_SKIP=1
+fi
 
 step "unit and integration tests (real Tansu broker)"
 cargo test --workspace --all-targets

@@ -75,6 +75,9 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The local write-ahead spool (see `spool`).
+    #[serde(default)]
+    pub spool: crate::spool::SpoolConfig,
     /// Shared data-quality settings (see `quality`; per source in
     /// `[sources.quality]`).
     #[serde(default)]
@@ -82,6 +85,9 @@ pub struct Config {
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: crate::inspect::InspectConfig,
+    /// Configuration reload: SIGHUP and the file watch (see `reload`).
+    #[serde(default)]
+    pub reload: crate::reload::ReloadConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
     pub sdk: crate::http::sdk::SdkConfig,
@@ -124,9 +130,28 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// On SIGTERM/SIGINT, how long `/readyz` answers 503 while requests are
+    /// still served, before the listener closes (load balancers stop sending
+    /// first).
+    #[serde(default = "defaults::drain_ms")]
+    pub drain_ms: u64,
+    /// Most requests one client IP may have in flight at once (over: 503
+    /// `overloaded`), so a few slow clients cannot hold every slot. 0: no cap.
+    #[serde(default = "defaults::max_requests_per_ip")]
+    pub max_requests_per_ip: usize,
+    /// Bytes of request bodies all requests in flight may announce together
+    /// (`Content-Length`, else `limits.max_request_bytes`); over: 503
+    /// `overloaded`. Bounds the memory of buffered bodies.
+    #[serde(default = "defaults::max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: u64,
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
+    /// Path the ingestion API is mounted under (`/collect` serves
+    /// `/collect/v1/batch` …, and nothing outside it), so a site can avoid
+    /// the paths that blockers match. Empty: served at the root.
+    #[serde(default)]
+    pub path_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,9 +202,14 @@ pub struct KafkaConfig {
     /// ingestion answers 503 (back-pressure before the queue is full).
     #[serde(default = "defaults::high_water_mark")]
     pub high_water_mark: f64,
-    /// How long a message may wait for delivery before it counts as failed.
+    /// How long a message may wait for delivery before it counts as failed
+    /// (with the spool on: before it goes back to the spool to be retried).
     #[serde(default = "defaults::message_timeout_ms")]
     pub message_timeout_ms: u32,
+    /// Produce requests in flight per broker connection. 1 keeps each
+    /// visitor's events in order through retries (`acks=1`, no idempotence).
+    #[serde(default = "defaults::max_in_flight_requests")]
+    pub max_in_flight_requests: u32,
     /// On shutdown, how long the producer gets to deliver what it holds.
     #[serde(default = "defaults::flush_timeout_ms")]
     pub flush_timeout_ms: u64,
@@ -200,8 +230,8 @@ pub struct KafkaConfig {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
-    /// Extra librdkafka producer properties (e.g. `security.protocol`),
-    /// applied last.
+    /// Extra librdkafka properties (e.g. `security.protocol`), applied last
+    /// to every Kafka client: producer, admin, opt-out follower and writer.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -258,6 +288,20 @@ pub struct LimitsConfig {
     /// envelope's `context`); deeper events are rejected as `too_deep`.
     #[serde(default = "defaults::max_json_depth")]
     pub max_json_depth: usize,
+    /// Widest clock-skew correction, in seconds: a corrected `timestamp`
+    /// further than this from `receivedAt` (either way) is replaced by
+    /// `receivedAt` and the event flagged `context.timestampOutOfWindow`.
+    #[serde(default = "defaults::clock_skew_window_secs")]
+    pub clock_skew_window_secs: u64,
+}
+
+impl LimitsConfig {
+    /// `clock_skew_window_secs` as a duration (validated at load to at most
+    /// ten years, so it always fits).
+    pub fn clock_skew_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::try_seconds(self.clock_skew_window_secs as i64)
+            .unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +365,15 @@ mod defaults {
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
+    pub fn drain_ms() -> u64 {
+        2_000
+    }
+    pub fn max_requests_per_ip() -> usize {
+        256
+    }
+    pub fn max_buffered_body_bytes() -> u64 {
+        256 * 1024 * 1024
+    }
     pub fn retry_after_secs() -> u32 {
         1
     }
@@ -347,6 +400,9 @@ mod defaults {
     }
     pub fn message_timeout_ms() -> u32 {
         60_000
+    }
+    pub fn max_in_flight_requests() -> u32 {
+        1
     }
     pub fn flush_timeout_ms() -> u64 {
         10_000
@@ -392,6 +448,9 @@ mod defaults {
     }
     pub fn max_json_depth() -> usize {
         32
+    }
+    pub fn clock_skew_window_secs() -> u64 {
+        30 * 24 * 3600
     }
     pub fn click_events() -> Vec<String> {
         vec![
@@ -468,6 +527,12 @@ impl Config {
     /// Loads the file (or the development config), applies environment and
     /// CLI overrides, deserializes and validates.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_text(opts).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text the configuration was read
+    /// from (the file's, or the development configuration's).
+    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
         let text = match &opts.file {
             Some(path) => read_file(path)?,
             None => Self::development_toml(),
@@ -476,7 +541,12 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
             .map(|(k, v)| (env_key_to_path(&k), v))
             .collect();
-        Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))
+        let mut config =
+            Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
+            config.spool.resolve_dir(base);
+        }
+        Ok((config, text))
     }
 
     /// Parses TOML text with `(dotted.path, raw value)` overrides.
@@ -607,20 +677,61 @@ impl Config {
                 "must be positive",
             ));
         }
+        if k.max_in_flight_requests == 0 {
+            return Err(ConfigError::key(
+                "kafka.max_in_flight_requests",
+                "must be positive",
+            ));
+        }
+        self.spool.validate()?;
         self.privacy.validate()?;
-        self.sdk.validate()?;
+        self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;
+        if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {
+            return Err(ConfigError::key(
+                "server.max_buffered_body_bytes",
+                "must be at least limits.max_request_bytes",
+            ));
+        }
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",
                 "must be positive",
             ));
         }
+        if self.limits.clock_skew_window_secs > MAX_CLOCK_SKEW_WINDOW_SECS {
+            return Err(ConfigError::key(
+                "limits.clock_skew_window_secs",
+                "must be at most 315360000 (10 years)",
+            ));
+        }
+        if !valid_path_prefix(&self.server.path_prefix) {
+            return Err(ConfigError::key(
+                "server.path_prefix",
+                "must be empty or `/` followed by path segments (letters, digits, `-._~`), without a trailing `/`",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Upper bound of `limits.clock_skew_window_secs`: wider is no bound at all.
+const MAX_CLOCK_SKEW_WINDOW_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Empty, or `/seg/seg` with unreserved URL characters only, so the prefix
+/// is matched byte for byte against request paths as clients send them.
+fn valid_path_prefix(p: &str) -> bool {
+    p.is_empty()
+        || (p.starts_with('/')
+            && p[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            }))
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -743,6 +854,19 @@ allowed_origins = ["https://shop.example"]
         let text = MINIMAL.replace("[kafka]", "[kafka]\nlinger_ms = \"soon\"");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.linger_ms"), "{err}");
+    }
+
+    #[test]
+    fn path_prefix_is_validated() {
+        for ok in ["", "/collect", "/a/b-c_d.e~f"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{ok}\"\n[kafka]"));
+            assert_eq!(Config::from_toml(&text).unwrap().server.path_prefix, ok);
+        }
+        for bad in ["collect", "/collect/", "/", "//x", "/a b", "/a?b"] {
+            let text = MINIMAL.replace("[kafka]", &format!("path_prefix = \"{bad}\"\n[kafka]"));
+            let err = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains("server.path_prefix"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! A batch is split into borrowed slices of the body (`&RawValue`), so an
 //! event is parsed only once, on its own, and one malformed event does not
 //! spoil its neighbours.
+//!
+//! One rule for fields of the wrong type or format: a field rejects what it
+//! belongs to. A batch envelope field (`batch`, `sentAt`, `context`,
+//! `writeKey`) belongs to the request, which gets 400 `invalid_batch` naming
+//! the field; an event's own field rejects that event alone (see `event`
+//! and `normalize`). `null` is the same as absent.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,6 +20,8 @@ pub enum DecodeError {
     InvalidJson(String),
     #[error("body must be a JSON object with a `batch` array")]
     InvalidBatch,
+    #[error("batch `{0}` must be {1}")]
+    InvalidEnvelopeField(&'static str, &'static str),
     #[error("body must be a JSON object")]
     NotAnObject,
 }
@@ -49,20 +57,31 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
         }
     })?;
     let events = env.batch.ok_or(DecodeError::InvalidBatch)?;
+    let sent_at = match env.sent_at {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if crate::normalize::parse_time_str(&s).is_ok() => Some(s),
+        Some(_) => {
+            return Err(DecodeError::InvalidEnvelopeField(
+                "sentAt",
+                "an RFC 3339 date-time with a year of 0000-9999",
+            ))
+        }
+    };
+    let write_key = match env.write_key {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s).filter(|s| !s.is_empty()),
+        Some(_) => return Err(DecodeError::InvalidEnvelopeField("writeKey", "a string")),
+    };
+    let context = match env.context {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err(DecodeError::InvalidEnvelopeField("context", "an object")),
+    };
     Ok(Batch {
         events,
-        sent_at: match env.sent_at {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        },
-        write_key: match env.write_key {
-            Some(Value::String(s)) if !s.is_empty() => Some(s),
-            _ => None,
-        },
-        context: match env.context {
-            Some(Value::Object(m)) => Some(m),
-            _ => None,
-        },
+        sent_at,
+        write_key,
+        context,
     })
 }
 
@@ -106,6 +125,10 @@ mod tests {
             DecodeError::InvalidBatch
         );
         assert_eq!(batch(br#"[1]"#).unwrap_err(), DecodeError::InvalidBatch);
+        assert_eq!(
+            batch(br#"{"batch":null}"#).unwrap_err(),
+            DecodeError::InvalidBatch
+        );
         assert!(matches!(
             batch(br#"{"batch":["#),
             Err(DecodeError::InvalidJson(_))
@@ -114,6 +137,25 @@ mod tests {
             batch(b"{\"batch\":[\"\xff\"]}"),
             Err(DecodeError::InvalidJson(_))
         ));
+    }
+
+    #[test]
+    fn envelope_fields_of_the_wrong_type_or_format_reject_the_request() {
+        let field = |body: &[u8]| match batch(body) {
+            Err(DecodeError::InvalidEnvelopeField(f, _)) => f,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(br#"{"batch":[],"sentAt":5}"#), "sentAt");
+        assert_eq!(field(br#"{"batch":[],"sentAt":"yesterday"}"#), "sentAt");
+        assert_eq!(
+            field(br#"{"batch":[],"sentAt":"9999-12-31T23:59:59-01:00"}"#),
+            "sentAt"
+        );
+        assert_eq!(field(br#"{"batch":[],"context":"web"}"#), "context");
+        assert_eq!(field(br#"{"batch":[],"context":[]}"#), "context");
+        assert_eq!(field(br#"{"batch":[],"writeKey":7}"#), "writeKey");
+        let b = batch(br#"{"batch":[],"sentAt":null,"context":null,"writeKey":null}"#).unwrap();
+        assert!(b.sent_at.is_none() && b.context.is_none() && b.write_key.is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 /// Longest `messageId` kept as sent.
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
-/// Longest `userId` / `anonymousId`.
+/// Longest identity field (`userId`, `anonymousId`, `groupId`, `previousId`).
 pub const MAX_ID_LEN: usize = 256;
 
 /// The six Segment event types.
@@ -75,13 +75,17 @@ pub enum RejectReason {
     MissingIdentity,
     #[error("`anonymousId` or `userId` is not a non-empty string of at most 256 characters")]
     InvalidIdentity,
+    #[error("`groupId` or `previousId` is not a string or number of at most 256 characters")]
+    InvalidIdField,
+    #[error("an identity field is or holds personal data and the source rejects such events")]
+    IdentityPii,
     #[error("`messageId` is not a string of at most 100 characters")]
     InvalidMessageId,
     #[error("a timestamp is not an ISO-8601 date-time")]
     InvalidTimestamp,
     #[error("`track` event has no `event` name")]
     MissingEventName,
-    #[error("`context`, `properties` or `traits` is not an object")]
+    #[error("`context`, `properties` or `traits` is not an object, or `name` or `event` is not a string")]
     InvalidFieldType,
     #[error("event nests objects or arrays deeper than the limit")]
     TooDeep,
@@ -97,6 +101,8 @@ impl RejectReason {
             RejectReason::InvalidType => "invalid_type",
             RejectReason::MissingIdentity => "missing_identity",
             RejectReason::InvalidIdentity => "invalid_identity",
+            RejectReason::InvalidIdField => "invalid_id_field",
+            RejectReason::IdentityPii => "identity_pii",
             RejectReason::InvalidMessageId => "invalid_message_id",
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::MissingEventName => "missing_event_name",
@@ -148,10 +154,13 @@ impl Event {
                 Some(_) => return Err(RejectReason::InvalidType),
             },
         };
-        let user = normalize_id(&mut body, "userId")?;
-        let anon = normalize_id(&mut body, "anonymousId")?;
+        let user = normalize_id(&mut body, "userId").ok_or(RejectReason::InvalidIdentity)?;
+        let anon = normalize_id(&mut body, "anonymousId").ok_or(RejectReason::InvalidIdentity)?;
         if !user && !anon {
             return Err(RejectReason::MissingIdentity);
+        }
+        for field in ["groupId", "previousId"] {
+            normalize_id(&mut body, field).ok_or(RejectReason::InvalidIdField)?;
         }
         for field in ["context", "properties", "traits"] {
             match body.get(field) {
@@ -167,6 +176,16 @@ impl Event {
                 Some(Value::String(s)) if !s.is_empty() => {}
                 _ => return Err(RejectReason::MissingEventName),
             }
+        }
+        // The documented string fields (docs/openapi.yaml, `Event`).
+        match body.get("event") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => return Err(RejectReason::InvalidFieldType),
+        }
+        match body.get("name") {
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(_) => return Err(RejectReason::InvalidFieldType),
         }
         match body.get("messageId") {
             None | Some(Value::Null) => {}
@@ -203,24 +222,27 @@ impl Event {
     }
 }
 
-/// Accepts a non-empty string or a number (some server-side libraries send
-/// numeric user ids) and stores it as a string. Returns whether it is present.
-fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Result<bool, RejectReason> {
+/// Accepts a string of at most [`MAX_ID_LEN`] characters or a number (some
+/// server-side libraries send numeric ids) and stores it as a string; an
+/// empty string or `null` is removed. Returns whether it is present, `None`
+/// when it is of another type or too long.
+fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Option<bool> {
     let replacement = match body.get(field) {
-        None | Some(Value::Null) => {
+        None => return Some(false),
+        Some(Value::Null) => {
             body.remove(field);
-            return Ok(false);
+            return Some(false);
         }
         Some(Value::String(s)) if s.is_empty() => {
             body.remove(field);
-            return Ok(false);
+            return Some(false);
         }
-        Some(Value::String(s)) if s.chars().count() <= MAX_ID_LEN => return Ok(true),
+        Some(Value::String(s)) if s.chars().count() <= MAX_ID_LEN => return Some(true),
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(RejectReason::InvalidIdentity),
+        Some(_) => return None,
     };
     body.insert(field.into(), Value::String(replacement));
-    Ok(true)
+    Some(true)
 }
 
 #[cfg(test)]
@@ -265,6 +287,18 @@ mod tests {
                 RejectReason::InvalidIdentity,
             ),
             (
+                r#"{"type":"group","userId":"u","groupId":{"email":"a@b.co"}}"#,
+                RejectReason::InvalidIdField,
+            ),
+            (
+                r#"{"type":"alias","userId":"u","previousId":["p"]}"#,
+                RejectReason::InvalidIdField,
+            ),
+            (
+                r#"{"type":"alias","userId":"u","previousId":true}"#,
+                RejectReason::InvalidIdField,
+            ),
+            (
                 r#"{"type":"track","userId":"u"}"#,
                 RejectReason::MissingEventName,
             ),
@@ -275,6 +309,18 @@ mod tests {
             (
                 r#"{"type":"page","userId":"u","messageId":5}"#,
                 RejectReason::InvalidMessageId,
+            ),
+            (
+                r#"{"type":"page","userId":"u","name":{"a":1}}"#,
+                RejectReason::InvalidFieldType,
+            ),
+            (
+                r#"{"type":"identify","userId":"u","event":7}"#,
+                RejectReason::InvalidFieldType,
+            ),
+            (
+                r#"{"type":"track","userId":"u","event":""}"#,
+                RejectReason::MissingEventName,
             ),
         ];
         for (raw, want) in cases {
@@ -321,6 +367,21 @@ mod tests {
         assert_eq!(e.body["type"], "track");
         assert_eq!(e.body["userId"], "42");
         assert_eq!(e.visitor_key(), Some("42"));
+    }
+
+    #[test]
+    fn identity_fields_are_bounded_strings_and_numbers_become_strings() {
+        let long = "g".repeat(MAX_ID_LEN + 1);
+        let raw = format!(r#"{{"type":"group","userId":"u","groupId":"{long}"}}"#);
+        assert_eq!(parse(&raw).unwrap_err(), RejectReason::InvalidIdField);
+        let raw = format!(r#"{{"type":"page","anonymousId":"{long}"}}"#);
+        assert_eq!(parse(&raw).unwrap_err(), RejectReason::InvalidIdentity);
+        let e = parse(r#"{"type":"group","userId":"u","groupId":7,"previousId":null}"#).unwrap();
+        assert_eq!(e.body["groupId"], "7");
+        assert!(e.body.get("previousId").is_none());
+        let ok = "g".repeat(MAX_ID_LEN);
+        let raw = format!(r#"{{"type":"group","userId":"u","groupId":"{ok}"}}"#);
+        assert!(parse(&raw).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `privacy`; `quality` (duplicates, tracking plans, enrichment) runs after
 //! `privacy`.
 
+pub mod admission;
 pub mod bots;
 pub mod config;
 pub mod decode;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod privacy;
 pub mod quality;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod sink;

@@ -222,6 +222,8 @@ pub struct Limits<C: Clock = DefaultClock> {
     /// By source id, with the source's sustained events per second.
     per_source: HashMap<String, (DirectLimiter<C>, u32)>,
     in_flight: Arc<Semaphore>,
+    /// The size of `in_flight`.
+    max_in_flight: usize,
     clock: C,
 }
 
@@ -260,8 +262,21 @@ impl<C: Clock + Clone> Limits<C> {
             per_ip,
             per_source,
             in_flight: Arc::new(Semaphore::new(r.max_concurrent_requests)),
+            max_in_flight: r.max_concurrent_requests,
             clock,
         }
+    }
+
+    /// The limiters of `config` (a configuration reload), on the same clock.
+    /// Requests in flight keep their slots: with an unchanged
+    /// `max_concurrent_requests` the slots are this instance's, shared.
+    /// Rate limiters start with full buckets.
+    pub fn reconfigured(&self, config: &Config) -> Limits<C> {
+        let mut next = Limits::with_clock(config, self.clock.clone());
+        if next.max_in_flight == self.max_in_flight {
+            next.in_flight = self.in_flight.clone();
+        }
+        next
     }
 
     /// Counts one request of `ip` against its rate.
@@ -342,8 +357,13 @@ fn per_second_quota(rate: u32, burst: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-/// Purges the per-IP limiter every `interval` until `stop` turns true.
-pub async fn purge_loop(limits: Arc<Limits>, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// Purges the per-IP limiter every `interval` until `stop` turns true;
+/// `limits` gives the running limiters (they change on a configuration reload).
+pub async fn purge_loop(
+    limits: impl Fn() -> Arc<Limits> + Send + 'static,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -352,7 +372,7 @@ pub async fn purge_loop(limits: Arc<Limits>, interval: Duration, mut stop: watch
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let l = limits.clone();
+        let l = limits();
         // Retaining over a large map walks every shard: off the reactor.
         let _ = tokio::task::spawn_blocking(move || l.purge()).await;
     }
@@ -558,12 +578,43 @@ mod tests {
             )),
             per_source: HashMap::new(),
             in_flight: Arc::new(Semaphore::new(1)),
+            max_in_flight: 1,
             clock: clock.clone(),
         };
         assert!(slow.check_ip(ip).is_ok());
         clock.advance(Duration::from_millis(1200));
         // 3.3 s left: 4 whole seconds.
         assert_eq!(slow.check_ip(ip).unwrap_err().retry_after_secs, 4);
+    }
+
+    #[test]
+    fn a_reconfigured_instance_keeps_the_slots_in_flight_and_applies_new_rates() {
+        let clock = FakeRelativeClock::default();
+        let old = Limits::with_clock(
+            &config("[rate_limit]\nmax_concurrent_requests = 2"),
+            clock.clone(),
+        );
+        let held = old.try_begin().unwrap();
+        let tighter = Config::from_toml(
+            "[rate_limit]\nmax_concurrent_requests = 2\n[[sources]]\nid = \"web\"\nwrite_key = \"k\"\nevents_per_second = 5\n",
+        )
+        .unwrap();
+        let next = old.reconfigured(&tighter);
+        // One slot is still taken by the request that started before.
+        let _second = next.try_begin().unwrap();
+        assert!(next.try_begin().is_none());
+        drop(held);
+        assert!(next.try_begin().is_some());
+        // Both start with a full burst; a second later the old rate (100/s)
+        // has room for 50 events, the new one (5/s) has not.
+        assert!(old.check_source("web", 2500).is_ok());
+        assert!(next.check_source("web", 2500).is_ok());
+        clock.advance(Duration::from_secs(1));
+        assert!(old.check_source("web", 50).is_ok());
+        assert!(next.check_source("web", 50).is_err());
+        // Another concurrency cap: a fresh set of slots.
+        let wider = old.reconfigured(&config("[rate_limit]\nmax_concurrent_requests = 3"));
+        assert_eq!(wider.in_flight.available_permits(), 3);
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         file: cli.config.clone(),
         overrides,
     };
-    let config = match Config::load(&opts) {
+    let (config, text) = match Config::load_with_text(&opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("trackgate: invalid configuration: {e}");
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(config, opts, text) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trackgate: {e}");
@@ -112,16 +112,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, opts: LoadOptions, text: String) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let dev = config.uses_embedded_broker();
-    runtime.block_on(server::run(config, server::shutdown_signal(), |b| {
-        if dev {
-            print_dev_banner(b)
-        }
-    }))?;
+    let reload = Some((opts, text));
+    runtime.block_on(server::run_reloadable(
+        config,
+        reload,
+        server::shutdown_signal(),
+        |b| {
+            if dev {
+                print_dev_banner(b)
+            }
+        },
+    ))?;
     Ok(())
 }
 

@@ -69,6 +69,10 @@ pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
 /// Values and keys removed by the PII scrubber, by `kind` (`email`,
 /// `phone`, `card`, `denied_key`, `url_param`, …).
 pub const REDACTIONS: &str = "trackgate_redactions_total";
+/// Events whose clock-skew corrected time fell outside
+/// `limits.clock_skew_window_secs` (written with `timestamp = receivedAt`
+/// and `context.timestampOutOfWindow`).
+pub const TIMESTAMPS_OUT_OF_WINDOW: &str = "trackgate_timestamps_out_of_window_total";
 /// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
 pub const GEOIP_RELOADS: &str = "trackgate_geoip_reloads_total";
 /// Requests refused by a limit, by `limiter` = `ip` | `source` | `concurrency`.
@@ -190,6 +194,10 @@ fn describe() {
     metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
     metrics::describe_counter!(REDACTIONS, "PII redactions by kind.");
     metrics::describe_counter!(
+        TIMESTAMPS_OUT_OF_WINDOW,
+        "Events whose corrected time was outside the clock-skew window."
+    );
+    metrics::describe_counter!(
         RATE_LIMITED,
         "Requests refused by a rate or concurrency limit."
     );
@@ -234,6 +242,11 @@ pub fn inspector(sent: u64, sampled_out: u64, lagged: u64, clients: usize) {
 /// A configuration reload attempt; `version` is the running one after it.
 pub fn config_reload(ok: bool, version: u64) {
     counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    config_version(version);
+}
+
+/// The version of the running configuration.
+pub fn config_version(version: u64) {
     gauge!(CONFIG_VERSION).set(version as f64);
 }
 
@@ -255,6 +268,10 @@ pub fn event_dropped(reason: &'static str) {
 
 pub fn events_dropped(reason: &'static str, n: u64) {
     counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason).increment(n);
+}
+
+pub fn timestamp_out_of_window() {
+    counter!(TIMESTAMPS_OUT_OF_WINDOW).increment(1);
 }
 
 pub fn privacy_decision(decision: &'static str, reason: &'static str, n: u64) {

@@ -5,11 +5,19 @@
 //! Clock skew: a device clock may be off by hours. When the client says when
 //! it sent the request (`sentAt`), the time between the event and the send
 //! is trusted but the absolute clock is not, so
-//! `timestamp = receivedAt − (sentAt − originalTimestamp)`.
+//! `timestamp = receivedAt − (sentAt − originalTimestamp)`. A broken clock
+//! must not poison consumers: a corrected time further than
+//! `limits.clock_skew_window_secs` from `receivedAt` is not believed, the
+//! record gets `timestamp = receivedAt` and the flag
+//! `context.timestampOutOfWindow = true` (a gateway-owned field: a client's
+//! own value there is discarded). Without `sentAt` the client's time is kept
+//! as sent. Every time the gateway reads is an RFC 3339 date-time whose UTC
+//! year is 0000–9999 (else the event is rejected as `invalid_timestamp`), so
+//! no record ever carries a year outside that range.
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Timelike, Utc};
 use serde_json::{Map, Value};
 
 use crate::event::{Event, RejectReason};
@@ -64,10 +72,20 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     }
 }
 
-fn parse_time_str(s: &str) -> Result<DateTime<Utc>, RejectReason> {
-    DateTime::parse_from_rfc3339(s)
+/// The `context` key that flags a corrected time outside the window.
+pub const OUT_OF_WINDOW_FLAG: &str = "timestampOutOfWindow";
+
+/// Reads a client's time: RFC 3339, in UTC a year of 0000–9999 (an offset
+/// can push `9999-12-31T23:59:59-01:00` into the year 10000).
+pub fn parse_time_str(s: &str) -> Result<DateTime<Utc>, RejectReason> {
+    let t = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| RejectReason::InvalidTimestamp)
+        .map_err(|_| RejectReason::InvalidTimestamp)?;
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(RejectReason::InvalidTimestamp)
+    }
 }
 
 fn parse_time(v: &Value) -> Result<Option<DateTime<Utc>>, RejectReason> {
@@ -79,7 +97,12 @@ fn parse_time(v: &Value) -> Result<Option<DateTime<Utc>>, RejectReason> {
 }
 
 /// Enriches `ev` in place. Fails only on unparsable timestamps.
-pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectReason> {
+/// `skew_window` is `limits.clock_skew_window_secs`.
+pub fn normalize(
+    ev: &mut Event,
+    meta: &RequestMeta<'_>,
+    skew_window: TimeDelta,
+) -> Result<(), RejectReason> {
     let body = &mut ev.body;
     // The write key authenticated the request; it is not part of the record.
     body.remove("writeKey");
@@ -106,8 +129,18 @@ pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectRea
         Some(v) if !v.is_null() => parse_time(v)?,
         _ => meta.batch_sent_at.map(parse_time_str).transpose()?,
     };
+    let mut out_of_window = false;
     let timestamp = match (client_ts, sent_at) {
-        (Some(orig), Some(sent)) => received - (sent - orig),
+        (Some(orig), Some(sent)) => {
+            // Both are within years 0–9999, so neither step overflows.
+            match received.checked_sub_signed(sent - orig) {
+                Some(t) if (t - received).abs() <= skew_window => t,
+                _ => {
+                    out_of_window = true;
+                    received
+                }
+            }
+        }
         (Some(orig), None) => orig,
         (None, _) => received,
     };
@@ -121,6 +154,12 @@ pub fn normalize(ev: &mut Event, meta: &RequestMeta<'_>) -> Result<(), RejectRea
     body.insert("receivedAt".into(), Value::String(format_time(received)));
 
     let ctx = ev.context_mut();
+    if out_of_window {
+        crate::metrics::timestamp_out_of_window();
+        ctx.insert(OUT_OF_WINDOW_FLAG.into(), Value::Bool(true));
+    } else {
+        ctx.remove(OUT_OF_WINDOW_FLAG);
+    }
     // The address is always the server's view: a client-supplied `context.ip`
     // could name anyone.
     ctx.insert("ip".into(), Value::String(meta.client_ip.to_string()));
@@ -168,6 +207,8 @@ mod tests {
         }
     }
 
+    const WINDOW: TimeDelta = TimeDelta::days(30);
+
     fn event(v: Value) -> Event {
         let Value::Object(m) = v else { panic!() };
         Event::from_object(m, None).unwrap()
@@ -178,7 +219,7 @@ mod tests {
         // The device clock runs 1 hour fast; the event happened 10 s before sending.
         let mut e = event(json!({"type":"page","anonymousId":"a",
             "timestamp":"2026-01-01T13:00:00Z","sentAt":"2026-01-01T13:00:10Z"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         assert_eq!(e.body["timestamp"], "2026-01-01T11:59:50.000Z");
         assert_eq!(e.body["originalTimestamp"], "2026-01-01T13:00:00.000Z");
         assert_eq!(e.body["receivedAt"], "2026-01-01T12:00:00.000Z");
@@ -188,7 +229,7 @@ mod tests {
     fn batch_sent_at_applies_when_event_has_none() {
         let mut e = event(json!({"type":"page","anonymousId":"a",
             "originalTimestamp":"2026-01-01T08:00:00Z"}));
-        normalize(&mut e, &meta(None, Some("2026-01-01T08:00:05Z"))).unwrap();
+        normalize(&mut e, &meta(None, Some("2026-01-01T08:00:05Z")), WINDOW).unwrap();
         assert_eq!(e.body["timestamp"], "2026-01-01T11:59:55.000Z");
     }
 
@@ -196,19 +237,81 @@ mod tests {
     fn without_sent_at_timestamp_is_the_clients_and_without_any_it_is_received_at() {
         let mut e =
             event(json!({"type":"page","anonymousId":"a","timestamp":"2026-01-01T10:00:00+02:00"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         assert_eq!(e.body["timestamp"], "2026-01-01T08:00:00.000Z");
         let mut e = event(json!({"type":"page","anonymousId":"a"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         assert_eq!(e.body["timestamp"], e.body["receivedAt"]);
         assert!(e.body.get("originalTimestamp").is_none());
+    }
+
+    fn skewed(orig: &str, sent: &str) -> Event {
+        let mut e = event(json!({"type":"page","anonymousId":"a",
+            "originalTimestamp":orig,"sentAt":sent,"context":{"timestampOutOfWindow":false}}));
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
+        e
+    }
+
+    #[test]
+    fn a_correction_outside_the_window_keeps_received_at_and_flags_the_event() {
+        // receivedAt is 2026-01-01T12:00:00Z.
+        let e = skewed("2000-01-01T00:00:00Z", "9000-01-01T00:00:00Z");
+        assert_eq!(e.body["timestamp"], "2026-01-01T12:00:00.000Z");
+        assert_eq!(e.body["context"][OUT_OF_WINDOW_FLAG], true);
+        assert_eq!(e.body["originalTimestamp"], "2000-01-01T00:00:00.000Z");
+        assert_eq!(e.body["sentAt"], "9000-01-01T00:00:00.000Z");
+        // 31 days before sending: outside a 30-day window.
+        let e = skewed("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z");
+        assert_eq!(e.body["timestamp"], "2026-01-01T12:00:00.000Z");
+        assert_eq!(e.body["context"][OUT_OF_WINDOW_FLAG], true);
+        // 30 days before sending, clock 5 months fast: corrected, not flagged;
+        // a client's own flag is not kept.
+        let e = skewed("2026-05-02T00:00:00Z", "2026-06-01T00:00:00Z");
+        assert_eq!(e.body["timestamp"], "2025-12-02T12:00:00.000Z");
+        assert!(e.body["context"].get(OUT_OF_WINDOW_FLAG).is_none());
+        // A clock reset to 2000 is corrected exactly.
+        let e = skewed("2000-01-01T00:00:00Z", "2000-01-01T00:00:10Z");
+        assert_eq!(e.body["timestamp"], "2026-01-01T11:59:50.000Z");
+    }
+
+    #[test]
+    fn no_year_outside_0000_to_9999_is_read_or_written() {
+        for bad in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
+            "+10000-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                parse_time_str(bad),
+                Err(RejectReason::InvalidTimestamp),
+                "{bad}"
+            );
+            let mut e = event(json!({"type":"page","anonymousId":"a","timestamp":bad}));
+            assert_eq!(
+                normalize(&mut e, &meta(None, None), WINDOW).unwrap_err(),
+                RejectReason::InvalidTimestamp
+            );
+        }
+        // The extremes that remain: every written time has a 4-digit year.
+        for (orig, sent) in [
+            ("0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+            ("9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59Z"),
+        ] {
+            let e = skewed(orig, sent);
+            for f in ["timestamp", "originalTimestamp", "sentAt", "receivedAt"] {
+                let t = e.body[f].as_str().unwrap();
+                assert!(t.len() == 24 && t.as_bytes()[4] == b'-', "{f}: {t}");
+            }
+        }
     }
 
     #[test]
     fn bad_timestamp_is_rejected() {
         let mut e = event(json!({"type":"page","anonymousId":"a","timestamp":"yesterday"}));
         assert_eq!(
-            normalize(&mut e, &meta(None, None)).unwrap_err(),
+            normalize(&mut e, &meta(None, None), WINDOW).unwrap_err(),
             RejectReason::InvalidTimestamp
         );
     }
@@ -216,11 +319,11 @@ mod tests {
     #[test]
     fn message_id_generated_as_uuid_v7_or_kept() {
         let mut e = event(json!({"type":"page","anonymousId":"a"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         let id = uuid::Uuid::parse_str(e.body["messageId"].as_str().unwrap()).unwrap();
         assert_eq!(id.get_version_num(), 7);
         let mut e = event(json!({"type":"page","anonymousId":"a","messageId":"m-1"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         assert_eq!(e.body["messageId"], "m-1");
     }
 
@@ -232,7 +335,7 @@ mod tests {
         };
         let mut e = event(json!({"type":"page","anonymousId":"a","writeKey":"k",
             "context":{"library":{"version":"2"},"ip":"9.9.9.9","userAgent":"Mine"}}));
-        normalize(&mut e, &meta(Some(&batch), None)).unwrap();
+        normalize(&mut e, &meta(Some(&batch), None), WINDOW).unwrap();
         let ctx = &e.body["context"];
         assert_eq!(ctx["library"], json!({"name":"lib","version":"2"}));
         assert_eq!(ctx["locale"], "en-US");
@@ -281,7 +384,7 @@ mod tests {
     #[test]
     fn user_agent_from_header_when_absent() {
         let mut e = event(json!({"type":"page","anonymousId":"a"}));
-        normalize(&mut e, &meta(None, None)).unwrap();
+        normalize(&mut e, &meta(None, None), WINDOW).unwrap();
         assert_eq!(e.body["context"]["userAgent"], "UA/1");
     }
 }

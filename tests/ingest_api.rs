@@ -308,6 +308,62 @@ fn clock_skew_is_corrected_and_message_ids_kept_or_generated() {
 }
 
 #[test]
+fn a_broken_clock_never_writes_a_time_that_is_not_a_date() {
+    let broker = Broker::start();
+    let gw = Gateway::start(&broker.addr());
+    let body = json!({"batch":[
+        // Corrected, this would be 7000 years before receivedAt.
+        {"type":"page","anonymousId":"far","originalTimestamp":"2000-01-01T00:00:00Z","sentAt":"9000-01-01T00:00:00Z",
+         "context":{"timestampOutOfWindow":false}},
+        // In UTC this is the year 10000.
+        {"type":"page","anonymousId":"y10k","timestamp":"9999-12-31T23:59:59-01:00"},
+        // A clock reset to 2000: corrected exactly, not flagged.
+        {"type":"page","anonymousId":"reset","originalTimestamp":"2000-01-01T00:00:00Z","sentAt":"2000-01-01T00:00:10Z",
+         "context":{"timestampOutOfWindow":true}}
+    ]});
+    let r = gw.post("/v1/batch", &body.to_string());
+    assert_eq!(r.json(), json!({"success":true,"accepted":2,"rejected":1}));
+    // The batch envelope's own fields reject the request.
+    for envelope in [
+        json!({"batch":[{"type":"page","anonymousId":"e1"}],"sentAt":"9999-12-31T23:59:59-01:00"}),
+        json!({"batch":[{"type":"page","anonymousId":"e2"}],"sentAt":12}),
+        json!({"batch":[{"type":"page","anonymousId":"e3"}],"context":"web"}),
+    ] {
+        let r = gw.post("/v1/batch", &envelope.to_string());
+        assert_eq!(r.status, 400, "{envelope}");
+        assert_eq!(r.json()["code"], "invalid_batch");
+    }
+
+    let recs = consume_all(&broker.addr(), 3);
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    let key = |k: &str| recs.iter().find(|r| r.key.as_deref() == Some(k)).unwrap();
+    let far = &key("far").value;
+    assert_eq!(far["timestamp"], far["receivedAt"]);
+    assert_eq!(far["context"]["timestampOutOfWindow"], true);
+    assert_eq!(far["sentAt"], "9000-01-01T00:00:00.000Z");
+    assert_eq!(
+        gw.metric("trackgate_timestamps_out_of_window_total", &[]),
+        1.0
+    );
+    let reset = &key("reset").value;
+    assert!(reset["context"].get("timestampOutOfWindow").is_none());
+    let received =
+        chrono::DateTime::parse_from_rfc3339(reset["receivedAt"].as_str().unwrap()).unwrap();
+    let ts = chrono::DateTime::parse_from_rfc3339(reset["timestamp"].as_str().unwrap()).unwrap();
+    assert_eq!(received - ts, chrono::Duration::seconds(10));
+    let invalid = recs.iter().find(|r| r.topic == INVALID).unwrap();
+    assert_eq!(invalid.value["reason"], "invalid_timestamp");
+    // Every time written has a four-digit year.
+    for r in recs.iter().filter(|r| r.topic != INVALID) {
+        for f in ["timestamp", "originalTimestamp", "sentAt", "receivedAt"] {
+            if let Some(t) = r.value[f].as_str() {
+                assert!(t.len() == 24 && t.as_bytes()[4] == b'-', "{f}: {t}");
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_events_go_to_the_invalid_topic_and_the_rest_of_the_batch_is_accepted() {
     let broker = Broker::start();
     let gw = Gateway::start_with(
@@ -429,8 +485,8 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
             "/v1/batch",
             vec![("content-type", "application/xml"), au],
             b"<a/>".to_vec(),
-            415,
-            "unsupported_content_type",
+            400,
+            "invalid_json",
         ),
         (
             "/v1/batch",
@@ -486,6 +542,7 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
         let j = r.json();
         assert_eq!(j["success"], false);
         assert_eq!(j["error"], *code);
+        assert_eq!(j["code"], *code);
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let r = gw.request("DELETE", "/v1/batch", &[], b"");
@@ -493,6 +550,7 @@ fn request_errors_have_stable_codes_and_nothing_reaches_kafka() {
         (r.status, r.json()["error"].clone()),
         (405, json!("method_not_allowed"))
     );
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
 
     // A good request after all that is served normally, and it is the only
     // record the broker ever received.

@@ -61,7 +61,7 @@ fn nothing_to_do_allocates_nothing() {
         "properties":{"total":12.5},"context":{"page":{"path":"/checkout"}}}"#;
     let fresh = || {
         let mut e = Event::parse(raw, None, 1 << 16).unwrap();
-        normalize(&mut e, &meta).unwrap();
+        normalize(&mut e, &meta, config.limits.clock_skew_window()).unwrap();
         e
     };
 

@@ -82,7 +82,9 @@ fn a_clean_event_is_scrubbed_without_allocating() {
     let mut ev = event(CLEAN);
     let original = ev.clone();
     let mut out = Vec::new();
-    let n = allocations_during(|| scrubber.scrub_event(&mut ev, &mut out));
+    let n = allocations_during(|| {
+        scrubber.scrub_event(&mut ev, &mut out);
+    });
     assert!(out.is_empty(), "nothing to redact: {out:?}");
     assert_eq!(ev, original);
     assert_eq!(n, 0, "allocations on the clean path");
@@ -114,7 +116,9 @@ fn the_counter_sees_the_allocations_of_a_redaction() {
     let scrubber = Scrubber::new(&ScrubConfig::default()).expect("default config builds");
     let mut ev = event(r#"{"properties": {"note": "mail ada@example.com"}}"#);
     let mut out = Vec::new();
-    let n = allocations_during(|| scrubber.scrub_event(&mut ev, &mut out));
+    let n = allocations_during(|| {
+        scrubber.scrub_event(&mut ev, &mut out);
+    });
     assert_eq!(out.len(), 1);
     assert!(n > 0, "a redaction allocates its replacement and path");
 }

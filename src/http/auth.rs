@@ -1,5 +1,8 @@
-//! Write keys: from HTTP Basic auth (key as user name, empty password), the
-//! `writeKey` body field, or the `writeKey` query parameter, in that order.
+//! Write keys: from the `Authorization` header (HTTP Basic with the key as
+//! user name and an empty password, or `Bearer <key>` as some
+//! Segment-compatible clients send it), the `writeKey` body field, or the
+//! `writeKey` query parameter, in that order. The opt-out endpoints read
+//! Basic credentials only ([`basic_user`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +38,20 @@ impl Sources {
     }
 }
 
+/// The write key of the `Authorization` header of an ingestion request: the
+/// user name of Basic credentials, or a Bearer token as it is.
+pub fn header_key(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| basic_user(headers))
+}
+
+/// The token of a Bearer `Authorization` header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
 /// The user name of a Basic `Authorization` header.
 pub fn basic_user(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -67,14 +84,26 @@ mod tests {
         let mut h = HeaderMap::new();
         let enc = base64::engine::general_purpose::STANDARD.encode("wk_live:");
         h.insert(AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
-        assert_eq!(basic_user(&h).as_deref(), Some("wk_live"));
+        assert_eq!(header_key(&h).as_deref(), Some("wk_live"));
         let enc = base64::engine::general_purpose::STANDARD.encode("wk_nocolon");
         h.insert(AUTHORIZATION, format!("basic {enc}").parse().unwrap());
-        assert_eq!(basic_user(&h).as_deref(), Some("wk_nocolon"));
-        h.insert(AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(basic_user(&h), None);
+        assert_eq!(header_key(&h).as_deref(), Some("wk_nocolon"));
         h.insert(AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(header_key(&h), None);
+        h.insert(AUTHORIZATION, "Digest abc".parse().unwrap());
+        assert_eq!(header_key(&h), None);
+    }
+
+    #[test]
+    fn bearer_token_is_the_key() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Bearer wk_live".parse().unwrap());
+        assert_eq!(header_key(&h).as_deref(), Some("wk_live"));
         assert_eq!(basic_user(&h), None);
+        h.insert(AUTHORIZATION, "bearer   wk_2 ".parse().unwrap());
+        assert_eq!(header_key(&h).as_deref(), Some("wk_2"));
+        h.insert(AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(header_key(&h), None);
     }
 
     #[test]

@@ -1,16 +1,24 @@
-//! Request body decoding: content type, content encoding and size limits.
+//! Request body decoding: content encoding and size limits.
 //!
-//! `application/json` and `text/plain` (what `navigator.sendBeacon` sends)
-//! are both read as JSON; a missing content type is read as JSON too, as
-//! some server-side libraries omit it. `gzip` and `deflate` are decoded with
-//! a hard cap on the decompressed size: decoding stops at the cap, so a
-//! decompression bomb costs at most `max_request_bytes` of memory.
+//! The body is read as JSON whatever its `Content-Type` says, as the Segment
+//! API does: clients label the same JSON `application/json`, `text/plain`
+//! (`navigator.sendBeacon`, the mobile libraries), nothing at all, or even
+//! `application/x-www-form-urlencoded` (an HTTP library's default for a
+//! byte body, e.g. RudderStack's Node SDK). A body that is not JSON gets a
+//! 400 `invalid_json` from the decoder, never a 415 that clients do not retry
+//! and silently drop.
+//!
+//! `gzip` and `deflate` are decoded with a hard cap on the decompressed
+//! size: decoding stops at the cap, so a decompression bomb costs at most
+//! `max_request_bytes` of memory. A gzip body sent without its
+//! `Content-Encoding` is recognised by its magic bytes (JSON cannot start
+//! with them) and decoded too.
 
 use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -22,23 +30,6 @@ enum Encoding {
     Identity,
     Gzip,
     Deflate,
-}
-
-/// Checks the content type: JSON and plain text are accepted.
-pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(ct) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let ct = ct.to_str().map_err(|_| ApiError::UnsupportedContentType)?;
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    if mime.eq_ignore_ascii_case("application/json")
-        || mime.eq_ignore_ascii_case("text/plain")
-        || mime.is_empty()
-    {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedContentType)
-    }
 }
 
 fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
@@ -94,8 +85,14 @@ pub fn decode_received(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<By
     decode(encoding(headers)?, raw, max)
 }
 
+/// The first two bytes of every gzip stream (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 fn decode(enc: Encoding, raw: Bytes, max: usize) -> Result<Bytes, ApiError> {
     match enc {
+        Encoding::Identity if raw.starts_with(&GZIP_MAGIC) => {
+            inflate(flate2::read::MultiGzDecoder::new(&raw[..]), max)
+        }
         Encoding::Identity => Ok(raw),
         Encoding::Gzip => inflate(flate2::read::MultiGzDecoder::new(&raw[..]), max),
         Encoding::Deflate => {
@@ -168,21 +165,22 @@ mod tests {
     }
 
     #[test]
-    fn content_types() {
+    fn unlabelled_gzip_is_recognised_by_its_magic_bytes() {
+        let data = br#"{"batch":[]}"#;
+        assert_eq!(
+            &decode(Encoding::Identity, gz(data), 100).unwrap()[..],
+            data
+        );
+        let plain = Bytes::from_static(data);
+        assert_eq!(
+            decode(Encoding::Identity, plain.clone(), 100).unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn unknown_encodings_are_refused() {
         let mut h = HeaderMap::new();
-        assert!(check_content_type(&h).is_ok());
-        for ok in [
-            "application/json",
-            "text/plain;charset=UTF-8",
-            "Application/JSON; charset=utf-8",
-        ] {
-            h.insert(CONTENT_TYPE, ok.parse().unwrap());
-            assert!(check_content_type(&h).is_ok(), "{ok}");
-        }
-        for bad in ["application/xml", "multipart/form-data; boundary=x"] {
-            h.insert(CONTENT_TYPE, bad.parse().unwrap());
-            assert!(check_content_type(&h).is_err(), "{bad}");
-        }
         h.insert(CONTENT_ENCODING, "br".parse().unwrap());
         assert!(matches!(
             encoding(&h),

@@ -1,10 +1,15 @@
 //! Request-level errors: each maps to one HTTP status and one stable code.
+//!
+//! The code is written twice in the JSON body, as `error` (trackgate's
+//! documented field) and as `code`, the field Segment-style clients read
+//! (analytics-python, rudder-sdk-python): without it they cannot tell a
+//! permanent rejection from a transient failure and retry it for minutes.
 
 use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("no write key: send it as the Basic auth user name, the `writeKey` body field or the `writeKey` query parameter")]
+    #[error("no write key: send it as the Basic auth user name, a Bearer token, the `writeKey` body field or the `writeKey` query parameter")]
     MissingWriteKey,
     #[error("unknown write key")]
     InvalidWriteKey,
@@ -14,16 +19,15 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("batch has more than {0} events")]
     TooManyEvents(usize),
-    #[error("content type must be application/json or text/plain")]
-    UnsupportedContentType,
     #[error("content encoding must be gzip, deflate or identity")]
     UnsupportedContentEncoding,
     #[error("request body could not be decompressed")]
     InvalidCompression,
-    #[error("request body is not valid JSON: {0}")]
+    #[error("request body is not valid JSON (it is read as JSON whatever its Content-Type): {0}")]
     InvalidJson(String),
-    #[error("request body must be a JSON object with a `batch` array")]
-    InvalidBatch,
+    /// The batch envelope is malformed; says how.
+    #[error("{0}")]
+    InvalidBatch(String),
     #[error("`anonymousId` or `userId` is not a non-empty string of at most 256 characters")]
     InvalidIdentity,
     #[error("request body was not received in time")]
@@ -32,8 +36,9 @@ pub enum ApiError {
     BodyRead,
     #[error("no such endpoint")]
     NotFound,
-    #[error("method not allowed on this endpoint")]
-    MethodNotAllowed,
+    /// Carries the endpoint's methods, sent as the `Allow` header.
+    #[error("method not allowed on this endpoint (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     #[error("the gateway is over capacity, retry later")]
     Unavailable,
     #[error("too many requests, retry later")]
@@ -52,18 +57,16 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) | ApiError::TooManyEvents(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::UnsupportedContentType | ApiError::UnsupportedContentEncoding => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            ApiError::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidCompression
             | ApiError::InvalidJson(_)
-            | ApiError::InvalidBatch
+            | ApiError::InvalidBatch(_)
             | ApiError::InvalidIdentity
             | ApiError::BodyRead
             | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -77,16 +80,15 @@ impl ApiError {
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyEvents(_) => "too_many_events",
-            ApiError::UnsupportedContentType => "unsupported_content_type",
             ApiError::UnsupportedContentEncoding => "unsupported_content_encoding",
             ApiError::InvalidCompression => "invalid_compression",
             ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::InvalidBatch => "invalid_batch",
+            ApiError::InvalidBatch(_) => "invalid_batch",
             ApiError::InvalidIdentity => "invalid_identity",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::BodyRead => "body_read_error",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",

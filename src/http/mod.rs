@@ -1,10 +1,11 @@
 //! The public ingestion API, in the shape of the Segment HTTP Tracking API.
 //!
-//! Routes: `POST /v1/batch` (also `/v1/import`), `POST /v1/{page,screen,track,
-//! identify,group,alias}` (also the one-letter aliases `/v1/p` …),
-//! `GET /v1/pixel.gif`, `POST|GET /v1/optout` and `POST /v1/optin` (see
-//! [`optout`]), and `OPTIONS` preflights. The handler authenticates,
-//! decodes and hands raw events to the [`Pipeline`](crate::ingest::Pipeline).
+//! Routes (see [`ROUTES`], all under `server.path_prefix`): `POST /v1/batch`
+//! and its aliases, `POST /v1/{page,screen,track,identify,group,alias}` and
+//! their one-letter aliases, `GET /v1/pixel.gif`, `POST|GET /v1/optout` and
+//! `POST /v1/optin` (see [`optout`]), and `OPTIONS` preflights; another
+//! method gets 405 with `Allow`. The handler authenticates, decodes and
+//! hands raw events to the [`Pipeline`](crate::ingest::Pipeline).
 //!
 //! Limits (see `limits`): every request first takes an in-flight slot (none
 //! left: 503 `overloaded`); an ingestion request is then counted against its
@@ -72,7 +73,7 @@ impl AppState {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     Batch,
     Single(EventType),
@@ -81,23 +82,54 @@ enum Endpoint {
     OptIn,
 }
 
+/// Every path the ingestion API answers (under `server.path_prefix`), with
+/// the aliases that Segment's and RudderStack's current libraries post to:
+/// `/v1/b` (Segment's browser library with batching delivery, and its
+/// Kotlin and Swift mobile libraries), the one-letter single-event paths of
+/// Segment's browser library, and `/beacon/v1/batch` (RudderStack's browser
+/// SDK in beacon mode, write key in the query).
+const ROUTES: &[(&str, Endpoint)] = &[
+    ("/v1/batch", Endpoint::Batch),
+    ("/v1/b", Endpoint::Batch),
+    ("/v1/import", Endpoint::Batch),
+    ("/beacon/v1/batch", Endpoint::Batch),
+    ("/v1/page", Endpoint::Single(EventType::Page)),
+    ("/v1/p", Endpoint::Single(EventType::Page)),
+    ("/v1/screen", Endpoint::Single(EventType::Screen)),
+    ("/v1/s", Endpoint::Single(EventType::Screen)),
+    ("/v1/track", Endpoint::Single(EventType::Track)),
+    ("/v1/t", Endpoint::Single(EventType::Track)),
+    ("/v1/identify", Endpoint::Single(EventType::Identify)),
+    ("/v1/i", Endpoint::Single(EventType::Identify)),
+    ("/v1/group", Endpoint::Single(EventType::Group)),
+    ("/v1/g", Endpoint::Single(EventType::Group)),
+    ("/v1/alias", Endpoint::Single(EventType::Alias)),
+    ("/v1/a", Endpoint::Single(EventType::Alias)),
+    ("/v1/pixel.gif", Endpoint::Pixel),
+    ("/v1/optout", Endpoint::OptOut),
+    ("/v1/optin", Endpoint::OptIn),
+];
+
 impl Endpoint {
-    fn from_path(path: &str) -> Option<Endpoint> {
-        let rest = path.strip_prefix("/v1/")?;
+    /// The endpoint of a request path: `prefix` (empty, or `/` followed by
+    /// segments, without a trailing `/`) then one of [`ROUTES`], with an
+    /// optional trailing `/`.
+    fn from_path(path: &str, prefix: &str) -> Option<Endpoint> {
+        let rest = path.strip_prefix(prefix)?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        Some(match rest {
-            "batch" | "import" => Endpoint::Batch,
-            "page" | "p" => Endpoint::Single(EventType::Page),
-            "screen" | "s" => Endpoint::Single(EventType::Screen),
-            "track" | "t" => Endpoint::Single(EventType::Track),
-            "identify" | "i" => Endpoint::Single(EventType::Identify),
-            "group" | "g" => Endpoint::Single(EventType::Group),
-            "alias" | "a" => Endpoint::Single(EventType::Alias),
-            "pixel.gif" => Endpoint::Pixel,
-            "optout" => Endpoint::OptOut,
-            "optin" => Endpoint::OptIn,
-            _ => return None,
-        })
+        ROUTES
+            .iter()
+            .find(|(route, _)| *route == rest)
+            .map(|(_, e)| *e)
+    }
+
+    /// The methods it answers, as the `Allow` header of a 405 lists them.
+    fn methods(self) -> &'static str {
+        match self {
+            Endpoint::Batch | Endpoint::Single(_) | Endpoint::OptIn => "POST, OPTIONS",
+            Endpoint::Pixel => "GET, OPTIONS",
+            Endpoint::OptOut => "GET, POST, OPTIONS",
+        }
     }
 
     /// Metric label.
@@ -124,26 +156,37 @@ pub async fn handle(
         metrics::request("sdk", resp.status().as_u16(), start.elapsed().as_secs_f64());
         return Ok(resp);
     }
-    let endpoint = Endpoint::from_path(req.uri().path());
+    let endpoint = Endpoint::from_path(req.uri().path(), &state.config.server.path_prefix);
     let label = endpoint.map_or("unknown", Endpoint::label);
     let retry_after = state.config.server.retry_after_secs;
+    // Answers that are not about one source carry the allow headers for any
+    // origin some source allows (ingestion and opt-out answers decide
+    // theirs once the write key names the source).
+    let origin = cors::origin(req.headers()).map(str::to_owned);
+    let any_source = |mut resp: Response<Body>| {
+        cors::allow_for(&mut resp, origin.as_deref(), None, &state.sources);
+        resp
+    };
     // Held until the response is built: a request in flight.
     let Some(_in_flight) = state.limits.try_begin() else {
-        let resp = response::error(&ApiError::Overloaded, retry_after);
+        let resp = any_source(response::error(&ApiError::Overloaded, retry_after));
         metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
         return Ok(resp);
     };
     let resp = match (endpoint, req.method()) {
-        (None, _) => response::error(&ApiError::NotFound, retry_after),
+        (None, _) => any_source(response::error(&ApiError::NotFound, retry_after)),
         (Some(_), &Method::OPTIONS) => cors::preflight(req.headers(), &state.sources),
-        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req),
+        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req).await,
         (Some(Endpoint::Batch), &Method::POST) => post(&state, peer, req, None).await,
         (Some(Endpoint::Single(t)), &Method::POST) => post(&state, peer, req, Some(t)).await,
         (Some(Endpoint::OptOut), &Method::POST | &Method::GET) => {
             optout::serve(&state, peer, req, true).await
         }
         (Some(Endpoint::OptIn), &Method::POST) => optout::serve(&state, peer, req, false).await,
-        (Some(_), _) => response::error(&ApiError::MethodNotAllowed, retry_after),
+        (Some(e), _) => any_source(response::error(
+            &ApiError::MethodNotAllowed(e.methods()),
+            retry_after,
+        )),
     };
     metrics::request(label, resp.status().as_u16(), start.elapsed().as_secs_f64());
     Ok(resp)
@@ -190,7 +233,6 @@ async fn post_inner(
     let cfg = &state.config;
     let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
     state.limits.check_ip(client_ip).map_err(rate_limited)?;
-    body::check_content_type(&parts.headers)?;
     let bytes = body::read(
         &parts.headers,
         body,
@@ -199,7 +241,7 @@ async fn post_inner(
     )
     .await?;
 
-    let header_key = auth::basic_user(&parts.headers);
+    let header_key = auth::header_key(&parts.headers);
     let query_key = || auth::query_param(parts.uri.query(), "writeKey");
 
     let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
@@ -241,7 +283,7 @@ async fn post_inner(
                 .iter()
                 .map(|r| RawEvent::Json(r.get()))
                 .collect();
-            state.pipeline.ingest(raws, None, &meta)
+            state.pipeline.ingest(raws, None, &meta).await
         }
         Some(t) => {
             let (map, body_key) = decode::single(&bytes).map_err(decode_error)?;
@@ -267,6 +309,7 @@ async fn post_inner(
             state
                 .pipeline
                 .ingest(vec![RawEvent::Parsed(map, text)], Some(t), &meta)
+                .await
         }
     };
     match outcome {
@@ -299,7 +342,69 @@ fn authorize(
 fn decode_error(e: DecodeError) -> ApiError {
     match e {
         DecodeError::InvalidJson(m) => ApiError::InvalidJson(m),
-        DecodeError::InvalidBatch => ApiError::InvalidBatch,
+        e @ (DecodeError::InvalidBatch | DecodeError::InvalidEnvelopeField(..)) => {
+            ApiError::InvalidBatch(format!("request body: {e}"))
+        }
         DecodeError::NotAnObject => ApiError::InvalidJson("body must be a JSON object".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_alias_the_client_libraries_use_is_routed() {
+        let cases = [
+            ("/v1/batch", Endpoint::Batch),
+            ("/v1/b", Endpoint::Batch),
+            ("/v1/import/", Endpoint::Batch),
+            ("/beacon/v1/batch", Endpoint::Batch),
+            ("/v1/t", Endpoint::Single(EventType::Track)),
+            ("/v1/p", Endpoint::Single(EventType::Page)),
+            ("/v1/s", Endpoint::Single(EventType::Screen)),
+            ("/v1/i", Endpoint::Single(EventType::Identify)),
+            ("/v1/g", Endpoint::Single(EventType::Group)),
+            ("/v1/a", Endpoint::Single(EventType::Alias)),
+            ("/v1/screen", Endpoint::Single(EventType::Screen)),
+            ("/v1/pixel.gif", Endpoint::Pixel),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Endpoint::from_path(path, ""), Some(want), "{path}");
+        }
+        for path in [
+            "/",
+            "/v1",
+            "/v1/",
+            "/v1/bat",
+            "/v2/batch",
+            "/beacon/v1/track",
+            "/v1/batch//",
+        ] {
+            assert_eq!(Endpoint::from_path(path, ""), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_path_prefix_mounts_every_route_under_it() {
+        let prefix = "/collect/x";
+        assert_eq!(
+            Endpoint::from_path("/collect/x/v1/b", prefix),
+            Some(Endpoint::Batch)
+        );
+        assert_eq!(
+            Endpoint::from_path("/collect/x/beacon/v1/batch", prefix),
+            Some(Endpoint::Batch)
+        );
+        assert_eq!(Endpoint::from_path("/v1/batch", prefix), None);
+        assert_eq!(Endpoint::from_path("/collect/xv1/batch", prefix), None);
+        assert_eq!(Endpoint::from_path("/collect/v1/batch", prefix), None);
+    }
+
+    #[test]
+    fn allow_lists_the_methods_each_endpoint_answers() {
+        assert_eq!(Endpoint::Batch.methods(), "POST, OPTIONS");
+        assert_eq!(Endpoint::Pixel.methods(), "GET, OPTIONS");
+        assert_eq!(Endpoint::OptOut.methods(), "GET, POST, OPTIONS");
     }
 }

@@ -101,7 +101,6 @@ async fn serve_inner(
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config;
     let fields = if parts.method == Method::POST {
-        body::check_content_type(&parts.headers)?;
         let bytes = body::read(
             &parts.headers,
             body,

@@ -1,7 +1,7 @@
 //! Response builders: JSON success and error bodies, the pixel GIF.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA, RETRY_AFTER};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -41,13 +41,17 @@ pub fn success(out: &Outcome) -> Response<Body> {
 }
 
 pub fn error(err: &ApiError, retry_after_secs: u32) -> Response<Body> {
-    // Written by hand to keep the documented key order.
+    // Written by hand to keep the documented key order. `code` repeats
+    // `error` for the clients that read that field (see `error`).
     let message = serde_json::Value::String(err.to_string());
-    let body = format!(
-        r#"{{"success":false,"error":"{}","message":{message}}}"#,
-        err.code()
-    );
+    let code = err.code();
+    let body =
+        format!(r#"{{"success":false,"error":"{code}","code":"{code}","message":{message}}}"#);
     let mut r = json(err.status(), body.into_bytes());
+    if let ApiError::MethodNotAllowed(methods) = err {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(methods));
+    }
     if err.status() == StatusCode::SERVICE_UNAVAILABLE
         || err.status() == StatusCode::TOO_MANY_REQUESTS
     {
@@ -74,4 +78,37 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn body_json(r: Response<Body>) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(r.into_body().collect()).unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn error_body_carries_the_code_twice_and_a_message() {
+        let r = error(&ApiError::InvalidWriteKey, 1);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let j = body_json(r);
+        assert_eq!(j["success"], false);
+        assert_eq!(j["error"], "invalid_write_key");
+        assert_eq!(j["code"], "invalid_write_key");
+        assert_eq!(j["message"], "unknown write key");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let r = error(&ApiError::MethodNotAllowed("POST, OPTIONS"), 1);
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[ALLOW], "POST, OPTIONS");
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+    }
 }

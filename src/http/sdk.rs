@@ -80,8 +80,9 @@ impl Default for SdkConfig {
 }
 
 impl SdkConfig {
-    /// Checks `sdk.path` (the file is read, and checked, at start).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks `sdk.path` against the ingestion API's `server.path_prefix`
+    /// (the file is read, and checked, at start).
+    pub fn validate(&self, api_prefix: &str) -> Result<(), ConfigError> {
         let p = &self.path;
         let bad = |m: &str| {
             Err(ConfigError::Key {
@@ -95,8 +96,11 @@ impl SdkConfig {
         if p.contains(['?', '#', ' ']) {
             return bad("must be a plain path, without query, fragment or spaces");
         }
-        if p.starts_with("/v1/") {
-            return bad("must be outside the ingestion API (/v1/)");
+        let prefix = api_prefix.trim_end_matches('/');
+        if p.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with("/v1/"))
+        {
+            return bad("must be outside the ingestion API (server.path_prefix + /v1/)");
         }
         Ok(())
     }
@@ -391,9 +395,15 @@ mod tests {
                 path: bad.into(),
                 ..SdkConfig::default()
             };
-            assert!(c.validate().is_err(), "{bad}");
+            assert!(c.validate("").is_err(), "{bad}");
         }
-        assert!(SdkConfig::default().validate().is_ok());
+        assert!(SdkConfig::default().validate("").is_ok());
+        let under_api = SdkConfig {
+            path: "/collect/v1/sdk.js".into(),
+            ..SdkConfig::default()
+        };
+        assert!(under_api.validate("/collect").is_err());
+        assert!(under_api.validate("").is_ok());
     }
 
     #[test]

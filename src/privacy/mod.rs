@@ -55,14 +55,14 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Event, RejectReason};
 use crate::metrics;
 use crate::normalize::RequestMeta;
 use config::{InvalidPayload, IpMode};
 use geo::{Detail, GeoIp};
 use optout::{IdKind, OptOutError, OptOutList, OptOutWriter};
 use policy::{decide, Action, Decision, EventSignals, Reason, SourcePolicy};
-use scrub::{ScrubConfig, ScrubError, Scrubber};
+use scrub::{IdentityPii, ScrubConfig, ScrubError, ScrubOutcome, Scrubber};
 pub use signals::RequestSignals;
 
 /// Top-level fields removed from an anonymized event.
@@ -79,6 +79,10 @@ pub enum Verdict {
     Keep,
     /// Drop the event by policy; the reason is a metric label.
     Drop(&'static str),
+    /// Reject the event (to the invalid topic, with
+    /// [`PrivacyStage::rejected_payload`]): an identity field held personal
+    /// data under `identity_pii = "reject"`.
+    Reject(RejectReason),
 }
 
 /// What becomes of a rejected event.
@@ -116,9 +120,9 @@ pub struct PrivacyStage {
     sources: HashMap<String, SourceRules>,
     fallback: SourceRules,
     optouts: Arc<OptOutList>,
-    writer: Option<OptOutWriter>,
+    writer: Option<Arc<OptOutWriter>>,
     geo: Option<Arc<GeoIp>>,
-    hasher: ip::IpHasher,
+    hasher: Arc<ip::IpHasher>,
     invalid_payload: InvalidPayload,
 }
 
@@ -167,6 +171,16 @@ impl PrivacyStage {
         PrivacyStage::build(config, Arc::new(OptOutList::new_loaded()), None, geo)
     }
 
+    /// The stage with the per-source rules of `config` (a configuration
+    /// reload). The opt-out list and its writer, the GeoIP database and the
+    /// IP-hashing key are this stage's, shared.
+    pub fn reconfigured(&self, config: &Config) -> Result<PrivacyStage, PrivacyError> {
+        let mut stage = PrivacyStage::build(config, self.optouts.clone(), None, self.geo.clone())?;
+        stage.writer = self.writer.clone();
+        stage.hasher = self.hasher.clone();
+        Ok(stage)
+    }
+
     fn build(
         config: &Config,
         optouts: Arc<OptOutList>,
@@ -177,11 +191,22 @@ impl PrivacyStage {
             .sources
             .iter()
             .map(|s| {
+                let scrubber = Scrubber::new(&s.privacy.scrub)?;
+                if scrubber.enabled()
+                    && scrubber.identity_policy() != IdentityPii::Keep
+                    && scrubber.ephemeral_pseudonyms()
+                {
+                    tracing::warn!(
+                        source = %s.id,
+                        "no pseudonym_secret or pseudonym_secret_env: identity pseudonyms use a \
+                         random per-process key and differ between instances and restarts"
+                    );
+                }
                 Ok((
                     s.id.clone(),
                     SourceRules {
                         policy: SourcePolicy::from(&s.privacy),
-                        scrubber: Some(Arc::new(Scrubber::new(&s.privacy.scrub)?)),
+                        scrubber: Some(Arc::new(scrubber)),
                     },
                 ))
             })
@@ -194,9 +219,9 @@ impl PrivacyStage {
             sources,
             fallback,
             optouts,
-            writer,
+            writer: writer.map(Arc::new),
             geo,
-            hasher: ip::IpHasher::new(),
+            hasher: Arc::new(ip::IpHasher::new()),
             invalid_payload: config.privacy.invalid_payload,
         })
     }
@@ -317,8 +342,26 @@ impl PrivacyStage {
             (Action::Anonymize, Some(r)) => self.anonymize(ev, meta.client_ip, r),
             _ => self.locate_and_mask(ev, meta, policy),
         }
-        self.scrub(rules, &mut ev.body);
+        let outcome = self.scrub(rules, &mut ev.body);
+        let rejects = rules
+            .scrubber
+            .as_deref()
+            .is_some_and(|s| s.identity_policy() == IdentityPii::Reject);
+        if rejects && outcome.is_some_and(|o| o.identity_pii) {
+            return Verdict::Reject(RejectReason::IdentityPii);
+        }
         Verdict::Keep
+    }
+
+    /// The invalid-topic payload of an event this stage rejected after
+    /// scrubbing it (`text` is the event as received), as
+    /// `privacy.invalid_payload` says.
+    pub fn rejected_payload(&self, ev: &Event, text: &str) -> Option<String> {
+        match self.invalid_payload {
+            InvalidPayload::Omit => None,
+            InvalidPayload::Raw => Some(text.to_string()),
+            InvalidPayload::Scrubbed => serde_json::to_string(&ev.body).ok(),
+        }
     }
 
     /// GeoIP on the raw address, then the address as the source's mode says.
@@ -388,17 +431,16 @@ impl PrivacyStage {
 
     /// PII scrubbing of one event by the source's scrubber; what was
     /// removed is recorded as `context.privacy.redactions` (paths and
-    /// detector names, never values) and counted per kind. Returns whether
-    /// a scrubber ran (a rejected event's payload is kept only then).
-    fn scrub(&self, rules: &SourceRules, body: &mut Map<String, Value>) -> bool {
-        let Some(scrubber) = rules.scrubber.as_deref().filter(|s| s.enabled()) else {
-            return false;
-        };
+    /// detector names, never values) and counted per kind. Returns what
+    /// the scrubber found, `None` when no scrubber ran (a rejected event's
+    /// payload is kept only when one did).
+    fn scrub(&self, rules: &SourceRules, body: &mut Map<String, Value>) -> Option<ScrubOutcome> {
+        let scrubber = rules.scrubber.as_deref().filter(|s| s.enabled())?;
         // `Vec::new` does not allocate: the clean path stays allocation-free.
         let mut redactions = Vec::new();
-        scrubber.scrub_event(body, &mut redactions);
+        let outcome = scrubber.scrub_event(body, &mut redactions);
         if redactions.is_empty() {
-            return true;
+            return Some(outcome);
         }
         let list: Vec<Value> = redactions
             .iter()
@@ -427,7 +469,7 @@ impl PrivacyStage {
                 p.insert("redactions".into(), Value::Array(list));
             }
         }
-        true
+        Some(outcome)
     }
 
     /// What becomes of a rejected event whose JSON text is `text`.
@@ -477,7 +519,10 @@ impl PrivacyStage {
                     }
                 }
                 self.mask_client_ip(&rules.policy, &mut body, meta, decision.action);
-                if !self.scrub(rules, &mut body) {
+                // The same scrubber as accepted events: identity fields are
+                // pseudonymized here whatever `identity_pii` says (the event
+                // is rejected already).
+                if self.scrub(rules, &mut body).is_none() {
                     return Rejected::Report(None);
                 }
                 Rejected::Report(serde_json::to_string(&body).ok())

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -225,15 +224,10 @@ impl OptOutWriter {
         topic: &str,
         timeout: Duration,
     ) -> Result<OptOutWriter, OptOutError> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", brokers)
-            .set("client.id", crate::route::PRODUCER_VERSION)
-            .set("acks", "all")
+        let mut cc = crate::sink::kafka::client_config(kafka, brokers);
+        cc.set("acks", "all")
             .set("linger.ms", "0")
             .set("message.timeout.ms", timeout.as_millis().to_string());
-        for (k, v) in &kafka.properties {
-            cc.set(k, v);
-        }
         let producer = cc.create().map_err(OptOutError::Client)?;
         Ok(OptOutWriter {
             producer,
@@ -337,12 +331,8 @@ fn pause(stop: &watch::Receiver<bool>) {
 }
 
 fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>) {
-    let mut cc = ClientConfig::new();
-    for (k, v) in &cfg.kafka.properties {
-        cc.set(k, v);
-    }
-    cc.set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", FOLLOWER_GROUP)
+    let mut cc = crate::sink::kafka::client_config(&cfg.kafka, &cfg.brokers);
+    cc.set("group.id", FOLLOWER_GROUP)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
@@ -415,12 +405,8 @@ fn partitions(consumer: &FollowerConsumer, topic: &str) -> Result<Option<Vec<i32
 }
 
 fn create_topic(cfg: &FollowerConfig) -> Result<(), KafkaError> {
-    let mut cc = ClientConfig::new();
-    for (k, v) in &cfg.kafka.properties {
-        cc.set(k, v);
-    }
     let admin: AdminClient<DefaultClientContext> =
-        cc.set("bootstrap.servers", &cfg.brokers).create()?;
+        crate::sink::kafka::client_config(&cfg.kafka, &cfg.brokers).create()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

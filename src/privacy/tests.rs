@@ -313,3 +313,46 @@ fn random_record_keys_are_uuids_and_differ() {
     let s = std::str::from_utf8(&a).unwrap();
     assert_eq!(uuid::Uuid::parse_str(s).unwrap().get_version_num(), 4);
 }
+
+#[test]
+fn identity_pii_is_pseudonymized_or_rejected_by_policy_on_both_paths() {
+    let m_web = meta("web", RequestSignals::default());
+    let m_alt = meta("alt", RequestSignals::default());
+    let f = stage_with(
+        "",
+        "[sources.privacy.scrub]\nidentity_pii = \"reject\"\npseudonym_secret = \"stage test secret value\"",
+    );
+    // Default source: pseudonymized in the value, so in the record key too.
+    let mut e = event(json!({"type":"page","userId":"jane@example.com"}));
+    assert_eq!(f.stage.apply(&mut e, &m_web), Verdict::Keep);
+    let key = e.visitor_key().unwrap().to_string();
+    assert!(key.starts_with(scrub::PSEUDONYM_PREFIX), "{key}");
+    let mut again = event(json!({"type":"track","event":"x","userId":"jane@example.com"}));
+    f.stage.apply(&mut again, &m_web);
+    assert_eq!(again.visitor_key(), Some(key.as_str()));
+    // `reject`: the event is rejected; its payload carries the pseudonym.
+    let text = r#"{"type":"page","userId":"jane@example.com"}"#;
+    let mut e = event(serde_json::from_str(text).unwrap());
+    assert_eq!(
+        f.stage.apply(&mut e, &m_alt),
+        Verdict::Reject(RejectReason::IdentityPii)
+    );
+    let payload = f.stage.rejected_payload(&e, text).unwrap();
+    assert!(!payload.contains("jane@example.com"), "{payload}");
+    assert!(payload.contains(scrub::PSEUDONYM_PREFIX), "{payload}");
+    // The invalid topic: identity fields of any shape go through the same rules.
+    for bad in [
+        r#"{"type":"group","userId":"u","groupId":{"email":"jane@example.com","ssn":"078-05-1120"}}"#,
+        r#"{"type":"page","userId":{"contact":"jane@example.com"}}"#,
+        r#"{"type":"nonsense","anonymousId":"jane@example.com","previousId":"+44 20 7946 0958"}"#,
+    ] {
+        for m in [&m_web, &m_alt] {
+            let Rejected::Report(Some(p)) = f.stage.rejected(bad, m) else {
+                panic!("a scrubbed payload is reported for {bad}");
+            };
+            for pii in ["jane@example.com", "078-05-1120", "7946 0958"] {
+                assert!(!p.contains(pii), "{pii} in {p}");
+            }
+        }
+    }
+}

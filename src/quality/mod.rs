@@ -86,15 +86,19 @@ pub struct Recorded {
 
 /// One source's parts.
 struct SourceQuality {
-    dedup: Option<Mutex<DedupFilter>>,
+    /// The filter and the configuration it was built from.
+    dedup: Option<(Arc<Mutex<DedupFilter>>, dedup::DedupConfig)>,
     plan: Option<TrackingPlan>,
     enrich: Enricher,
 }
 
 /// The data-quality stage for all sources. Build it with
-/// [`QualityStage::from_config`]; a reloaded configuration builds a new one.
+/// [`QualityStage::from_config`]; a reloaded configuration with
+/// [`QualityStage::reconfigured`].
 pub struct QualityStage {
     sources: HashMap<String, SourceQuality>,
+    /// The user-agent parser and its cache size.
+    ua: Option<(Arc<UaParser>, usize)>,
 }
 
 impl std::fmt::Debug for QualityStage {
@@ -109,9 +113,27 @@ impl QualityStage {
     /// Builds every source's parts from the configuration: reads and
     /// compiles the tracking plans, starts empty duplicate filters.
     pub fn from_config(config: &Config) -> Result<QualityStage, QualityError> {
+        QualityStage::build(config, None)
+    }
+
+    /// The stage of a reloaded configuration. What did not change carries
+    /// over: the user-agent parser (compiling its rules is the costly part)
+    /// and each source's duplicate filter with the ids it has seen.
+    pub fn reconfigured(&self, config: &Config) -> Result<QualityStage, QualityError> {
+        QualityStage::build(config, Some(self))
+    }
+
+    fn build(
+        config: &Config,
+        previous: Option<&QualityStage>,
+    ) -> Result<QualityStage, QualityError> {
         let shared = &config.quality;
+        let entries = shared.user_agent_cache_entries;
         let ua = if config.sources.iter().any(|s| s.quality.enrich.user_agent) {
-            Some(Arc::new(UaParser::new(shared.user_agent_cache_entries)?))
+            match previous.and_then(|p| p.ua.as_ref()) {
+                Some((parser, n)) if *n == entries => Some(parser.clone()),
+                _ => Some(Arc::new(UaParser::new(entries)?)),
+            }
         } else {
             None
         };
@@ -122,10 +144,16 @@ impl QualityStage {
         let mut sources = HashMap::with_capacity(config.sources.len());
         for (index, s) in config.sources.iter().enumerate() {
             let q = &s.quality;
-            let dedup = q
-                .dedup
-                .enabled
-                .then(|| Mutex::new(DedupFilter::new(&q.dedup)));
+            let kept = previous
+                .and_then(|p| p.sources.get(&s.id))
+                .and_then(|old| old.dedup.as_ref())
+                .filter(|(_, cfg)| *cfg == q.dedup)
+                .map(|(filter, _)| filter.clone());
+            let dedup = q.dedup.enabled.then(|| {
+                let filter =
+                    kept.unwrap_or_else(|| Arc::new(Mutex::new(DedupFilter::new(&q.dedup))));
+                (filter, q.dedup.clone())
+            });
             let plan = TrackingPlan::load(&s.id, &q.plan)
                 .map_err(|source| QualityError::Plan { index, source })?;
             let enrich = Enricher::new(&q.enrich, ua.clone(), Some(referrers.clone()));
@@ -138,7 +166,10 @@ impl QualityStage {
                 },
             );
         }
-        Ok(QualityStage { sources })
+        Ok(QualityStage {
+            sources,
+            ua: ua.map(|p| (p, entries)),
+        })
     }
 
     /// Runs the source's parts on one event. `client_message_id` says
@@ -167,7 +198,7 @@ impl QualityStage {
             }
         }
         let mut recorded = None;
-        if let (Some(filter), true) = (&source.dedup, client_message_id) {
+        if let (Some((filter, _)), true) = (&source.dedup, client_message_id) {
             if let Some(Value::String(id)) = ev.body.get("messageId") {
                 let now = u64::try_from(meta.received_at.timestamp()).unwrap_or_default();
                 // A poisoned lock only means another thread panicked mid-insert;
@@ -192,7 +223,7 @@ impl QualityStage {
     /// Forgets a recorded `messageId` whose event was not produced (the
     /// client's retry must not be taken for a duplicate).
     pub fn unrecord(&self, source_id: &str, recorded: Recorded) {
-        if let Some(filter) = self.sources.get(source_id).and_then(|s| s.dedup.as_ref()) {
+        if let Some((filter, _)) = self.sources.get(source_id).and_then(|s| s.dedup.as_ref()) {
             filter
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -142,3 +142,28 @@ fn a_broken_plan_stops_the_config_naming_the_key() {
         .to_string();
     assert!(err.contains("sources[0].quality.plan.file"), "{err}");
 }
+
+#[test]
+fn a_reload_keeps_a_source_duplicate_filter_unless_its_settings_changed() {
+    let (s, _dir) = stage("");
+    let ev = || event(json!({"type": "page", "anonymousId": "a", "messageId": "m-r"}));
+    assert!(matches!(
+        s.apply(&mut ev(), &meta("web"), true),
+        Verdict::Keep(Some(_))
+    ));
+    let same = Config::from_toml("[[sources]]\nid = \"web\"\nwrite_key = \"other\"\n").unwrap();
+    let kept = s.reconfigured(&same).expect("reloaded");
+    assert_eq!(
+        kept.apply(&mut ev(), &meta("web"), true),
+        Verdict::Drop(REASON_DUPLICATE)
+    );
+    let changed = Config::from_toml(
+        "[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n[sources.quality.dedup]\nmax_memory_mb = 2\n",
+    )
+    .expect("valid config");
+    let fresh = s.reconfigured(&changed).expect("reloaded");
+    assert!(matches!(
+        fresh.apply(&mut ev(), &meta("web"), true),
+        Verdict::Keep(Some(_))
+    ));
+}

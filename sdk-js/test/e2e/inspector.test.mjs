@@ -24,8 +24,9 @@ async function send(events) {
     headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(WRITE_KEY + ":").toString("base64") },
     body: JSON.stringify({ batch: events }),
   });
-  assert.equal(r.status, 200, await r.text());
-  return r.json();
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  return JSON.parse(text);
 }
 
 /** Rows of the event table as text. */
@@ -120,7 +121,25 @@ describe("live inspector in Chromium", { skip: SKIP && "TRACKGATE_E2E_SKIP=1" },
       await sleep(250);
     }
     await page.waitForFunction(() => /[1-9][0-9.]*\/s/.test(document.querySelector("#sources").textContent), null, { timeout: 5000 });
+    // A varied last screenful for the screenshot.
+    await send([
+      { type: "identify", userId: "user-42", anonymousId: a, traits: { plan: "team" } },
+      { type: "track", event: "Signed Up", anonymousId: a, properties: { plan: "pro", contact: "jane.doe@example.com" } },
+      { type: "track", anonymousId: a },
+      { type: "page", name: "Pricing", anonymousId: b, context: { page: { path: "/pricing" } } },
+    ]);
+    await page.waitForSelector(`#events tr.ev:has-text("Pricing")`, { timeout: 5000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "inspector.png") });
+    // What the page got is counted (the ticker publishes once per second).
+    const metric = async (name) => {
+      const text = await (await fetch(`http://127.0.0.1:${gateway.adminPort}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(name));
+      return line ? Number(line.split(" ").pop()) : 0;
+    };
+    const deadline = Date.now() + 5000;
+    while ((await metric('trackgate_inspector_messages_total{result="sent"}')) < 100 && Date.now() < deadline) await sleep(200);
+    assert.ok((await metric('trackgate_inspector_messages_total{result="sent"}')) >= 100);
+    assert.equal(await metric("trackgate_inspector_clients"), 1);
   });
 });

@@ -6,6 +6,10 @@
 
 use serde::Deserialize;
 
+pub use super::custom::CustomDetectorConfig;
+pub use super::identity::IdentityPii;
+pub use super::selector::Action;
+
 /// Default for [`ScrubConfig::max_depth`].
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 /// Default for [`ScrubConfig::max_string_bytes`].
@@ -18,55 +22,101 @@ pub const MIN_STRING_BYTES: usize = 256;
 /// still scanned for values).
 pub const MAX_DENY_KEY_LEN: usize = 64;
 
-/// The built-in key denylist: object keys (anywhere under the event) and URL
-/// parameter names that are removed with their value. Matched after
-/// normalization: ASCII lower case, `-`, `_` and `.` ignored, so `E-Mail`,
-/// `e_mail` and `email` are the same key, as are `firstName` and
-/// `first_name`. Matching is on the whole key: `user_email` is not denied
-/// (its value is still scanned by the detectors).
+/// The built-in key rules: object keys (anywhere under the event) and URL
+/// parameter names that are removed with their value (strings, numbers,
+/// objects and arrays; never booleans or nulls). Each rule is a phrase
+/// matched against the words of a key (see `words`): `password` catches
+/// `newPassword` and `password_confirmation`, `date of birth` catches
+/// `dateOfBirth`; a trailing `$` means the phrase must end the key
+/// (`mobile$` catches `userMobile`, not `mobile_app_version`), a leading
+/// `^` that it must start it.
 pub const DEFAULT_DENY_KEYS: &[&str] = &[
-    "email",
-    "mail",
-    "e-mail",
+    // Credentials and secrets.
     "password",
-    "pass",
     "passwd",
     "pwd",
+    "passphrase",
+    "passcode",
+    "pass$",
+    "otp",
+    "totp",
+    "pin$",
+    "pin code",
     "secret",
     "token",
-    "access_token",
-    "id_token",
-    "refresh_token",
-    "auth",
+    "api key",
+    "access key",
+    "private key",
+    "auth$",
     "authorization",
-    "apikey",
-    "api_key",
-    "session",
-    "sessionid",
-    "sid",
-    "ssn",
-    "phone",
-    "tel",
-    "telephone",
-    "mobile",
-    "card",
-    "cardnumber",
-    "cc",
-    "ccnumber",
+    "credential",
+    "credentials",
+    "session$",
+    "session id",
+    "sid$",
+    // Payment.
+    "card$",
+    "card number",
+    "cardholder",
+    "credit card",
+    "debit card",
+    "cc$",
+    "cc number",
+    "cc num",
     "cvv",
     "cvc",
+    "security code",
     "iban",
-    "first_name",
-    "firstname",
-    "last_name",
-    "lastname",
-    "surname",
-    "fullname",
-    "address",
-    "street",
-    "dob",
-    "birthdate",
+    "account number",
+    "bank account",
+    "routing number",
+    "sort code",
+    // Government ids.
+    "ssn",
+    "social security",
     "passport",
+    "tax id",
+    "national id",
+    // Person.
+    "first name",
+    "last name",
+    "full name",
+    "given name",
+    "family name",
+    "middle name",
+    "maiden name",
+    "surname",
+    "username",
+    "dob",
+    "birthday",
+    "birthdate",
+    "date of birth",
+    // Contact.
+    "email",
+    "mail$",
+    "phone",
+    "telephone",
+    "tel$",
+    "mobile$",
+    "mobile number",
+    "street$",
+    "address$",
+    "address line",
+];
+
+/// Segment's reserved person traits: removed by default directly under
+/// `traits` and `context.traits` (except the top-level `traits` of a
+/// `group` event, which describe the group: there `name` is the company's).
+/// `keep_traits` keeps any of them.
+pub const PERSON_TRAITS: &[&str] = &[
+    "name",
+    "firstName",
+    "lastName",
+    "email",
+    "phone",
+    "address",
+    "birthday",
+    "username",
 ];
 
 /// Settings of the PII scrubber.
@@ -76,10 +126,14 @@ pub struct ScrubConfig {
     /// Scrub events at all. Default `true`.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
-    /// Keys removed with their value wherever they occur (properties,
-    /// traits, context, top level) and URL query/fragment parameters removed
-    /// by name. Matched case-insensitively, ignoring `-`, `_` and `.`.
-    /// Default: [`DEFAULT_DENY_KEYS`]. Setting it replaces the list; use
+    /// Key rules: keys removed with their value (strings, numbers, objects,
+    /// arrays; booleans and nulls stay) wherever they occur (properties,
+    /// traits, context, top level) and URL query/fragment parameters
+    /// removed by name. Each entry is a phrase matched against the words of
+    /// a key, in any casing (`first_name` catches `firstName`,
+    /// `billingFirstName` and `FIRST-NAME`); `phrase$` must end the key,
+    /// `^phrase` start it, `^phrase$` be all of it. Default:
+    /// [`DEFAULT_DENY_KEYS`]. Setting it replaces the list; use
     /// `extra_deny_keys` to extend it.
     #[serde(default = "default_deny_keys")]
     pub deny_keys: Vec<String>,
@@ -89,10 +143,39 @@ pub struct ScrubConfig {
     /// Dotted key paths kept verbatim even if denied or matched by a
     /// detector, e.g. `traits.email`: the value at the path and everything
     /// under it is left untouched. Array indices are not written (the path
-    /// `properties.items.sku` covers `properties.items[3].sku`). Default
-    /// empty.
+    /// `properties.items.sku` covers `properties.items[3].sku`). The same
+    /// as a rule with `action = "keep"`. Default empty.
     #[serde(default)]
     pub allow_paths: Vec<String>,
+    /// Segment person traits ([`PERSON_TRAITS`]) kept under `traits` and
+    /// `context.traits`, verbatim (as `allow_paths` would). Default empty.
+    #[serde(default)]
+    pub keep_traits: Vec<String>,
+    /// Path rules, tried before the built-in ones; the first that selects
+    /// a value decides (see [`RuleConfig`]). Default empty.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Named custom detectors run over every string beside the built-in
+    /// ones. Default empty.
+    #[serde(default)]
+    pub custom_detectors: Vec<CustomDetectorConfig>,
+    /// What becomes of an identity field (`userId`, `anonymousId`,
+    /// `groupId`, `previousId`) that is or contains personal data:
+    /// `pseudonymize` (default: replaced by a keyed pseudonym in the value
+    /// and the record key), `reject` (the event is rejected with the reason
+    /// `identity_pii`) or `keep`.
+    #[serde(default)]
+    pub identity_pii: IdentityPii,
+    /// The key of the identity pseudonyms (at least 16 bytes). Prefer
+    /// `pseudonym_secret_env`. Default unset.
+    #[serde(default)]
+    pub pseudonym_secret: Option<String>,
+    /// The environment variable holding the pseudonym key; it must be set
+    /// when this is. With neither this nor `pseudonym_secret`, a random
+    /// per-process key is used: pseudonyms then differ between instances
+    /// and restarts (the gateway warns at start). Default unset.
+    #[serde(default)]
+    pub pseudonym_secret_env: Option<String>,
     /// The value detectors that run over every string. Default: all of them.
     #[serde(default = "default_detectors")]
     pub detectors: Vec<Detector>,
@@ -119,10 +202,63 @@ impl Default for ScrubConfig {
             deny_keys: default_deny_keys(),
             extra_deny_keys: Vec::new(),
             allow_paths: Vec::new(),
+            keep_traits: Vec::new(),
+            rules: Vec::new(),
+            custom_detectors: Vec::new(),
+            identity_pii: IdentityPii::default(),
+            pseudonym_secret: None,
+            pseudonym_secret_env: None,
             detectors: default_detectors(),
             max_depth: default_max_depth(),
             max_string_bytes: default_max_string_bytes(),
         }
+    }
+}
+
+/// A `[[sources.privacy.scrub.rules]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Dotted path of keys; `*` is any one key, `**` any number of keys
+    /// (none included): `properties.**.iban`, `traits.company.*`. Array
+    /// indices are not written.
+    pub selector: String,
+    /// `remove` (the key and its value), `pseudonymize` (every string and
+    /// number under it becomes its keyed pseudonym), `mask` (… becomes
+    /// `[masked]`) or `keep` (verbatim, nothing else looks at it).
+    pub action: Action,
+}
+
+/// Why the pseudonym key cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("set only one of pseudonym_secret and pseudonym_secret_env")]
+    Both,
+    #[error("pseudonym_secret_env: environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("the pseudonym key must be at least {min} bytes")]
+    TooShort { min: usize },
+}
+
+impl ScrubConfig {
+    /// The configured pseudonym key: from `pseudonym_secret` or the
+    /// variable `pseudonym_secret_env` names; `None` when neither is set.
+    pub fn pseudonym_key(&self) -> Result<Option<Vec<u8>>, SecretError> {
+        let key = match (&self.pseudonym_secret, &self.pseudonym_secret_env) {
+            (Some(_), Some(_)) => return Err(SecretError::Both),
+            (Some(s), None) => s.clone().into_bytes(),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => return Err(SecretError::MissingEnv(var.clone())),
+            },
+            (None, None) => return Ok(None),
+        };
+        if key.len() < super::identity::MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort {
+                min: super::identity::MIN_SECRET_BYTES,
+            });
+        }
+        Ok(Some(key))
     }
 }
 

@@ -1,25 +1,20 @@
 //! Key rules: the denylist (keys and URL parameter names removed with their
-//! value), the hints a key gives about its value, and the tree of paths
-//! kept verbatim (`allow_paths` plus the fixed exempt fields).
+//! value, matched by words: see `words`), the hints a key gives about its
+//! value, and the fixed exempt fields.
 //!
-//! Key normalization: ASCII letters lower-cased, `-`, `_` and `.` dropped,
-//! everything else kept. Only whole keys match. Lookups normalize into a
-//! stack buffer, bucketed by length: no allocation, no hashing.
+//! Lookups work in stack buffers: no allocation, no hashing.
 
+#[cfg(test)]
 use super::config::MAX_DENY_KEY_LEN;
+use super::words::{BadRule, KeyRules, Words};
 
-/// Event fields never scrubbed. The identity fields are the visitor
-/// identity the opt-out and routing stages work on; the timestamps and
+/// Event fields never scrubbed (built-in `keep` rules): the timestamps and
 /// `type` are server-validated; `context.ip` belongs to the IP
 /// anonymization step; `context.privacy.redactions` is the scrubber's own
-/// report. `event` and `name` ARE scanned: an event named after an email
-/// address is PII.
+/// report. The identity fields and `messageId` ARE scanned (see
+/// `identity`), and so are `event` and `name`: an event named after an
+/// email address is PII.
 pub const EXEMPT_PATHS: &[&str] = &[
-    "anonymousId",
-    "userId",
-    "groupId",
-    "previousId",
-    "messageId",
     "type",
     "timestamp",
     "originalTimestamp",
@@ -29,92 +24,89 @@ pub const EXEMPT_PATHS: &[&str] = &[
     "context.privacy.redactions",
 ];
 
-/// Writes the normalized form of `key` into `buf` (zeroed by the caller)
-/// and returns its length; `None` when it does not fit (such a key is never denied). Also says
-/// whether the key is plain: shorter than [`PLAIN_KEY_MAX`] and made only
-/// of ASCII letters, `_` and `-`.
-#[inline]
-fn normalize(key: &str, buf: &mut [u8; MAX_DENY_KEY_LEN]) -> (Option<usize>, bool) {
-    let bytes = key.as_bytes();
-    if bytes.len() > MAX_DENY_KEY_LEN {
-        return normalize_long(bytes, buf);
-    }
-    // Branch-free: write every byte's normalized form (0 for a separator)
-    // and advance only past kept ones; the key fits, so `n` stays in range.
-    let mut plain = bytes.len() < PLAIN_KEY_MAX;
-    let mut n = 0;
-    for &b in bytes {
-        let m = NORMAL[b as usize];
-        buf[n] = m;
-        n += usize::from(m != 0);
-        plain &= PLAIN[b as usize];
-    }
-    (Some(n), plain)
-}
+/// Byte classes a key is summarized by, in one pass ([`Shape::of`]).
+const B_LOWER: u8 = 1;
+const B_PLAIN: u8 = 2;
+const B_HEX: u8 = 4;
+const B_DIGIT: u8 = 8;
 
-/// [`normalize`] for keys longer than the buffer (never plain).
-#[cold]
-fn normalize_long(bytes: &[u8], buf: &mut [u8; MAX_DENY_KEY_LEN]) -> (Option<usize>, bool) {
-    let mut n = 0;
-    for &b in bytes {
-        let m = NORMAL[b as usize];
-        if m == 0 {
-            continue;
-        }
-        if n == MAX_DENY_KEY_LEN {
-            return (None, false);
-        }
-        buf[n] = m;
-        n += 1;
-    }
-    (Some(n), false)
-}
+static SHAPE: [u8; 256] = build_shape();
 
-/// Normalized form of each byte: ASCII lower case, 0 for the separators
-/// `-`, `_`, `.` (and for NUL, which never matches a deny entry either).
-static NORMAL: [u8; 256] = build_normal();
-
-const fn build_normal() -> [u8; 256] {
+const fn build_shape() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = match b {
-            b'-' | b'_' | b'.' => 0,
-            _ => b.to_ascii_lowercase(),
-        };
+        let mut c = 0;
+        if b.is_ascii_lowercase() {
+            c |= B_LOWER;
+        }
+        if b.is_ascii_alphabetic() || b == b'_' || b == b'-' {
+            c |= B_PLAIN;
+        }
+        if b.is_ascii_hexdigit() || b == b'-' || b == b'#' {
+            c |= B_HEX;
+        }
+        if b.is_ascii_digit() {
+            c |= B_DIGIT;
+        }
+        t[i] = c;
         i += 1;
     }
     t
 }
 
-/// Bytes a plain key is made of.
-static PLAIN: [bool; 256] = build_plain();
-
-const fn build_plain() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphabetic() || b == b'_' || b == b'-';
-        i += 1;
-    }
-    t
+/// What one pass over a key's bytes tells.
+struct Shape {
+    /// Bits every byte has.
+    all: u8,
+    /// Bits some byte has.
+    any: u8,
 }
+
+impl Shape {
+    #[inline]
+    fn of(b: &[u8]) -> Shape {
+        let (mut all, mut any) = (u8::MAX, 0u8);
+        for &c in b {
+            let k = SHAPE[c as usize];
+            all &= k;
+            any |= k;
+        }
+        Shape { all, any }
+    }
+
+    /// One lower-case ASCII word.
+    fn one_word(&self, len: usize) -> bool {
+        len > 0 && self.all & B_LOWER != 0
+    }
+
+    /// See [`PLAIN_KEY_MAX`].
+    fn plain(&self, len: usize) -> bool {
+        len < PLAIN_KEY_MAX && self.all & B_PLAIN != 0
+    }
+
+    /// A hex id, UUID or colour used as a key: it holds no words
+    /// (`…-0000-3cc0` and `#0cc` are no `cc`).
+    /// Short ones must start with a digit or `#` (`cc2` is a word and a
+    /// digit).
+    fn hex_id(&self, key: &[u8]) -> bool {
+        let lead = key
+            .first()
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'#');
+        self.all & B_HEX != 0
+            && self.any & B_DIGIT != 0
+            && (key.len() >= HEX_ID_MIN || (key.len() >= 3 && lead))
+    }
+}
+
+/// Shortest key taken for a hex id whatever its first byte.
+const HEX_ID_MIN: usize = 8;
 
 /// Keys shorter than this made only of ASCII letters, `_` and `-` cannot
 /// hold anything a detector matches (every detector needs a digit, `@`,
 /// `.`, `:`, `=`, a space, or a token-like run of at least 15).
 const PLAIN_KEY_MAX: usize = 15;
-
-/// The first 8 bytes of a zero-padded normalized key: compared before the
-/// full key, so a lookup rarely reaches a byte-by-byte comparison.
-#[inline]
-fn head(buf: &[u8; MAX_DENY_KEY_LEN]) -> u64 {
-    let mut h = [0u8; 8];
-    h.copy_from_slice(&buf[..8]);
-    u64::from_le_bytes(h)
-}
 
 /// What a key says about the string values under it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -148,81 +140,113 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// `(head, normalized key, index into the names)`.
-type DenyEntry = (u64, Box<[u8]>, usize);
+/// Keys of the Segment spec and of common clients, classified once when
+/// the scrubber is built (with its configured rules), so the walk looks
+/// them up instead of splitting them into words on every event.
+const COMMON_KEYS: &[&str] = &[
+    "anonymousId",
+    "messageId",
+    "receivedAt",
+    "sentAt",
+    "originalTimestamp",
+    "userId",
+    "groupId",
+    "previousId",
+    "userAgent",
+    "userAgentData",
+    "writeKey",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "fbclid",
+    "screenWidth",
+    "screenHeight",
+    "innerWidth",
+    "innerHeight",
+    "advertisingId",
+    "adTrackingEnabled",
+    "product_id",
+    "order_id",
+    "productId",
+    "orderId",
+];
+
+/// Longest [`COMMON_KEYS`] entry.
+const COMMON_KEY_MAX: usize = 24;
 
 #[derive(Debug, Default)]
 pub(crate) struct DenyKeys {
-    /// Normalized entries by length.
-    by_len: Vec<Vec<DenyEntry>>,
-    /// The first configured spelling of each entry.
-    names: Vec<String>,
+    rules: KeyRules,
+    /// [`COMMON_KEYS`] by length, with their classification.
+    common: Vec<Vec<(&'static str, KeyInfo)>>,
 }
 
-/// A deny key that normalizes to nothing or to more than
-/// [`MAX_DENY_KEY_LEN`] bytes.
+/// A deny key that has no letters or more than [`MAX_DENY_KEY_LEN`].
 #[derive(Debug)]
 pub(crate) struct BadKey(pub String);
 
 impl DenyKeys {
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a String>) -> Result<DenyKeys, BadKey> {
+        let rules = KeyRules::new(keys).map_err(|BadRule(k)| BadKey(k))?;
         let mut d = DenyKeys {
-            by_len: vec![Vec::new(); MAX_DENY_KEY_LEN + 1],
-            names: Vec::new(),
+            rules,
+            common: vec![Vec::new(); COMMON_KEY_MAX + 1],
         };
-        for k in keys {
-            let mut buf = [0u8; MAX_DENY_KEY_LEN];
-            let norm: Box<[u8]> = match normalize(k, &mut buf).0 {
-                Some(n) if n > 0 => buf[..n].into(),
-                _ => return Err(BadKey(k.clone())),
-            };
-            let bucket = &mut d.by_len[norm.len()];
-            if bucket.iter().any(|(_, e, _)| **e == *norm) {
-                continue;
-            }
-            bucket.push((head(&buf), norm, d.names.len()));
-            d.names.push(k.clone());
+        for k in COMMON_KEYS {
+            let info = d.classify_words(k);
+            d.common[k.len()].push((k, info));
         }
         Ok(d)
     }
 
-    /// The configured spelling of entry `i`.
-    pub(crate) fn name(&self, i: usize) -> &str {
-        &self.names[i]
+    /// The classification of a [`COMMON_KEYS`] entry, if `key` is one.
+    #[inline]
+    fn common(&self, key: &[u8]) -> Option<KeyInfo> {
+        self.common
+            .get(key.len())?
+            .iter()
+            .find(|(k, _)| same(k.as_bytes(), key))
+            .map(|&(_, info)| info)
     }
 
-    /// `norm` is the start of `buf`, which is zero after it.
-    #[inline]
-    fn find(&self, norm: &[u8], buf: &[u8; MAX_DENY_KEY_LEN]) -> Option<usize> {
-        let h = head(buf);
-        self.by_len
-            .get(norm.len())?
-            .iter()
-            .find(|(eh, e, _)| *eh == h && same(e, norm))
-            .map(|&(_, _, i)| i)
+    /// The configured spelling of entry `i`.
+    pub(crate) fn name(&self, i: usize) -> &str {
+        self.rules.name(i)
     }
 
     /// Looks an object key up: denied? hints for its values?
     pub(crate) fn classify(&self, key: &str) -> KeyInfo {
-        let mut buf = [0u8; MAX_DENY_KEY_LEN];
-        let (Some(n), plain) = normalize(key, &mut buf) else {
-            return KeyInfo::default();
-        };
-        let norm = &buf[..n];
-        let ends = |x: &&[u8]| n >= x.len() && same(&norm[n - x.len()..], x);
-        // Every hint key is at least as long as `build`.
-        let hint = if n >= BUILD_KEYS[0].len() {
-            Hint {
-                query: QUERY_KEYS.iter().any(|k| same(k, norm)),
-                no_ip: VERSION_SUFFIXES.iter().any(ends)
-                    || BUILD_KEYS.iter().any(|k| same(k, norm)),
-            }
-        } else {
-            Hint::default()
-        };
+        match self.common(key.as_bytes()) {
+            Some(info) => info,
+            None => self.classify_words(key),
+        }
+    }
+
+    fn classify_words(&self, key: &str) -> KeyInfo {
+        let b = key.as_bytes();
+        let shape = Shape::of(b);
+        let plain = shape.plain(b.len());
+        if shape.hex_id(b) {
+            return KeyInfo {
+                denied: None,
+                hint: Hint::default(),
+                plain,
+            };
+        }
+        if shape.one_word(b.len()) {
+            return KeyInfo {
+                denied: self.rules.find_one_word(b),
+                hint: hint(b),
+                plain,
+            };
+        }
+        let words = Words::split(key);
         KeyInfo {
-            denied: self.find(norm, &buf),
-            hint,
+            denied: self.rules.find(&words),
+            hint: hint(words.joined()),
             plain,
         }
     }
@@ -236,71 +260,25 @@ impl DenyKeys {
                 name = &inner[open + 1..];
             }
         }
-        let mut buf = [0u8; MAX_DENY_KEY_LEN];
-        let n = normalize(name, &mut buf).0?;
-        self.find(&buf[..n], &buf)
-    }
-}
-
-/// A node of the kept-paths tree.
-pub(crate) type TrieNode = u32;
-
-/// Paths kept verbatim, as a tree of key names.
-#[derive(Debug)]
-pub(crate) struct PathTrie {
-    nodes: Vec<Node>,
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    children: Vec<(Box<str>, TrieNode)>,
-    keep: bool,
-}
-
-/// An allow path with an empty segment.
-#[derive(Debug)]
-pub(crate) struct BadPath(pub String);
-
-impl PathTrie {
-    pub(crate) const ROOT: TrieNode = 0;
-
-    pub(crate) fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<PathTrie, BadPath> {
-        let mut t = PathTrie {
-            nodes: vec![Node::default()],
-        };
-        for p in paths {
-            if p.split('.').any(str::is_empty) {
-                return Err(BadPath(p.to_string()));
-            }
-            let mut at = Self::ROOT;
-            for seg in p.split('.') {
-                at = match t.child(at, seg) {
-                    Some(c) => c,
-                    None => {
-                        let id = t.nodes.len() as TrieNode;
-                        t.nodes.push(Node::default());
-                        t.nodes[at as usize].children.push((seg.into(), id));
-                        id
-                    }
-                };
-            }
-            t.nodes[at as usize].keep = true;
+        if let Some(info) = self.common(name.as_bytes()) {
+            return info.denied;
         }
-        Ok(t)
+        self.rules.find_key(name.as_bytes())
     }
+}
 
-    #[inline]
-    pub(crate) fn child(&self, node: TrieNode, key: &str) -> Option<TrieNode> {
-        self.nodes[node as usize]
-            .children
-            .iter()
-            .find(|(k, _)| same(k.as_bytes(), key.as_bytes()))
-            .map(|&(_, c)| c)
+/// The hints of a key, from its words without separators.
+#[inline]
+fn hint(joined: &[u8]) -> Hint {
+    let n = joined.len();
+    let ends = |x: &&[u8]| n >= x.len() && same(&joined[n - x.len()..], x);
+    // Every hint key is at least as long as `build`.
+    if n < BUILD_KEYS[0].len() {
+        return Hint::default();
     }
-
-    #[inline]
-    pub(crate) fn keeps(&self, node: TrieNode) -> bool {
-        self.nodes[node as usize].keep
+    Hint {
+        query: QUERY_KEYS.iter().any(|k| same(k, joined)),
+        no_ip: VERSION_SUFFIXES.iter().any(ends) || BUILD_KEYS.iter().any(|k| same(k, joined)),
     }
 }
 
@@ -315,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn denylist_ignores_case_and_separators() {
+    fn denylist_matches_words_in_any_casing() {
         let d = defaults();
         for k in [
             "email",
@@ -332,11 +310,12 @@ mod tests {
             "sessionId",
             "cardNumber",
             "CVV",
+            "user_email",
+            "newPassword",
         ] {
             assert!(d.classify(k).denied.is_some(), "{k} is denied");
         }
         for k in [
-            "user_email",
             "emails",
             "passenger",
             "author",
@@ -376,22 +355,46 @@ mod tests {
     }
 
     #[test]
-    fn bad_keys_and_paths_are_refused() {
+    fn bad_keys_are_refused() {
         assert!(DenyKeys::new(&["-_.".to_string()]).is_err());
         assert!(DenyKeys::new(&["x".repeat(MAX_DENY_KEY_LEN + 1)]).is_err());
-        assert!(PathTrie::new(["a..b"]).is_err());
-        assert!(PathTrie::new([""]).is_err());
     }
 
     #[test]
-    fn trie_walks_and_keeps() {
-        let t = PathTrie::new(EXEMPT_PATHS.iter().copied().chain(["traits.email"])).expect("valid");
-        let ctx = t.child(PathTrie::ROOT, "context").expect("context node");
-        assert!(!t.keeps(ctx));
-        assert!(t.keeps(t.child(ctx, "ip").expect("ip node")));
-        let traits = t.child(PathTrie::ROOT, "traits").expect("traits node");
-        assert!(t.keeps(t.child(traits, "email").expect("email node")));
-        assert!(t.child(PathTrie::ROOT, "properties").is_none());
-        assert!(t.keeps(t.child(PathTrie::ROOT, "userId").expect("userId")));
+    fn hex_ids_as_keys_are_not_words() {
+        let d = defaults();
+        for k in [
+            "00000000-0000-0000-0000-000000003cc0",
+            "5f3cc0aa12",
+            "#0cc",
+            "0cc",
+        ] {
+            assert!(d.classify(k).denied.is_none(), "{k}");
+        }
+        assert!(d.classify("cc_2").denied.is_some());
+        assert!(d.classify("cc2").denied.is_some());
+        assert!(d.classify("cvv2").denied.is_some());
+    }
+
+    #[test]
+    fn common_keys_are_classified_as_the_rules_say() {
+        let d = defaults();
+        for k in COMMON_KEYS {
+            assert!(k.len() <= COMMON_KEY_MAX, "{k}");
+            assert_eq!(d.classify(k).denied, d.classify_words(k).denied, "{k}");
+            assert_eq!(d.classify(k).hint, d.classify_words(k).hint, "{k}");
+        }
+        let strict = DenyKeys::new(&["utm source".to_string()]).expect("valid");
+        assert!(strict.classify("utm_source").denied.is_some());
+        assert!(strict.param("utm_source").is_some());
+    }
+
+    #[test]
+    fn plain_keys() {
+        let plain = |k: &str| Shape::of(k.as_bytes()).plain(k.len());
+        assert!(plain("firstName"));
+        assert!(plain("user_id"));
+        assert!(!plain("a@b.co"));
+        assert!(!plain("averyveryverylongkey"));
     }
 }

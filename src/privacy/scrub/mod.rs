@@ -4,30 +4,47 @@
 //! `context.privacy.redactions` and count metrics per label.
 //!
 //! Contract:
-//! - **Keys.** Anywhere in the event (top level, `properties`, `traits`,
-//!   `context`, arrays), an object key on the denylist is removed with its
-//!   value (`denied_key`); matching ignores case and `-`, `_`, `.` (see
-//!   [`config::DEFAULT_DENY_KEYS`]). A key that is itself PII (an email used
-//!   as a key) is removed with its value and recorded under its detector,
-//!   with the key written as the marker in the path
+//! - **Every value is in scope.** Every string of the event (values, object
+//!   keys, array items, at any depth) is scanned, the identity fields
+//!   (`userId`, `anonymousId`, `groupId`, `previousId`) and `messageId`
+//!   included. Only [`EXEMPT_PATHS`] (server-validated timestamps, `type`,
+//!   `context.ip`, the scrubber's own report) and `keep` rules are not.
+//! - **Identity fields.** A match is not spliced into an id: the whole value
+//!   is replaced by its keyed pseudonym, or the event is rejected, or it is
+//!   kept, as the source's `identity_pii` says (see `identity`). The
+//!   redaction is recorded at the field under the detector that matched.
+//! - **Keys by words.** An object key is split into words and matched
+//!   against the key rules (see `words` and
+//!   [`config::DEFAULT_DENY_KEYS`]): a match removes the key with its value
+//!   when the value is a string, a number, an object or an array; booleans
+//!   and nulls stay (`userAgentData.mobile = true` is a device flag, not a
+//!   phone number). Segment's person traits ([`config::PERSON_TRAITS`])
+//!   are removed under `traits` and `context.traits`. A key that is itself
+//!   PII (an email used as a key) is removed with its value and recorded
+//!   under its detector, with the key written as the marker in the path
 //!   (`properties.[email]`), so no report carries the PII.
-//! - **Values.** Every string (and every object key) is scanned by the
-//!   enabled detectors; matches are replaced in place by `[email]`,
-//!   `[phone]`, `[card]`, `[iban]`, `[ssn]`, `[jwt]`, `[token]`, `[ip]`, and
-//!   the rest of the text is kept. Overlapping matches are replaced as one,
-//!   named after the more specific detector ([`Detector::precedence`]).
+//! - **Values.** Every string is scanned by the enabled detectors and the
+//!   custom ones; matches are replaced in place by `[email]`, `[phone]`,
+//!   `[card]`, `[iban]`, `[ssn]`, `[jwt]`, `[token]`, `[ip]`, `[<custom>]`,
+//!   and the rest of the text is kept. Overlapping matches are replaced as
+//!   one, named after the more specific detector ([`Detector::precedence`]).
 //!   JSON integers of 13 to 19 digits that are card numbers become the
 //!   string `"[card]"`. The precise rule of each detector, and the
 //!   look-alikes it leaves alone, are documented in its module.
+//! - **Decoded forms.** Text with percent-escapes or `+` for spaces is
+//!   scanned decoded too, and matches are replaced in the original text
+//!   (see `decode`); a string holding a JSON object or array is parsed and
+//!   walked like the event itself, and written back (compact) only when
+//!   something in it was removed.
 //! - **URLs** in strings (whole or embedded in text) lose their userinfo
 //!   and their denied or PII-carrying query/fragment parameters; the rest is
 //!   spliced, never re-encoded (see `url`).
+//! - **Path rules** (see `selector`): configured selectors with `remove`,
+//!   `pseudonymize`, `mask` or `keep` decide before the key rules and
+//!   detectors do.
 //! - **Bounds.** Values nested deeper than `max_depth` are removed
 //!   (`depth`); strings longer than `max_string_bytes` are cut and the kept
 //!   part scanned (`truncated`). Nothing is passed through unscanned.
-//! - **Exempt.** [`EXEMPT_PATHS`] (visitor identity, server timestamps,
-//!   `type`, `context.ip`, `context.privacy.redactions`) and the configured
-//!   `allow_paths` are kept verbatim.
 //!
 //! Cost: one table-driven pass per string (packed counters, presence bits,
 //! one run length) decides which detectors can match at all (a `@`, enough
@@ -39,29 +56,44 @@
 
 mod card;
 pub mod config;
+mod custom;
+mod decode;
 mod email;
 mod iban;
+pub mod identity;
 mod ip;
 mod keys;
 mod phone;
+pub mod selector;
 mod ssn;
 mod text;
 mod token;
 mod url;
+mod walk;
+mod words;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod proptests_scope;
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
 pub use config::{Detector, ScrubConfig};
+pub use identity::{IdentityPii, IDENTITY_FIELDS, PSEUDONYM_PREFIX};
 pub use keys::EXEMPT_PATHS;
+pub use selector::Action;
 
-use keys::{DenyKeys, Hint, PathTrie, TrieNode};
+use custom::{Custom, CustomSpan};
+use decode::Decoded;
+use identity::Pseudonymizer;
+use keys::{DenyKeys, Hint};
+use selector::{Hit, Node, PathRules, RuleSpec, States};
 use text::{Edit, Features, Span};
 use token::TokenMatcher;
+use walk::{At, Walk};
 
 /// Deepest nesting of URLs inside URL parameters that is followed.
 pub(crate) const MAX_URL_NESTING: u8 = 4;
@@ -75,8 +107,14 @@ const MIN_CARD_INTEGER: u64 = 1_000_000_000_000;
 pub enum ScrubError {
     #[error("deny key {0:?} is empty or longer than 64 characters after normalization")]
     BadDenyKey(String),
-    #[error("allow path {0:?} has an empty segment")]
-    BadAllowPath(String),
+    #[error(transparent)]
+    Selector(#[from] selector::SelectorError),
+    #[error(transparent)]
+    Custom(#[from] custom::CustomError),
+    #[error(transparent)]
+    Secret(#[from] config::SecretError),
+    #[error("keep_traits: {0:?} is not one of the person traits {list:?}", list = config::PERSON_TRAITS)]
+    NotAPersonTrait(String),
     #[error("max_depth must be at least 1")]
     ZeroDepth,
     #[error("max_string_bytes must be at least {min}, got {got}")]
@@ -102,11 +140,18 @@ pub enum RedactionKind {
     /// A string longer than `max_string_bytes` was cut, or a key that long
     /// was removed.
     Truncated,
+    /// A Segment person trait was removed.
+    PersonTrait,
+    /// A path rule removed, pseudonymized or masked the value.
+    Rule(Action),
+    /// A custom detector matched; holds its name.
+    Custom(&'static str),
 }
 
 impl RedactionKind {
-    /// Every label [`RedactionKind::label`] can return.
-    pub const LABELS: [&'static str; 13] = [
+    /// Every label [`RedactionKind::label`] can return, besides the names
+    /// of custom detectors.
+    pub const LABELS: [&'static str; 17] = [
         "email",
         "phone",
         "card",
@@ -120,6 +165,10 @@ impl RedactionKind {
         "url_userinfo",
         "depth",
         "truncated",
+        "person_trait",
+        "rule_remove",
+        "rule_pseudonymize",
+        "rule_mask",
     ];
 
     /// Stable name for reports and metric labels.
@@ -131,6 +180,9 @@ impl RedactionKind {
             RedactionKind::UrlUserinfo => "url_userinfo",
             RedactionKind::Depth => "depth",
             RedactionKind::Truncated => "truncated",
+            RedactionKind::PersonTrait => "person_trait",
+            RedactionKind::Rule(a) => a.label(),
+            RedactionKind::Custom(name) => name,
         }
     }
 }
@@ -150,10 +202,21 @@ pub struct Scrubber {
     enabled: bool,
     mask: u8,
     deny: DenyKeys,
-    trie: PathTrie,
+    paths: PathRules,
     tokens: TokenMatcher,
+    custom: Vec<Custom>,
+    identity: IdentityPii,
+    pseudonyms: Pseudonymizer,
     max_depth: usize,
     max_string_bytes: usize,
+}
+
+/// What one `scrub_event` call found besides its redactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubOutcome {
+    /// An identity field was or held personal data (and was pseudonymized;
+    /// under `identity_pii = "reject"` the caller rejects the event).
+    pub identity_pii: bool,
 }
 
 /// One segment of the path to the value being visited.
@@ -209,21 +272,59 @@ fn truncation_point(s: &str, max: usize) -> usize {
     }
 }
 
-/// State of one `scrub_event` call.
-struct Walk<'o> {
-    out: &'o mut Vec<Redaction>,
-    /// Scratch list of what one string lost; empty (unallocated) on the
-    /// clean path.
-    kinds: Vec<RedactionKind>,
-}
-
-impl Walk<'_> {
-    fn record(&mut self, node: &PathNode<'_>, kind: RedactionKind) {
-        self.out.push(Redaction {
-            path: path_string(node),
-            kind,
-        });
+/// The path rules of a configuration, in priority order: configured rules,
+/// `allow_paths`, `keep_traits`, the exempt fields, the person traits.
+fn path_rules(cfg: &ScrubConfig) -> Result<PathRules, ScrubError> {
+    for t in &cfg.keep_traits {
+        if !config::PERSON_TRAITS.contains(&t.as_str()) {
+            return Err(ScrubError::NotAPersonTrait(t.clone()));
+        }
     }
+    let kept_traits: Vec<String> = cfg
+        .keep_traits
+        .iter()
+        .flat_map(|t| [format!("traits.{t}"), format!("context.traits.{t}")])
+        .collect();
+    let person: Vec<(String, bool)> = config::PERSON_TRAITS
+        .iter()
+        .filter(|t| !cfg.keep_traits.iter().any(|k| k == *t))
+        .flat_map(|t| {
+            [
+                (format!("traits.{t}"), true),
+                (format!("context.traits.{t}"), false),
+            ]
+        })
+        .collect();
+    // (selector, action, person trait, skipped on group events)
+    let keep = |selector: &str| (selector.to_string(), Action::Keep, false, false);
+    let all: Vec<(String, Action, bool, bool)> = cfg
+        .rules
+        .iter()
+        .map(|r| (r.selector.clone(), r.action, false, false))
+        .chain(cfg.allow_paths.iter().map(|p| keep(p)))
+        .chain(kept_traits.iter().map(|p| keep(p)))
+        .chain(EXEMPT_PATHS.iter().map(|p| keep(p)))
+        .chain(
+            person
+                .into_iter()
+                .map(|(p, top)| (p, Action::Remove, true, top)),
+        )
+        .collect();
+    let specs =
+        all.iter()
+            .enumerate()
+            .map(
+                |(i, (selector, action, person_trait, group_exempt))| RuleSpec {
+                    selector,
+                    hit: Hit {
+                        action: *action,
+                        priority: i as u32,
+                        person_trait: *person_trait,
+                        group_exempt: *group_exempt,
+                    },
+                },
+            );
+    Ok(PathRules::new(specs)?)
 }
 
 impl Scrubber {
@@ -239,20 +340,17 @@ impl Scrubber {
         }
         let deny = DenyKeys::new(cfg.deny_keys.iter().chain(&cfg.extra_deny_keys))
             .map_err(|k| ScrubError::BadDenyKey(k.0))?;
-        let trie = PathTrie::new(
-            EXEMPT_PATHS
-                .iter()
-                .copied()
-                .chain(cfg.allow_paths.iter().map(String::as_str)),
-        )
-        .map_err(|p| ScrubError::BadAllowPath(p.0))?;
         let tokens = TokenMatcher::new().map_err(|e| ScrubError::Patterns(e.to_string()))?;
+        let key = cfg.pseudonym_key()?;
         Ok(Scrubber {
             enabled: cfg.enabled,
             mask: cfg.detectors.iter().fold(0, |m, d| m | d.bit()),
             deny,
-            trie,
+            paths: path_rules(cfg)?,
             tokens,
+            custom: Custom::build(&cfg.custom_detectors)?,
+            identity: cfg.identity_pii,
+            pseudonyms: Pseudonymizer::new(key.as_deref()),
             max_depth: cfg.max_depth,
             max_string_bytes: cfg.max_string_bytes,
         })
@@ -263,19 +361,42 @@ impl Scrubber {
         self.enabled
     }
 
-    /// Scrubs a whole event object in place (properties, traits, context
-    /// including `context.page.url`/`referrer`/`search`, top-level strings;
-    /// not [`EXEMPT_PATHS`] nor `allow_paths`) and appends what was removed
-    /// to `out`.
-    pub fn scrub_event(&self, event: &mut Map<String, Value>, out: &mut Vec<Redaction>) {
+    /// The source's policy for identity fields holding personal data.
+    pub fn identity_policy(&self) -> IdentityPii {
+        self.identity
+    }
+
+    /// Whether identity pseudonyms use a random per-process key (no
+    /// `pseudonym_secret` configured): they then differ between instances
+    /// and restarts.
+    pub fn ephemeral_pseudonyms(&self) -> bool {
+        self.pseudonyms.ephemeral()
+    }
+
+    /// Scrubs a whole event object in place (every field but
+    /// [`EXEMPT_PATHS`] and `keep` rules) and appends what was removed to
+    /// `out`.
+    pub fn scrub_event(
+        &self,
+        event: &mut Map<String, Value>,
+        out: &mut Vec<Redaction>,
+    ) -> ScrubOutcome {
         if !self.enabled {
-            return;
+            return ScrubOutcome::default();
         }
+        let group = matches!(event.get("type"), Some(Value::String(t)) if t == "group");
         let mut walk = Walk {
             out,
             kinds: Vec::new(),
+            group,
+            outcome: ScrubOutcome::default(),
         };
-        self.walk_map(event, None, 0, Some(PathTrie::ROOT), &mut walk);
+        let at = At {
+            node: Some(PathRules::ROOT),
+            states: self.paths.start(),
+        };
+        self.walk_map(event, None, 0, at, &mut walk);
+        walk.outcome
     }
 
     /// Scrubs one string (URL rules included); returns `None` when nothing
@@ -287,145 +408,13 @@ impl Scrubber {
         self.scrub_string(s, Hint::default(), out_kinds)
     }
 
-    fn walk_map(
-        &self,
-        map: &mut Map<String, Value>,
-        parent: Option<&PathNode<'_>>,
-        depth: usize,
-        trie: Option<TrieNode>,
-        walk: &mut Walk<'_>,
-    ) {
-        // Keys to remove; allocated only when there is one.
-        let mut doomed: Vec<String> = Vec::new();
-        for (key, value) in map.iter_mut() {
-            if !self.visit_entry(key, value, parent, depth, trie, walk) {
-                doomed.push(key.clone());
-            }
-        }
-        for key in &doomed {
-            map.remove(key);
-        }
-    }
-
-    /// Scrubs one object entry; `false` when it must be removed.
-    fn visit_entry(
-        &self,
-        key: &str,
-        value: &mut Value,
-        parent: Option<&PathNode<'_>>,
-        depth: usize,
-        trie: Option<TrieNode>,
-        walk: &mut Walk<'_>,
-    ) -> bool {
-        let child_trie = trie.and_then(|t| self.trie.child(t, key));
-        if child_trie.is_some_and(|t| self.trie.keeps(t)) {
-            return true;
-        }
-        if key.len() > self.max_string_bytes {
-            let node = PathNode {
-                parent,
-                seg: Seg::Placeholder("[truncated]"),
-            };
-            walk.record(&node, RedactionKind::Truncated);
-            return false;
-        }
-        let info = self.deny.classify(key);
-        if !info.plain {
-            if let Some(kind) = self.key_detector(key) {
-                let node = PathNode {
-                    parent,
-                    seg: Seg::Placeholder(kind.marker()),
-                };
-                walk.record(&node, RedactionKind::Detector(kind));
-                return false;
-            }
-        }
-        let node = PathNode {
-            parent,
-            seg: Seg::Key(key),
-        };
-        if info.denied.is_some() {
-            walk.record(&node, RedactionKind::DeniedKey);
-            return false;
-        }
-        if depth + 1 > self.max_depth {
-            walk.record(&node, RedactionKind::Depth);
-            return false;
-        }
-        self.walk_value(value, &node, depth + 1, child_trie, info.hint, walk);
-        true
-    }
-
-    fn walk_value(
-        &self,
-        value: &mut Value,
-        node: &PathNode<'_>,
-        depth: usize,
-        trie: Option<TrieNode>,
-        hint: Hint,
-        walk: &mut Walk<'_>,
-    ) {
-        match value {
-            Value::String(s) => {
-                if let Some(new) = self.scrub_string(s, hint, &mut walk.kinds) {
-                    *s = new;
-                }
-                if !walk.kinds.is_empty() {
-                    let path = path_string(node);
-                    for kind in std::mem::take(&mut walk.kinds) {
-                        walk.out.push(Redaction {
-                            path: path.clone(),
-                            kind,
-                        });
-                    }
-                }
-            }
-            Value::Object(m) => self.walk_map(m, Some(node), depth, trie, walk),
-            Value::Array(a) => {
-                let mut i = 0;
-                a.retain_mut(|v| {
-                    let child = PathNode {
-                        parent: Some(node),
-                        seg: Seg::Index(i),
-                    };
-                    i += 1;
-                    if depth + 1 > self.max_depth {
-                        walk.record(&child, RedactionKind::Depth);
-                        return false;
-                    }
-                    self.walk_value(v, &child, depth + 1, trie, hint, walk);
-                    true
-                });
-            }
-            Value::Number(n) => {
-                if self.mask & Detector::Card.bit() != 0 {
-                    if let Some(u) = n.as_u64().filter(|&u| u >= MIN_CARD_INTEGER) {
-                        let mut buf = itoa::Buffer::new();
-                        if card::is_card_number(buf.format(u).as_bytes()) {
-                            *value = Value::String(Detector::Card.marker().to_string());
-                            walk.record(node, RedactionKind::Detector(Detector::Card));
-                        }
-                    }
-                }
-            }
-            Value::Bool(_) | Value::Null => {}
-        }
-    }
-
-    /// The detector matching an object key, if any (no URL rules).
-    fn key_detector(&self, key: &str) -> Option<Detector> {
-        let f = Features::of(key.as_bytes());
-        if !self.wants(&f, Hint::default()) {
-            return None;
-        }
-        let mut spans = Vec::new();
-        self.find_spans(key.as_bytes(), &f, Hint::default(), &mut spans);
-        spans.iter().map(|m| m.kind).max_by_key(|k| k.precedence())
-    }
-
     /// One string value: cut if too long, then scanned.
     fn scrub_string(&self, s: &str, hint: Hint, kinds: &mut Vec<RedactionKind>) -> Option<String> {
-        if text::trivially_clean(s.as_bytes()) {
+        // Short letters-only text and bare UUIDs (visitor and item ids)
+        // cannot hold a built-in match.
+        if self.custom.is_empty()
+            && (text::trivially_clean(s.as_bytes()) || token::is_uuid(s.as_bytes()))
+        {
             return None;
         }
         let mut edits = Vec::new();
@@ -499,6 +488,23 @@ impl Scrubber {
         self.detect_with(s, &f, base, hint, edits, kinds);
     }
 
+    /// Whether the decoded form of text with features `f` is worth a scan:
+    /// it has a percent-escape, or `+` signs whose decoding to spaces could
+    /// let a detector match.
+    fn decoding_pays(&self, s: &[u8], f: &Features, hint: Hint) -> bool {
+        if !decode::may_decode(f) {
+            return false;
+        }
+        if f.pct && decode::has_escape(s) {
+            return true;
+        }
+        // `+` only ever becomes a space, which the prefilters count as a
+        // number separator already: decoding pays only if a detector can
+        // match text with a space.
+        let spaced = Features { space: true, ..*f };
+        f.plus && (self.wants(&spaced, hint) || !self.custom.is_empty())
+    }
+
     fn detect_with(
         &self,
         s: &str,
@@ -508,15 +514,43 @@ impl Scrubber {
         edits: &mut Vec<Edit>,
         kinds: &mut Vec<RedactionKind>,
     ) {
-        if !self.wants(f, hint) {
+        let direct = self.wants(f, hint);
+        let decoded = if self.decoding_pays(s.as_bytes(), f, hint) {
+            Decoded::of(s, f)
+        } else {
+            None
+        };
+        if !direct && decoded.is_none() && self.custom.is_empty() {
             return;
         }
         let mut spans = Vec::new();
-        self.find_spans(s.as_bytes(), f, hint, &mut spans);
-        if spans.is_empty() {
+        if direct {
+            self.find_spans(s.as_bytes(), f, hint, &mut spans);
+        }
+        let mut custom = Vec::new();
+        self.find_custom(s, &mut custom);
+        if let Some(d) = &decoded {
+            let text = d.text();
+            let df = Features::of(text.as_bytes());
+            let mut more = Vec::new();
+            if self.wants(&df, hint) {
+                self.find_spans(text.as_bytes(), &df, hint, &mut more);
+            }
+            d.map_spans(&mut more);
+            spans.append(&mut more);
+            let from = custom.len();
+            self.find_custom(text, &mut custom);
+            for c in &mut custom[from..] {
+                (c.start, c.end) = d.original(c.start, c.end);
+            }
+        }
+        if spans.is_empty() && custom.is_empty() {
             return;
         }
         text::merge(&mut spans);
+        if !custom.is_empty() {
+            self.merge_custom(&mut spans, &mut custom, base, edits, kinds);
+        }
         for m in spans {
             edits.push(Edit {
                 start: base + m.start,
@@ -524,6 +558,68 @@ impl Scrubber {
                 repl: m.kind.marker(),
             });
             kinds.push(RedactionKind::Detector(m.kind));
+        }
+    }
+
+    /// Runs the custom detectors over `s`.
+    fn find_custom(&self, s: &str, out: &mut Vec<CustomSpan>) {
+        for (i, c) in self.custom.iter().enumerate() {
+            c.find(i, s, out);
+        }
+    }
+
+    /// Folds custom matches into the built-in ones: a custom match that
+    /// overlaps a built-in one widens it (the built-in name wins); the rest
+    /// are merged among themselves and become edits of their own.
+    fn merge_custom(
+        &self,
+        spans: &mut Vec<Span>,
+        custom: &mut Vec<CustomSpan>,
+        base: usize,
+        edits: &mut Vec<Edit>,
+        kinds: &mut Vec<RedactionKind>,
+    ) {
+        loop {
+            let mut widened = false;
+            custom.retain(|c| {
+                match spans
+                    .iter_mut()
+                    .find(|b| b.start < c.end && c.start < b.end)
+                {
+                    Some(b) => {
+                        b.start = b.start.min(c.start);
+                        b.end = b.end.max(c.end);
+                        widened = true;
+                        false
+                    }
+                    None => true,
+                }
+            });
+            if !widened {
+                break;
+            }
+            text::merge(spans);
+        }
+        custom.sort_unstable_by_key(|c| (c.start, c.end));
+        let mut w = 0;
+        for r in 0..custom.len() {
+            let cur = custom[r];
+            if w > 0 && cur.start < custom[w - 1].end {
+                custom[w - 1].end = custom[w - 1].end.max(cur.end);
+            } else {
+                custom[w] = cur;
+                w += 1;
+            }
+        }
+        custom.truncate(w);
+        for c in custom.iter() {
+            let d = &self.custom[c.index];
+            edits.push(Edit {
+                start: base + c.start,
+                end: base + c.end,
+                repl: d.marker,
+            });
+            kinds.push(RedactionKind::Custom(d.label));
         }
     }
 
@@ -603,3 +699,5 @@ fn candidates(f: &Features, hint: Hint) -> u8 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;

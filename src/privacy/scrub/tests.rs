@@ -66,8 +66,8 @@ fn denied_keys_are_removed_everywhere_and_recorded() {
     let mut want = red(&[
         ("Email", "denied_key"),
         ("traits.E-Mail", "denied_key"),
-        ("traits.firstName", "denied_key"),
-        ("traits.address", "denied_key"),
+        ("traits.firstName", "person_trait"),
+        ("traits.address", "person_trait"),
         ("properties.items[0].cardNumber", "denied_key"),
         ("properties.nested.deep.Pass_Word", "denied_key"),
         ("context.sessionId", "denied_key"),
@@ -102,15 +102,15 @@ fn allow_paths_keep_a_denied_key_verbatim() {
     assert_eq!(
         r,
         red(&[
-            ("context.traits.email", "denied_key"),
+            ("context.traits.email", "person_trait"),
             ("properties.items[1].other", "phone"),
-            ("traits.phone", "denied_key"),
+            ("traits.phone", "person_trait"),
         ])
     );
 }
 
 #[test]
-fn exempt_fields_are_untouched_and_event_names_are_scanned() {
+fn exempt_fields_are_untouched_and_ids_and_event_names_are_scanned() {
     let ev = json!({
         "type": "track",
         "event": "Signup ada@example.com",
@@ -133,14 +133,25 @@ fn exempt_fields_are_untouched_and_event_names_are_scanned() {
     let mut want = ev;
     want["event"] = json!("Signup [email]");
     want["name"] = json!("Page for [phone]");
+    want["messageId"] = json!("[email]");
     want["context"]["privacy"]["other"] = json!("[email]");
+    for f in ["userId", "anonymousId", "groupId", "previousId"] {
+        let p = out[f].as_str().expect("a string");
+        assert!(p.starts_with(PSEUDONYM_PREFIX), "{f}: {p}");
+        want[f] = json!(p);
+    }
     assert_eq!(out, want);
     assert_eq!(
         r,
         red(&[
+            ("anonymousId", "ip"),
             ("context.privacy.other", "email"),
             ("event", "email"),
+            ("groupId", "email"),
+            ("messageId", "email"),
             ("name", "phone"),
+            ("previousId", "email"),
+            ("userId", "email"),
         ])
     );
 }
@@ -506,17 +517,20 @@ fn extra_deny_keys_extend_the_default_list() {
     .expect("builds");
     let (ev, r) = run_with(
         &s,
-        json!({"traits": {"LoyaltyNumber": "x", "email": "y", "plan": "z"}}),
+        json!({"properties": {"LoyaltyNumber": "x", "email": "y", "plan": "z"}}),
     );
-    assert_eq!(ev, json!({"traits": {"plan": "z"}}));
+    assert_eq!(ev, json!({"properties": {"plan": "z"}}));
     assert_eq!(r.len(), 2);
     let replaced = Scrubber::new(&ScrubConfig {
         deny_keys: vec!["plan".into()],
         ..ScrubConfig::default()
     })
     .expect("builds");
-    let (ev, _) = run_with(&replaced, json!({"traits": {"email": "y", "plan": "z"}}));
-    assert_eq!(ev, json!({"traits": {"email": "y"}}));
+    let (ev, _) = run_with(
+        &replaced,
+        json!({"properties": {"email": "y", "plan": "z", "planName": "p"}}),
+    );
+    assert_eq!(ev, json!({"properties": {"email": "y"}}));
 }
 
 #[test]
@@ -554,6 +568,10 @@ fn labels_cover_every_kind() {
             RedactionKind::UrlUserinfo,
             RedactionKind::Depth,
             RedactionKind::Truncated,
+            RedactionKind::PersonTrait,
+            RedactionKind::Rule(Action::Remove),
+            RedactionKind::Rule(Action::Pseudonymize),
+            RedactionKind::Rule(Action::Mask),
         ]
         .iter()
         .map(RedactionKind::label),
