@@ -198,9 +198,10 @@ fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<
 fn fixed_iterations(n: u64) {
     if std::env::var("PIPELINE_FIXED_TARGET").as_deref() == Ok("ingest") {
         let (pipeline, sink, _cluster) = ingest_pipeline();
+        let rt = runtime();
         let mut accepted = 0;
         for _ in 0..n {
-            accepted += ingest_batch(&pipeline, black_box(BATCH.as_bytes())).accepted;
+            accepted += ingest_batch(&rt, &pipeline, black_box(BATCH.as_bytes())).accepted;
         }
         sink.close(Duration::from_secs(10));
         println!("{n} batches, {accepted} events accepted");
@@ -240,7 +241,19 @@ fn ingest_pipeline() -> (Pipeline, Arc<KafkaSink>, MockCluster) {
     )
 }
 
-fn ingest_batch(pipeline: &Pipeline, body: &[u8]) -> trackgate::ingest::Outcome {
+/// `Pipeline::ingest` is async (it awaits the spool's fsync when asked to);
+/// without a spool it completes at once on this runtime.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+fn ingest_batch(
+    rt: &tokio::runtime::Runtime,
+    pipeline: &Pipeline,
+    body: &[u8],
+) -> trackgate::ingest::Outcome {
     let batch = decode::batch(body).expect("decodes");
     let m = meta(Some(&batch));
     let raws = batch
@@ -248,29 +261,30 @@ fn ingest_batch(pipeline: &Pipeline, body: &[u8]) -> trackgate::ingest::Outcome 
         .iter()
         .map(|r| RawEvent::Json(r.get()))
         .collect();
-    pipeline.ingest(raws, None, &m).expect("room in the queue")
+    rt.block_on(pipeline.ingest(raws, None, &m))
+        .expect("room in the queue")
 }
 
 fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     let (pipeline, sink, _cluster) = ingest_pipeline();
+    let rt = runtime();
     let body = BATCH.as_bytes();
 
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(50));
     g.bench_function("batch50", |b| {
-        b.iter(|| ingest_batch(&pipeline, black_box(body)))
+        b.iter(|| ingest_batch(&rt, &pipeline, black_box(body)))
     });
     g.throughput(Throughput::Elements(1));
     g.bench_function("single_page", |b| {
         b.iter(|| {
             let (map, _) = decode::single(black_box(SINGLE.as_bytes())).expect("decodes");
-            pipeline
-                .ingest(
-                    vec![RawEvent::Parsed(map, SINGLE)],
-                    Some(EventType::Page),
-                    &meta(None),
-                )
-                .expect("room in the queue")
+            rt.block_on(pipeline.ingest(
+                vec![RawEvent::Parsed(map, SINGLE)],
+                Some(EventType::Page),
+                &meta(None),
+            ))
+            .expect("room in the queue")
         })
     });
     g.finish();

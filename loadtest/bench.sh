@@ -18,7 +18,9 @@
 # server under test gets core 1, the load generator and the broker core 0.
 #
 # Knobs (environment): ROUNDS (3), BURST_SECS (5), OPEN_SECS (10),
-# CONNECTIONS (32), OUT (target/bench).
+# CONNECTIONS (32), OUT (target/bench), SPOOL (on: the write-ahead spool in
+# $OUT/trackgate-spool, emptied first; off: memory-only producer queue),
+# MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,8 @@ BURST_SECS="${BURST_SECS:-5}"
 OPEN_SECS="${OPEN_SECS:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 OUT="${OUT:-target/bench}"
+SPOOL="${SPOOL:-on}"
+MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-1}"
 WRITE_KEY="wk_bench"
 export PATH="$HOME/.cargo/bin:$PATH"
 TANSU="${TANSU_BIN:-$(command -v tansu || true)}"
@@ -92,6 +96,10 @@ trusted_proxies = ["127.0.0.1"]
 
 [kafka]
 brokers = "127.0.0.1:$TANSU_PORT"
+max_in_flight_requests = $MAX_IN_FLIGHT
+
+[spool]
+enabled = $([ "$SPOOL" = off ] && echo false || echo true)
 
 # The limiter runs (its cost is measured) but never refuses the load tool.
 [rate_limit]
@@ -102,7 +110,8 @@ per_ip_burst = 1000000
 id = "bench"
 write_key = "$WRITE_KEY"
 EOF
-step "starting the gateway on 127.0.0.1:$GW_PORT"
+rm -rf "$OUT/trackgate-spool"
+step "starting the gateway on 127.0.0.1:$GW_PORT (spool $SPOOL, max in flight $MAX_IN_FLIGHT)"
 TRACKGATE_LOG=warn "${PIN_SERVER[@]}" "$BIN/trackgate" --config "$OUT/trackgate.toml" \
   >"$OUT/gateway.log" 2>&1 &
 GW_PID=$!

@@ -75,6 +75,9 @@ pub struct Config {
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
+    /// The local write-ahead spool (see `spool`).
+    #[serde(default)]
+    pub spool: crate::spool::SpoolConfig,
     /// Shared data-quality settings (see `quality`; per source in
     /// `[sources.quality]`).
     #[serde(default)]
@@ -127,6 +130,20 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// On SIGTERM/SIGINT, how long `/readyz` answers 503 while requests are
+    /// still served, before the listener closes (load balancers stop sending
+    /// first).
+    #[serde(default = "defaults::drain_ms")]
+    pub drain_ms: u64,
+    /// Most requests one client IP may have in flight at once (over: 503
+    /// `overloaded`), so a few slow clients cannot hold every slot. 0: no cap.
+    #[serde(default = "defaults::max_requests_per_ip")]
+    pub max_requests_per_ip: usize,
+    /// Bytes of request bodies all requests in flight may announce together
+    /// (`Content-Length`, else `limits.max_request_bytes`); over: 503
+    /// `overloaded`. Bounds the memory of buffered bodies.
+    #[serde(default = "defaults::max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: u64,
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
@@ -185,9 +202,14 @@ pub struct KafkaConfig {
     /// ingestion answers 503 (back-pressure before the queue is full).
     #[serde(default = "defaults::high_water_mark")]
     pub high_water_mark: f64,
-    /// How long a message may wait for delivery before it counts as failed.
+    /// How long a message may wait for delivery before it counts as failed
+    /// (with the spool on: before it goes back to the spool to be retried).
     #[serde(default = "defaults::message_timeout_ms")]
     pub message_timeout_ms: u32,
+    /// Produce requests in flight per broker connection. 1 keeps each
+    /// visitor's events in order through retries (`acks=1`, no idempotence).
+    #[serde(default = "defaults::max_in_flight_requests")]
+    pub max_in_flight_requests: u32,
     /// On shutdown, how long the producer gets to deliver what it holds.
     #[serde(default = "defaults::flush_timeout_ms")]
     pub flush_timeout_ms: u64,
@@ -208,8 +230,8 @@ pub struct KafkaConfig {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
-    /// Extra librdkafka producer properties (e.g. `security.protocol`),
-    /// applied last.
+    /// Extra librdkafka properties (e.g. `security.protocol`), applied last
+    /// to every Kafka client: producer, admin, opt-out follower and writer.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -295,8 +317,20 @@ pub struct RoutingConfig {
 pub struct SourceConfig {
     /// Stable id of the source, sent as a record header.
     pub id: String,
-    /// The write key clients authenticate with.
+    /// The write key clients authenticate with. It is public (it ships in
+    /// every web page): it may send events and opt ids out, never in.
     pub write_key: String,
+    /// The source's server key: a secret, distinct from the write key, that
+    /// only the site owner's servers send (`Authorization: Bearer <key>` or
+    /// `X-Trackgate-Server-Key`). It may opt any id of this source out or
+    /// back in. At least 16 characters. Unset: no server key (opting in then
+    /// needs the visitor's own opt-out cookie).
+    #[serde(default)]
+    pub server_key: Option<String>,
+    /// The name of an environment variable holding the server key, instead
+    /// of `server_key` (the variable must be set and non-empty at start).
+    #[serde(default)]
+    pub server_key_env: Option<String>,
     /// Browser origins allowed to post (`https://shop.example`); `*` allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -315,6 +349,9 @@ pub struct SourceConfig {
     #[serde(default)]
     pub quality: crate::quality::config::SourceQualityConfig,
 }
+
+/// Shortest server key accepted.
+pub const MIN_SERVER_KEY_CHARS: usize = 16;
 
 mod defaults {
     use std::net::SocketAddr;
@@ -343,6 +380,15 @@ mod defaults {
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
+    pub fn drain_ms() -> u64 {
+        2_000
+    }
+    pub fn max_requests_per_ip() -> usize {
+        256
+    }
+    pub fn max_buffered_body_bytes() -> u64 {
+        256 * 1024 * 1024
+    }
     pub fn retry_after_secs() -> u32 {
         1
     }
@@ -369,6 +415,9 @@ mod defaults {
     }
     pub fn message_timeout_ms() -> u32 {
         60_000
+    }
+    pub fn max_in_flight_requests() -> u32 {
+        1
     }
     pub fn flush_timeout_ms() -> u64 {
         10_000
@@ -507,8 +556,11 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
             .map(|(k, v)| (env_key_to_path(&k), v))
             .collect();
-        let config =
+        let mut config =
             Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
+            config.spool.resolve_dir(base);
+        }
         Ok((config, text))
     }
 
@@ -522,10 +574,11 @@ impl Config {
         for (path, raw) in overrides {
             apply_override(&mut root, path, raw)?;
         }
-        let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::key(key, e.into_inner().to_string())
         })?;
+        config.resolve_server_keys(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
     }
@@ -537,6 +590,34 @@ impl Config {
 
     pub fn uses_embedded_broker(&self) -> bool {
         self.kafka.brokers.trim() == EMBEDDED_BROKER
+    }
+
+    /// Reads each `server_key_env` into `server_key`.
+    fn resolve_server_keys(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            let Some(name) = s.server_key_env.as_deref() else {
+                continue;
+            };
+            if s.server_key.is_some() {
+                return Err(ConfigError::key(
+                    format!("sources[{i}].server_key_env"),
+                    "set either server_key or server_key_env, not both",
+                ));
+            }
+            match env(name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => s.server_key = Some(v),
+                None => {
+                    return Err(ConfigError::key(
+                        format!("sources[{i}].server_key_env"),
+                        format!("environment variable {name} is not set"),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -575,6 +656,30 @@ impl Config {
             }
             if !ids.insert(s.id.as_str()) {
                 return Err(ConfigError::key(format!("sources[{i}].id"), "duplicate id"));
+            }
+            // The id is the scope of the source's opt-outs in their record
+            // keys (`anon@<id>:<anonymousId>`), where `:` ends the scope and
+            // `*` is every source.
+            if s.id.contains(':') || s.id == crate::privacy::optout::SCOPE_ALL {
+                return Err(ConfigError::key(
+                    format!("sources[{i}].id"),
+                    "must not contain `:` nor be `*`",
+                ));
+            }
+            if let Some(k) = &s.server_key {
+                let key = format!("sources[{i}].server_key");
+                if k.chars().count() < MIN_SERVER_KEY_CHARS {
+                    return Err(ConfigError::key(key, "must be at least 16 characters"));
+                }
+                if self.sources.iter().any(|o| &o.write_key == k) {
+                    return Err(ConfigError::key(key, "must differ from every write key"));
+                }
+                if self.sources[..i]
+                    .iter()
+                    .any(|o| o.server_key.as_ref() == Some(k))
+                {
+                    return Err(ConfigError::key(key, "duplicate server key"));
+                }
             }
             for (j, o) in s.allowed_origins.iter().enumerate() {
                 if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -640,12 +745,25 @@ impl Config {
                 "must be positive",
             ));
         }
+        if k.max_in_flight_requests == 0 {
+            return Err(ConfigError::key(
+                "kafka.max_in_flight_requests",
+                "must be positive",
+            ));
+        }
+        self.spool.validate()?;
         self.privacy.validate()?;
         self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         crate::limits::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;
+        if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {
+            return Err(ConfigError::key(
+                "server.max_buffered_body_bytes",
+                "must be at least limits.max_request_bytes",
+            ));
+        }
         if self.server.max_connections == 0 {
             return Err(ConfigError::key(
                 "server.max_connections",
@@ -804,6 +922,67 @@ allowed_origins = ["https://shop.example"]
         let text = MINIMAL.replace("[kafka]", "[kafka]\nlinger_ms = \"soon\"");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.linger_ms"), "{err}");
+    }
+
+    #[test]
+    fn server_keys_are_secret_distinct_and_may_come_from_the_environment() {
+        let with = |extra: &str| {
+            Config::from_toml(
+                &MINIMAL.replace("allowed_origins", &format!("{extra}\nallowed_origins")),
+            )
+        };
+        let c = with("server_key = \"sk_0123456789abcdef\"").unwrap();
+        assert_eq!(
+            c.sources[0].server_key.as_deref(),
+            Some("sk_0123456789abcdef")
+        );
+        for (extra, message) in [
+            ("server_key = \"short\"", "at least 16"),
+            ("server_key = \"wk_live_abc\"", "at least 16"),
+            (
+                "server_key_env = \"TRACKGATE_TEST_UNSET_SERVER_KEY\"",
+                "is not set",
+            ),
+            (
+                "server_key = \"sk_0123456789abcdef\"\nserver_key_env = \"X\"",
+                "not both",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(
+                err.contains("sources[0].server_key") && err.contains(message),
+                "{err}"
+            );
+        }
+        let text = MINIMAL
+            .replace("wk_live_abc", "wk_live_0123456789abcdef")
+            .replace(
+                "allowed_origins",
+                "server_key = \"wk_live_0123456789abcdef\"\nallowed_origins",
+            );
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("differ from every write key"), "{err}");
+        let mut c: Config = toml::from_str(&MINIMAL.replace(
+            "allowed_origins",
+            "server_key_env = \"SK\"\nallowed_origins",
+        ))
+        .unwrap();
+        c.resolve_server_keys(|n| (n == "SK").then(|| "sk_from_the_environment".to_string()))
+            .unwrap();
+        assert_eq!(
+            c.sources[0].server_key.as_deref(),
+            Some("sk_from_the_environment")
+        );
+    }
+
+    #[test]
+    fn source_ids_cannot_break_optout_record_keys() {
+        for id in ["we:b", "*"] {
+            let err = Config::from_toml(&MINIMAL.replace("id = \"web\"", &format!("id = {id:?}")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sources[0].id"), "{err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,18 @@
 //! Every event that enters is accounted for here: accepted, rejected (with a
 //! reason, and written to the invalid topic), or dropped by policy.
 //!
+//! Admission (the 200 is a promise): with the spool on, a request first
+//! reserves room on the spool for all its events and its records are
+//! appended there in one write before it is answered; with the spool off, the
+//! producer queue must have room for all of it, in messages and in bytes, and
+//! production must not be paused. Otherwise the whole request gets 503 +
+//! `Retry-After` and none of its events is counted; a request is never split
+//! into a 200 for some events and a refusal for others.
+//!
+//! Fail closed: until the opt-out list is loaded every request is refused
+//! (503 `optout_list_loading`, nothing received, nothing spooled or queued):
+//! an event the list would drop could otherwise pass.
+//!
 //! Privacy (see `privacy`): a request whose headers alone call for a drop
 //! (opt-out cookie, GPC or DNT under a `drop` policy) has all its events
 //! dropped before any is parsed; rejected events pass the privacy stage's
@@ -29,9 +41,10 @@ use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
 use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
 use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
-use crate::quality::{self, QualityError, QualityStage};
+use crate::quality::{self, QualityError, QualityStage, Recorded};
 use crate::route::Router;
 use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
+use crate::spool::{Appended, Batch, Spool};
 
 /// Reason label of events refused because the producer queue filled up
 /// in the middle of their request.
@@ -39,6 +52,14 @@ pub const REASON_QUEUE_FULL: &str = "queue_full";
 /// Reason label of events the producer refused for another reason (e.g. a
 /// record over the broker's size limit).
 pub const REASON_PRODUCE_ERROR: &str = "produce_error";
+/// Reason label of events whose request could not be written to the spool
+/// after all (disk error, or records larger than the reservation and no
+/// room left); the request gets 503.
+pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
+
+/// Room reserved on the spool per event beyond its JSON text: the fields the
+/// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
+const SPOOL_ALLOWANCE_PER_EVENT: u64 = 2048;
 
 /// One event as the HTTP layer hands it over.
 pub enum RawEvent<'a> {
@@ -64,6 +85,10 @@ pub enum IngestError {
     /// The producer queue is over its high-water mark: nothing was taken.
     #[error("the gateway is over capacity, retry later")]
     Unavailable,
+    /// The opt-out list is not loaded yet: an event it would drop could
+    /// pass, so nothing is taken.
+    #[error("the opt-out list is not loaded yet, retry later")]
+    OptOutListLoading,
 }
 
 /// Everything the pipeline needs, shared by all connections.
@@ -76,6 +101,17 @@ pub struct Pipeline {
     pub quality: QualityStage,
     /// The live inspector's taps (see `inspect`).
     pub inspector: Arc<Inspector>,
+    /// The write-ahead spool (`None`: `spool.enabled = false`).
+    pub spool: Option<Arc<Spool>>,
+}
+
+/// Where a request's accepted records go while its events are processed.
+enum Sending {
+    /// Straight into the producer queue (spool off).
+    Direct,
+    /// Into a spool batch, appended as a whole at the end; with the ids the
+    /// duplicate filter recorded, given back if the append fails.
+    Spool(Batch, Vec<Recorded>),
 }
 
 impl Pipeline {
@@ -108,21 +144,67 @@ impl Pipeline {
             bots,
             quality,
             inspector: Arc::new(Inspector::disabled()),
+            spool: None,
         }
+    }
+
+    /// Makes accepted events go through `spool` (write-ahead).
+    pub fn with_spool(mut self, spool: Arc<Spool>) -> Pipeline {
+        self.spool = Some(spool);
+        self
     }
 
     /// Runs the events of one request through the pipeline. Refuses the
     /// whole request (nothing counted as received) when the queue has no
     /// room for it; otherwise every event gets an outcome.
-    pub fn ingest<'a>(
+    ///
+    /// With the spool on, resolves once the accepted events are on the spool
+    /// (and fsync'd when `spool.fsync = "always"`).
+    pub async fn ingest<'a>(
         &self,
         events: Vec<RawEvent<'a>>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
     ) -> Result<Outcome, IngestError> {
-        if self.sink.headroom() < events.len() as u64 {
-            return Err(IngestError::Unavailable);
+        if !self.privacy.optouts().is_loaded() {
+            return Err(IngestError::OptOutListLoading);
         }
+        let (out, appended) = self.ingest_now(events, implied, meta)?;
+        if let Some(a) = appended {
+            // On the spool already; only the fsync is awaited. A spool closed
+            // meanwhile still holds the records: the client may retry.
+            a.durable().await.map_err(|_| IngestError::Unavailable)?;
+        }
+        Ok(out)
+    }
+
+    fn ingest_now<'a>(
+        &self,
+        events: Vec<RawEvent<'a>>,
+        implied: Option<EventType>,
+        meta: &RequestMeta<'_>,
+    ) -> Result<(Outcome, Option<Appended>), IngestError> {
+        let text_bytes: u64 = events.iter().map(|r| raw_text(r).len() as u64).sum();
+        let reservation = match &self.spool {
+            Some(spool) => Some(
+                spool
+                    .reserve(text_bytes + events.len() as u64 * SPOOL_ALLOWANCE_PER_EVENT)
+                    .map_err(|_| IngestError::Unavailable)?,
+            ),
+            None => {
+                if self.sink.headroom() < events.len() as u64
+                    || self.sink.byte_headroom() < text_bytes
+                    || self.sink.production_paused()
+                {
+                    return Err(IngestError::Unavailable);
+                }
+                None
+            }
+        };
+        let mut sending = match reservation {
+            Some(_) => Sending::Spool(Batch::new(), Vec::new()),
+            None => Sending::Direct,
+        };
         metrics::events_received(events.len() as u64);
         let mut out = Outcome::default();
         if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
@@ -130,7 +212,7 @@ impl Pipeline {
             self.inspector
                 .dropped(meta.source_id, reason, events.len() as u64);
             out.dropped = events.len() as u32;
-            return Ok(out);
+            return Ok((out, None));
         }
         let mut buf = Vec::with_capacity(1024);
         let mut queue_full = false;
@@ -141,9 +223,7 @@ impl Pipeline {
                 out.rejected += 1;
                 continue;
             }
-            let text = match &raw {
-                RawEvent::Json(t) | RawEvent::Parsed(_, t) | RawEvent::Undecodable(t, _) => *t,
-            };
+            let text = raw_text(&raw);
             let result = self.prepare(raw, implied, meta);
             let (mut ev, client_message_id) = match result {
                 Ok(prepared) => prepared,
@@ -243,16 +323,16 @@ impl Pipeline {
                     &random_key[..]
                 }
             };
-            match self
-                .sink
-                .send(topic, Some(key), &buf, &headers, RecordKind::Event)
-            {
+            match self.emit(&mut sending, topic, key, &buf, &headers) {
                 Ok(()) => {
                     out.accepted += 1;
                     self.inspector
                         .accepted(meta.source_id, topic, ev.kind.as_str(), key, &buf);
+                    if let (Sending::Spool(_, kept), Some(r)) = (&mut sending, recorded) {
+                        kept.push(r);
+                    }
                 }
-                Err(SinkError::QueueFull) => {
+                Err(SinkError::QueueFull | SinkError::Closed) => {
                     unrecord();
                     queue_full = true;
                     metrics::event_rejected(REASON_QUEUE_FULL);
@@ -266,15 +346,73 @@ impl Pipeline {
                 }
             }
         }
+        let mut appended = None;
+        if let (Sending::Spool(batch, recorded), Some(spool), Some(reservation)) =
+            (&sending, &self.spool, reservation)
+        {
+            match spool.append(batch, reservation) {
+                Ok(a) => {
+                    self.sink.stats().count_spooled(a.records() as u64);
+                    appended = Some(a);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write a request to the spool");
+                    for _ in 0..out.accepted {
+                        metrics::event_rejected(REASON_SPOOL_UNAVAILABLE);
+                    }
+                    // The client sends them again: not duplicates.
+                    for r in recorded {
+                        self.quality.unrecord(meta.source_id, *r);
+                    }
+                    return Err(IngestError::Unavailable);
+                }
+            }
+        }
         // Counted once per request: a labelled counter costs a registry
         // lookup per call.
         if out.accepted > 0 {
             metrics::events_accepted(u64::from(out.accepted));
         }
-        if queue_full && out.accepted == 0 {
+        if queue_full {
+            // Never a 200 for a split batch: the client retries all of it
+            // (the events already queued may then arrive twice).
             return Err(IngestError::Unavailable);
         }
-        Ok(out)
+        Ok((out, appended))
+    }
+
+    /// Sends one accepted record: into the request's spool batch, or
+    /// straight to the producer with the spool off.
+    fn emit(
+        &self,
+        sending: &mut Sending,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: &RecordHeaders<'_>,
+    ) -> Result<(), SinkError> {
+        match sending {
+            Sending::Direct => self
+                .sink
+                .send(topic, Some(key), value, headers, RecordKind::Event),
+            Sending::Spool(batch, _) => {
+                let h: [(&str, Option<&[u8]>); 3] = [
+                    (crate::route::HEADER_SOURCE, Some(headers.source.as_bytes())),
+                    (
+                        crate::route::HEADER_TYPE,
+                        Some(headers.event_type.as_bytes()),
+                    ),
+                    (
+                        crate::route::HEADER_PRODUCER,
+                        Some(crate::route::PRODUCER_VERSION.as_bytes()),
+                    ),
+                ];
+                batch.begin_record(topic, Some(key), &h);
+                batch.buf.extend_from_slice(value);
+                batch.finish_record();
+                Ok(())
+            }
+        }
     }
 
     fn prepare(
@@ -408,6 +546,13 @@ pub fn prepare_tracked(
     let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
     normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
     Ok((ev, client_message_id))
+}
+
+/// The JSON text of a raw event, as received.
+fn raw_text<'a>(raw: &RawEvent<'a>) -> &'a str {
+    match raw {
+        RawEvent::Json(t) | RawEvent::Parsed(_, t) | RawEvent::Undecodable(t, _) => t,
+    }
 }
 
 fn truncate_at_char_boundary(s: &str, max: usize) -> &str {

@@ -10,6 +10,7 @@
 //! `privacy`; `quality` (duplicates, tracking plans, enrichment) runs after
 //! `privacy`.
 
+pub mod admission;
 pub mod bots;
 pub mod config;
 pub mod decode;

@@ -1,19 +1,25 @@
-//! Listeners, connection limits, timeouts, the broker monitor and watcher,
-//! and graceful shutdown.
+//! Listeners, connection limits, admission, timeouts, the spool, the broker
+//! monitor and watcher, and graceful shutdown.
 //!
 //! Shutdown sequence (SIGTERM/SIGINT or the caller's future): readiness goes
-//! 503, the listeners stop accepting, in-flight requests get
-//! `server.shutdown_grace_ms` to finish, then the producer gets
-//! `kafka.flush_timeout_ms` to deliver what it holds; whatever is still
-//! undelivered is purged, counted as failed exactly once (see
-//! [`KafkaSink::close`]) and logged with counts. The admin listener stays up
-//! until then, so `/metrics` shows the final accounting while it drains.
+//! 503 and requests are still served for `server.drain_ms` (load balancers
+//! notice and stop sending, nobody is refused a connection); then the
+//! listener closes and in-flight requests get `server.shutdown_grace_ms` to
+//! finish; then the spool takes no more appends and the producer refuses
+//! every send (a request still running gets 503, never a 200 after the
+//! final accounting); then the producer gets `kafka.flush_timeout_ms` to
+//! deliver what it holds. With the spool, whatever is undelivered stays on
+//! it for the next start; without, it is purged and counted failed exactly
+//! once (see [`KafkaSink::close`]). The admin listener stays up until then,
+//! so `/metrics` shows the final accounting while it drains.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Method, Request};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,15 +27,19 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::admission::Admission;
 use crate::config::{Config, LoadOptions};
 use crate::http::admin::{self, AdminState};
-use crate::http::{self as api, AppState};
+use crate::http::error::ApiError;
+use crate::http::{self as api, client_ip, response, AppState};
 use crate::ingest::Pipeline;
 use crate::limits::{self, IdleTimeout};
 use crate::metrics;
 use crate::privacy::PrivacyStage;
 use crate::reload::{self, Live};
 use crate::sink::kafka::KafkaSink;
+use crate::sink::DeliveryListener;
+use crate::spool::{Spool, SpoolError};
 
 /// `/readyz` reason while the opt-out list is still being read.
 pub const READY_OPTOUT_LIST: &str = "optout_list_loading";
@@ -57,6 +67,8 @@ pub enum ServerError {
     Quality(#[from] crate::quality::QualityError),
     #[error(transparent)]
     Sdk(#[from] crate::http::sdk::SdkError),
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
 }
 
 /// The addresses a running gateway listens on.
@@ -106,8 +118,31 @@ pub async fn run_reloadable(
     };
 
     let sink = Arc::new(KafkaSink::new(&config.kafka, &brokers)?);
+    // The embedded broker keeps nothing either: no spool in development mode.
+    let spool = if config.spool.enabled && !config.uses_embedded_broker() {
+        let (spool, recovered) = Spool::open(&config.spool, sink.clone())?;
+        let listener: Arc<dyn DeliveryListener> = spool.clone();
+        sink.set_listener(Arc::downgrade(&listener));
+        tracing::info!(
+            dir = %spool.dir().display(),
+            segments = recovered.segments,
+            records = recovered.records,
+            corrupt = recovered.corrupt,
+            "spool opened; unacknowledged records will be produced again"
+        );
+        Some(spool)
+    } else {
+        None
+    };
+    let spool_workers = spool.as_ref().map(Spool::start);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let monitor = spawn_broker_monitor(config.clone(), sink.clone(), stop_rx.clone());
+    let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
+    let spool_room = config.limits.max_request_bytes as u64;
+    let monitor = spawn_broker_monitor(
+        config.clone(),
+        (sink.clone(), spool.clone(), spool_room),
+        stop_rx.clone(),
+    );
     let watcher = spawn_broker_watcher(sink.clone(), stop_rx.clone());
 
     let listener = bind(config.server.listen).await?;
@@ -125,11 +160,14 @@ pub async fn run_reloadable(
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
     let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
-    let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
     tokio::spawn(inspector.clone().run_ticker(stop_rx.clone()));
     let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
     pipeline.inspector = inspector.clone();
+    if let Some(s) = &spool {
+        pipeline = pipeline.with_spool(s.clone());
+    }
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
+    let admission = Arc::new(Admission::new(&config));
     let (text, opts) = match reload {
         Some((opts, text)) => (text, Some(opts)),
         None => (String::new(), None),
@@ -138,6 +176,8 @@ pub async fn run_reloadable(
     reload::spawn(live.clone(), stop_rx.clone());
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
+        spool: spool.clone(),
+        spool_room,
         prometheus,
         inspector,
         live: live.clone(),
@@ -156,6 +196,18 @@ pub async fn run_reloadable(
     let idle_timeout = Duration::from_millis(config.server.keep_alive_timeout_ms);
     let max_header_bytes = config.server.max_header_bytes;
 
+    // Resolves once the drain period after the shutdown signal is over.
+    let drain = Duration::from_millis(config.server.drain_ms);
+    let sink_for_drain = sink.clone();
+    let shutdown = async move {
+        shutdown.await;
+        sink_for_drain.begin_shutdown();
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutting down: readiness 503, still serving during the drain period"
+        );
+        tokio::time::sleep(drain).await;
+    };
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -179,8 +231,9 @@ pub async fn run_reloadable(
         };
         let _ = stream.set_nodelay(true);
         let live = live.clone();
+        let admission = admission.clone();
         // Each request runs on the state current when it starts.
-        let svc = service_fn(move |req| api::handle(live.current(), peer, req));
+        let svc = service_fn(move |req| admit(live.current(), admission.clone(), peer, req));
         // hyper's head timer also runs while a kept-alive connection waits
         // for its next request; `IdleTimeout` closes quiet ones sooner.
         // Half-close: a client may shut its write side once its request is
@@ -200,8 +253,8 @@ pub async fn run_reloadable(
         });
     }
 
-    // Shutdown.
-    tracing::info!("shutting down: readiness 503, listener closed");
+    // Shutdown (readiness has been 503 since the signal).
+    tracing::info!("drain period over: listener closed");
     sink.begin_shutdown();
     drop(listener);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
@@ -211,11 +264,28 @@ pub async fn run_reloadable(
     {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
+    if let Some(s) = &spool {
+        // Requests still running after the grace period get 503.
+        s.close_appends();
+    }
     let flush_timeout = Duration::from_millis(config.kafka.flush_timeout_ms);
     let sink_for_close = sink.clone();
     let closing = tokio::task::spawn_blocking(move || sink_for_close.close(flush_timeout)).await;
     sink.log_failures();
     match closing {
+        Ok(c) if spool.is_some() => {
+            let left = spool.as_ref().map_or(0, |s| s.open_records());
+            tracing::info!(
+                accepted = c.accepted,
+                delivered = spool.as_ref().map_or(0, |s| s
+                    .stats()
+                    .delivered
+                    .load(std::sync::atomic::Ordering::Relaxed)),
+                failed = c.failed,
+                spooled = left,
+                "shutdown complete; undelivered records stay on the spool for the next start"
+            );
+        }
         Ok(c) => {
             if c.purged > 0 {
                 tracing::error!(
@@ -233,6 +303,12 @@ pub async fn run_reloadable(
         }
         Err(e) => tracing::error!(error = %e, "closing the producer failed"),
     }
+    if let Some(s) = &spool {
+        s.close();
+    }
+    if let Some(w) = spool_workers {
+        w.join();
+    }
     let _ = stop_tx.send(true);
     let _ = admin_task.await;
     let _ = monitor.join();
@@ -245,6 +321,31 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Admission (per-IP concurrency, body budget), then the API.
+async fn admit(
+    state: Arc<AppState>,
+    admission: Arc<Admission>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<hyper::Response<response::Body>, std::convert::Infallible> {
+    let ip = client_ip::resolve(
+        peer.ip(),
+        req.headers(),
+        &state.config.server.trusted_proxies,
+    );
+    let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    match admission.admit(ip, req.headers(), has_body) {
+        Ok(_admitted) => api::handle(state, peer, req).await,
+        Err(refused) => {
+            metrics::rate_limited(refused.label());
+            Ok(response::error(
+                &ApiError::Overloaded,
+                state.config.server.retry_after_secs,
+            ))
+        }
+    }
 }
 
 async fn serve_admin(
@@ -275,7 +376,7 @@ async fn serve_admin(
 /// A plain thread: metadata calls block.
 fn spawn_broker_monitor(
     config: Arc<Config>,
-    sink: Arc<KafkaSink>,
+    (sink, spool, spool_room): (Arc<KafkaSink>, Option<Arc<Spool>>, u64),
     stop: watch::Receiver<bool>,
 ) -> std::thread::JoinHandle<()> {
     let interval = Duration::from_millis(config.kafka.metadata_interval_ms);
@@ -295,7 +396,7 @@ fn spawn_broker_monitor(
                     was_ok = Some(ok);
                 }
                 sink.log_failures();
-                sink.publish_gauges();
+                admin::publish_gauges(&sink, spool.as_deref(), spool_room);
                 // A check that passed while a "brokers down" report arrived
                 // left production paused: check again at once.
                 let wait = if ok && sink.production_paused() {

@@ -1,183 +1,22 @@
 //! Reliability against the real Tansu broker, which these tests stop and
 //! start: a broker that is not there yet, a broker lost and restarted under
-//! load, SIGTERM under load and SIGTERM with the broker gone. Every test
+//! load, SIGTERM under load and SIGTERM with the broker gone. These run with
+//! the spool off (`spool.enabled = false`: the producer's memory queue is the
+//! only buffer); `tests/spool_durability.rs` covers the spool. Every test
 //! checks the accounting identities on `/metrics` and what the broker
 //! actually holds, and prints its figures (`--nocapture` shows them).
 
 mod support;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use support::load::*;
 use support::*;
 
-/// Events in each batch a load client posts.
-const BATCH: u64 = 20;
-/// Pause between two requests of one load client.
-const PACE: Duration = Duration::from_millis(5);
-/// Padding that gives each event a realistic size (about 400 bytes of JSON).
-const PAD: &str = "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
-
-/// Where a test is, as seen by the load clients (tags their 503s).
-const PHASE_BROKER_UP: u8 = 0;
-const PHASE_BROKER_DOWN: u8 = 1;
-const PHASE_RECOVERING: u8 = 2;
-const PHASE_RECOVERED: u8 = 3;
-
-/// What the load clients saw.
-#[derive(Debug, Default)]
-struct LoadReport {
-    requests: u64,
-    events_sent: u64,
-    accepted: u64,
-    rejected: u64,
-    /// 503 answers by phase, with the producer queue read right after each.
-    unavailable: Vec<(u8, f64)>,
-    /// 503 answers without `Retry-After`.
-    unavailable_without_retry_after: u64,
-    other_statuses: Vec<u16>,
-    connection_errors: u64,
-    /// messageIds of the events the gateway said it accepted.
-    accepted_ids: HashSet<String>,
-}
-
-impl LoadReport {
-    fn unavailable_in(&self, phase: u8) -> usize {
-        self.unavailable.iter().filter(|(p, _)| *p == phase).count()
-    }
-}
-
-/// Background clients posting batches of events with unique messageIds.
-struct Load {
-    stop: Arc<AtomicBool>,
-    phase: Arc<AtomicU8>,
-    accepted: Arc<AtomicU64>,
-    unavailable: Arc<AtomicU64>,
-    threads: Vec<JoinHandle<LoadReport>>,
-}
-
-impl Load {
-    /// `clients` threads; a client stops on its own at its first connection
-    /// error when `stop_on_connection_error` (the listener closed).
-    fn start(gw: &Gateway, clients: usize, stop_on_connection_error: bool) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let phase = Arc::new(AtomicU8::new(PHASE_BROKER_UP));
-        let accepted = Arc::new(AtomicU64::new(0));
-        let unavailable = Arc::new(AtomicU64::new(0));
-        let threads = (0..clients)
-            .map(|client| {
-                let (addr, admin) = (gw.addr, gw.admin);
-                let (stop, phase) = (stop.clone(), phase.clone());
-                let (accepted, unavailable) = (accepted.clone(), unavailable.clone());
-                std::thread::spawn(move || {
-                    let mut report = LoadReport::default();
-                    let auth = basic(WRITE_KEY);
-                    let headers = [
-                        ("content-type", "application/json"),
-                        ("authorization", auth.as_str()),
-                    ];
-                    let mut seq = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let ids: Vec<String> = (0..BATCH)
-                            .map(|j| format!("c{client}-r{seq}-e{j}"))
-                            .collect();
-                        seq += 1;
-                        let events: Vec<String> = ids
-                            .iter()
-                            .map(|id| {
-                                format!(
-                                    r#"{{"type":"track","event":"load","anonymousId":"v-{id}","messageId":"{id}","properties":{{"pad":"{PAD}"}}}}"#
-                                )
-                            })
-                            .collect();
-                        let body = format!(r#"{{"batch":[{}]}}"#, events.join(","));
-                        let phase_now = phase.load(Ordering::Relaxed);
-                        report.requests += 1;
-                        report.events_sent += BATCH;
-                        match http(addr, "POST", "/v1/batch", &headers, body.as_bytes()) {
-                            Ok(r) if r.status == 200 => {
-                                let v = r.json();
-                                let n = v["accepted"].as_u64().expect("accepted count");
-                                report.accepted += n;
-                                report.rejected += v["rejected"].as_u64().unwrap_or(0);
-                                // The pipeline handles a batch in order: the
-                                // accepted events are its first `n`.
-                                report.accepted_ids.extend(ids.into_iter().take(n as usize));
-                                accepted.fetch_add(n, Ordering::Relaxed);
-                            }
-                            Ok(r) if r.status == 503 => {
-                                if r.header("retry-after").is_none() {
-                                    report.unavailable_without_retry_after += 1;
-                                }
-                                let queue = http(admin, "GET", "/metrics", &[], b"")
-                                    .map(|m| {
-                                        metric_sum(
-                                            &String::from_utf8_lossy(&m.body),
-                                            "trackgate_producer_queue_messages",
-                                            &[],
-                                        )
-                                    })
-                                    .unwrap_or(f64::NAN);
-                                report.unavailable.push((phase_now, queue));
-                                unavailable.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(r) => report.other_statuses.push(r.status),
-                            Err(_) => {
-                                report.connection_errors += 1;
-                                if stop_on_connection_error {
-                                    break;
-                                }
-                            }
-                        }
-                        std::thread::sleep(PACE);
-                    }
-                    report
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            phase,
-            accepted,
-            unavailable,
-            threads,
-        }
-    }
-
-    fn set_phase(&self, phase: u8) {
-        self.phase.store(phase, Ordering::Relaxed);
-    }
-
-    fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    fn unavailable(&self) -> u64 {
-        self.unavailable.load(Ordering::Relaxed)
-    }
-
-    /// Stops the clients (if still running) and merges their reports.
-    fn finish(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = LoadReport::default();
-        for t in self.threads {
-            let r = t.join().expect("load client");
-            total.requests += r.requests;
-            total.events_sent += r.events_sent;
-            total.accepted += r.accepted;
-            total.rejected += r.rejected;
-            total.unavailable.extend(r.unavailable);
-            total.unavailable_without_retry_after += r.unavailable_without_retry_after;
-            total.other_statuses.extend(r.other_statuses);
-            total.connection_errors += r.connection_errors;
-            total.accepted_ids.extend(r.accepted_ids);
-        }
-        total
-    }
-}
+/// Turns the spool off. Ends the `[kafka]` keys given to `gateway_toml`
+/// (a table of its own, so it comes last).
+const MEMORY_ONLY: &str = "\n[spool]\nenabled = false\n";
 
 const SMALL_QUEUE_MESSAGES: u64 = 2000;
 const SMALL_QUEUE_KBYTES: u64 = 2048;
@@ -212,7 +51,7 @@ fn queue_checked_every(
         "metadata_interval_ms = {metadata_interval_ms}\n\
          queue_max_messages = {messages}\nqueue_max_kbytes = {SMALL_QUEUE_KBYTES}\n\
          high_water_mark = {SMALL_QUEUE_HIGH_WATER}\nmessage_timeout_ms = {message_timeout_ms}\n\
-         flush_timeout_ms = {flush_timeout_ms}\n"
+         flush_timeout_ms = {flush_timeout_ms}\n{MEMORY_ONLY}"
     )
 }
 
@@ -254,8 +93,12 @@ fn shutdown_summary(log: &str) -> (u64, u64, u64) {
     (field("accepted"), field("delivered"), field("failed"))
 }
 
+/// Without a broker at start the opt-out list cannot be loaded, so the
+/// gateway fails closed: it takes nothing (not even into its queue) until
+/// the broker appears. How the queue fills to its bound and drains during
+/// an outage is shown by the restart test below.
 #[test]
-fn without_a_broker_the_queue_fills_to_its_bound_then_503_and_drains_when_it_appears() {
+fn without_a_broker_at_start_nothing_is_taken_until_it_appears() {
     const MESSAGES: u64 = 200;
     let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
@@ -263,69 +106,41 @@ fn without_a_broker_the_queue_fills_to_its_bound_then_503_and_drains_when_it_app
         |l, a| gateway_toml(l, a, &brokers, &queue(MESSAGES, 60_000, 10_000)),
         "warn",
     );
-    let high_water = high_water(MESSAGES);
-
-    // One client, batch after batch: accepted into the queue up to its
-    // high-water mark, then 503 with Retry-After.
-    let mut accepted_ids = HashSet::new();
-    let mut refused = None;
-    for i in 0..(MESSAGES / BATCH + 2) {
-        let (body, ids) = batch(&format!("early{i}"));
+    for i in 0..3 {
+        let (body, _) = batch(&format!("early{i}"));
         let r = gw.post("/v1/batch", &body);
-        if r.status == 503 {
-            refused = Some(r);
-            break;
-        }
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        assert_eq!(r.json()["accepted"], BATCH);
-        accepted_ids.extend(ids);
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["error"], "optout_list_loading");
+        assert_eq!(r.header("retry-after"), Some("1"));
     }
-    let refused = refused.expect("a 503 once the queue is over its high-water mark");
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(refused.json()["error"], "unavailable");
-    let accepted = accepted_ids.len() as u64;
-    assert!(
-        accepted > high_water - BATCH && accepted <= high_water,
-        "accepted {accepted} of a queue with high-water mark {high_water}"
-    );
     let reasons = readyz_reasons(&gw).expect("not ready");
+    assert!(reasons.contains("optout_list_loading"), "{reasons}");
     let waiting = Accounting::read(&gw);
-    assert!(reasons.contains("broker_unreachable"), "{reasons}");
-    assert_eq!(
-        reasons.contains("producer_queue_over_high_water_mark"),
-        accepted >= high_water,
-        "{reasons} with {accepted} queued"
-    );
-    assert_eq!(waiting.in_flight as u64, accepted);
-    waiting.assert_identities();
+    assert_eq!(waiting.received, 0.0);
+    assert_eq!(waiting.in_flight, 0.0);
 
-    // The broker appears: topics are created, the queue drains, ready again.
+    // The broker appears: the list loads, the gateway is ready and takes
+    // traffic; nothing of the refused requests is delivered.
     let broker = Broker::start_on(port);
     gw.wait_ready(SETTLE_TIMEOUT);
+    let (body, ids) = batch("late");
+    let r = gw.post("/v1/batch", &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["accepted"], BATCH);
     let acc = settle(&gw);
+    acc.assert_identities();
+    assert_eq!(acc.delivered as u64, BATCH);
     let records = consume_settle(
         &broker.addr(),
         &[EVENTS],
-        accepted as usize,
+        BATCH as usize,
         Duration::from_secs(30),
         Duration::from_secs(2),
     );
-    let (peak, _) = memory_kib(gw.pid());
-    eprintln!(
-        "no broker at start: sent={} accepted={accepted} 503=1 delivered={} failed={} \
-         records={} peak_rss_kib={peak}",
-        accepted + BATCH,
-        acc.delivered,
-        acc.failed,
-        records.len()
+    assert_eq!(
+        unique_ids(&records),
+        ids.into_iter().collect::<HashSet<_>>()
     );
-    acc.assert_identities();
-    assert_eq!(acc.accepted as u64, accepted);
-    assert_eq!(acc.delivered as u64, accepted);
-    assert_eq!(unique_ids(&records), accepted_ids);
-    // And it takes traffic again.
-    let (body, _) = batch("late");
-    assert_eq!(gw.post("/v1/batch", &body).status, 200);
 }
 
 /// How long the broker stays away in the restart test: long enough for the
@@ -360,8 +175,9 @@ fn broker_restart_under_load_delivers_every_queued_event_with_bounded_memory() {
     load.set_phase(PHASE_BROKER_DOWN);
     broker.stop();
     let killed = Instant::now();
-    // Clients keep being answered: first accepted into the queue, then 503
-    // once it is over its high-water mark (checked on every 503 below).
+    // Clients keep being answered: accepted into the queue until production
+    // is paused (the broker is gone), then 503: without the spool nothing is
+    // taken that could only wait in memory and time out.
     wait_until("503s and readiness 503", Duration::from_secs(20), || {
         load.unavailable() > 10
             && readyz_reasons(&gw).is_some_and(|r| r.contains("broker_unreachable"))
@@ -439,8 +255,8 @@ fn broker_restart_under_load_delivers_every_queued_event_with_bounded_memory() {
     for (phase, queue) in &report.unavailable {
         if *phase == PHASE_BROKER_DOWN {
             assert!(
-                *queue > (high_water - BATCH) as f64 && *queue <= SMALL_QUEUE_MESSAGES as f64,
-                "503 with {queue} messages queued (high-water mark {high_water})"
+                *queue <= SMALL_QUEUE_MESSAGES as f64,
+                "503 with {queue} messages queued (bound {SMALL_QUEUE_MESSAGES})"
             );
         }
     }
@@ -506,11 +322,18 @@ fn sigterm_under_load_delivers_every_event_the_clients_saw_accepted() {
 }
 
 #[test]
-fn sigterm_with_the_broker_gone_counts_every_undelivered_event_as_failed_once() {
-    let mut broker = Broker::start();
+fn sigterm_with_the_broker_hung_counts_every_undelivered_event_as_failed_once() {
+    let broker = Broker::start();
     let brokers = broker.addr();
+    // No drain period: the listener closes at once.
     let mut gw = Gateway::spawn_logged(
-        |l, a| gateway_toml(l, a, &brokers, &queue(SMALL_QUEUE_MESSAGES, 60_000, 1_500)),
+        |l, a| {
+            gateway_toml(l, a, &brokers, &queue(SMALL_QUEUE_MESSAGES, 60_000, 1_500)).replacen(
+                "[server]\n",
+                "[server]\ndrain_ms = 0\n",
+                1,
+            )
+        },
         SUMMARY_LOG,
     );
     gw.wait_ready(Duration::from_secs(30));
@@ -518,8 +341,9 @@ fn sigterm_with_the_broker_gone_counts_every_undelivered_event_as_failed_once() 
     assert_eq!(gw.post("/v1/batch", &body).status, 200);
     let before = settle(&gw);
 
-    broker.stop();
-    wait_until("readiness 503", Duration::from_secs(20), || !gw.ready());
+    // A hung broker (connections open, no answers): accepted events wait in
+    // the queue until the broker check times out and pauses production.
+    broker.freeze();
     let mut stranded = 0;
     for i in 0..5 {
         let (body, _) = batch(&format!("stranded{i}"));
@@ -542,11 +366,18 @@ fn sigterm_with_the_broker_gone_counts_every_undelivered_event_as_failed_once() 
         Duration::from_secs(5),
         || readyz_reasons(&gw).is_some_and(|r| r.contains("shutting_down")),
     );
-    let refused = std::net::TcpStream::connect(gw.addr).is_err();
+    // The listener closes right after (no drain period), while the producer
+    // still spends its flush timeout.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut refused = false;
+    while !refused && Instant::now() < deadline {
+        refused = std::net::TcpStream::connect(gw.addr).is_err();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = gw.wait_exit();
     let (accepted, delivered, failed) = shutdown_summary(&gw.log());
     eprintln!(
-        "sigterm, broker gone: sent={} accepted={accepted} delivered={delivered} failed={failed} \
+        "sigterm, broker hung: sent={} accepted={accepted} delivered={delivered} failed={failed} \
          peak_rss_kib={peak}",
         BATCH + stranded
     );

@@ -1,8 +1,16 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
-//! traffic: broker reachable, topics verified, queue under its high-water
-//! mark, not shutting down), `/metrics` (Prometheus text), `/config` (the
-//! running configuration's version and hash, see `reload`) and the live
-//! inspector (`/inspect`, see `inspect`).
+//! traffic), `/metrics` (Prometheus text), `/config` (the running
+//! configuration's version and hash, see `reload`) and the live inspector
+//! (`/inspect`, see `inspect`).
+//!
+//! Readiness. Not ready while shutting down (the drain period), while a
+//! readiness gate is closed (e.g. the opt-out list loading), or before the
+//! broker and its topics were verified once since start. After that, with
+//! the spool on and `spool.ready_without_broker`, a broker outage does not
+//! turn readiness 503 as long as the spool has room for a request: events
+//! are spooled and delivered when the broker returns, and the body says why
+//! (`"degraded":["broker_unreachable"]`). Without the spool, the broker must
+//! be reachable and the producer queue under its high-water mark.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,10 +22,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::response::{self, Body};
 use crate::inspect::http::{self as inspect_http, AdminBody};
 use crate::inspect::Inspector;
+use crate::metrics;
 use crate::sink::kafka::KafkaSink;
+use crate::spool::Spool;
 
 pub struct AdminState {
     pub sink: Arc<KafkaSink>,
+    pub spool: Option<Arc<Spool>>,
+    /// Room the spool must have for readiness (one largest request).
+    pub spool_room: u64,
     pub prometheus: Option<PrometheusHandle>,
     pub inspector: Arc<Inspector>,
     /// The running configuration (`GET /config`).
@@ -43,6 +56,49 @@ pub async fn serve<B>(
     Ok(r.map(inspect_http::full_body))
 }
 
+/// The readiness verdict and its reasons.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why not ready.
+    pub reasons: Vec<&'static str>,
+    /// Ready, but events wait on the spool for this reason.
+    pub degraded: Vec<&'static str>,
+}
+
+/// Readiness as `/readyz` reports it (and the `trackgate_ready` gauge).
+pub fn readiness(sink: &KafkaSink, spool: Option<&Spool>, spool_room: u64) -> Readiness {
+    let mut degraded = Vec::new();
+    let mut reasons = match spool {
+        Some(spool) if spool.config().ready_without_broker && sink.broker_seen() => {
+            if !sink.broker_verified() {
+                degraded.extend(
+                    sink.readiness_reasons()
+                        .into_iter()
+                        .filter(|r| *r == "broker_unreachable" || *r == "topics_not_verified"),
+                );
+            }
+            sink.local_readiness_reasons()
+        }
+        // Shutdown, gates, broker and queue.
+        _ => sink.readiness_reasons(),
+    };
+    if spool.is_some_and(|s| !s.has_room(spool_room)) {
+        reasons.push("spool_full");
+    }
+    // With the spool, the producer queue filling up only means replay waits.
+    if spool.is_some() {
+        reasons.retain(|r| *r != "producer_queue_over_high_water_mark");
+    }
+    let ready = reasons.is_empty();
+    metrics::ready(ready);
+    Readiness {
+        ready,
+        reasons,
+        degraded,
+    }
+}
+
 pub async fn handle<B>(
     state: Arc<AdminState>,
     req: Request<B>,
@@ -50,11 +106,15 @@ pub async fn handle<B>(
     Ok(match req.uri().path() {
         "/healthz" => response::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         "/readyz" => {
-            let reasons = state.sink.readiness_reasons();
-            if reasons.is_empty() {
+            let r = readiness(&state.sink, state.spool.as_deref(), state.spool_room);
+            let spooling = state.spool.is_some();
+            if r.ready && r.degraded.is_empty() {
                 response::json(StatusCode::OK, br#"{"ready":true}"#.to_vec())
+            } else if r.ready {
+                let body = serde_json::json!({"ready": true, "degraded": r.degraded, "spooling": spooling});
+                response::json(StatusCode::OK, body.to_string().into_bytes())
             } else {
-                let body = serde_json::json!({"ready": false, "reasons": reasons});
+                let body = serde_json::json!({"ready": false, "reasons": r.reasons});
                 response::json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     body.to_string().into_bytes(),
@@ -62,7 +122,7 @@ pub async fn handle<B>(
             }
         }
         "/metrics" => {
-            state.sink.publish_gauges();
+            publish_gauges(&state.sink, state.spool.as_deref(), state.spool_room);
             let text = state
                 .prometheus
                 .as_ref()
@@ -80,4 +140,13 @@ pub async fn handle<B>(
             br#"{"success":false,"error":"not_found","message":"no such endpoint"}"#.to_vec(),
         ),
     })
+}
+
+/// Updates every gauge of the sink, the spool and readiness.
+pub fn publish_gauges(sink: &KafkaSink, spool: Option<&Spool>, spool_room: u64) {
+    sink.publish_gauges(spool.map_or(0, Spool::open_records));
+    if let Some(s) = spool {
+        s.publish_gauges();
+    }
+    readiness(sink, spool, spool_room);
 }

@@ -176,7 +176,7 @@ pub async fn handle(
     let resp = match (endpoint, req.method()) {
         (None, _) => any_source(response::error(&ApiError::NotFound, retry_after)),
         (Some(_), &Method::OPTIONS) => cors::preflight(req.headers(), &state.sources),
-        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req),
+        (Some(Endpoint::Pixel), &Method::GET) => pixel::serve(&state, peer, &req).await,
         (Some(Endpoint::Batch), &Method::POST) => post(&state, peer, req, None).await,
         (Some(Endpoint::Single(t)), &Method::POST) => post(&state, peer, req, Some(t)).await,
         (Some(Endpoint::OptOut), &Method::POST | &Method::GET) => {
@@ -192,7 +192,7 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn rate_limited(r: RateLimited) -> ApiError {
+pub(crate) fn rate_limited(r: RateLimited) -> ApiError {
     ApiError::RateLimited {
         retry_after_secs: r.retry_after_secs,
     }
@@ -283,7 +283,7 @@ async fn post_inner(
                 .iter()
                 .map(|r| RawEvent::Json(r.get()))
                 .collect();
-            state.pipeline.ingest(raws, None, &meta)
+            state.pipeline.ingest(raws, None, &meta).await
         }
         Some(t) => {
             let (map, body_key) = decode::single(&bytes).map_err(decode_error)?;
@@ -309,11 +309,13 @@ async fn post_inner(
             state
                 .pipeline
                 .ingest(vec![RawEvent::Parsed(map, text)], Some(t), &meta)
+                .await
         }
     };
     match outcome {
         Ok(out) => Ok(response::success(&out)),
         Err(IngestError::Unavailable) => Err(ApiError::Unavailable),
+        Err(IngestError::OptOutListLoading) => Err(ApiError::OptOutListLoading),
     }
 }
 
@@ -330,12 +332,16 @@ fn authorize(
         .cloned()
         .ok_or(ApiError::InvalidWriteKey)?;
     *source_out = Some(source.clone());
-    if let Some(o) = cors::origin(&parts.headers) {
-        if !cors::is_allowed(&source, o) {
-            return Err(ApiError::OriginNotAllowed(o.to_string()));
-        }
-    }
+    check_origin(&source, parts)?;
     Ok(source)
+}
+
+/// A browser's `Origin`, when there is one, must be allowed by the source.
+fn check_origin(source: &SourceConfig, parts: &http::request::Parts) -> Result<(), ApiError> {
+    match cors::origin(&parts.headers) {
+        Some(o) if !cors::is_allowed(source, o) => Err(ApiError::OriginNotAllowed(o.to_string())),
+        _ => Ok(()),
+    }
 }
 
 fn decode_error(e: DecodeError) -> ApiError {

@@ -18,7 +18,11 @@ use crate::normalize::RequestMeta;
 /// Metric of pixel requests refused as a whole, by `reason`.
 pub const PIXEL_REFUSED: &str = "trackgate_pixel_refused_total";
 
-pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Response<Body> {
+pub async fn serve<B: Sync>(
+    state: &AppState,
+    peer: SocketAddr,
+    req: &Request<B>,
+) -> Response<Body> {
     let cfg = &state.config;
     let client_ip = client_ip::resolve(peer.ip(), req.headers(), &cfg.server.trusted_proxies);
     if state.limits.check_ip(client_ip).is_err() {
@@ -65,7 +69,7 @@ pub fn serve<B>(state: &AppState, peer: SocketAddr, req: &Request<B>) -> Respons
         batch_context: None,
         signals: crate::privacy::RequestSignals::from_headers(req.headers()),
     };
-    if state.pipeline.ingest(vec![raw], None, &meta).is_err() {
+    if state.pipeline.ingest(vec![raw], None, &meta).await.is_err() {
         metrics::counter!(PIXEL_REFUSED, "reason" => "unavailable").increment(1);
     }
     response::pixel()

@@ -24,10 +24,27 @@
 //! purges what is left so that librdkafka reports it as failed through the
 //! ordinary delivery path; anything still unreported after that is written
 //! off as failed once, and late reports for it are ignored, so every
-//! accepted event is counted exactly once.
+//! accepted event is counted exactly once. Records sent from the spool are
+//! not written off: a failed or purged one stays on the spool (see `spool`).
+//! After `close` every send is refused, so a request still running cannot
+//! enqueue behind the final accounting.
+//!
+//! With the spool, the producer is one [`Sink`]: failed deliveries of spooled
+//! records go back to the spool's [`DeliveryListener`] as `Retry` (message
+//! timeout, broker errors) or `Permanent` (a record the broker can never
+//! take), never counted failed while they can still be delivered.
+//!
+//! Order per visitor. `max.in.flight.requests.per.connection` is
+//! `kafka.max_in_flight_requests` (default 1): with `acks=1` and idempotence
+//! off, a retried batch can otherwise land after a later one of the same
+//! partition. The cost was measured with `loadtest/bench.sh` (README).
+//!
+//! Every Kafka client of the gateway (this producer, the admin client that
+//! creates topics, the opt-out follower and writer) starts from
+//! [`client_config`], so `kafka.properties` (TLS, SASL…) reach all of them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -40,13 +57,66 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::{Delivery, DeliveryListener, Record, RecordId, SendRefused, Sink};
 use crate::config::KafkaConfig;
 use crate::metrics;
 
-/// Delivery opaque of an accepted event.
+/// Delivery opaque of an accepted event (spool off). The opaque is a
+/// `usize`: two low bits of kind, and for spooled records the segment and
+/// index above them (no allocation per message).
 const KIND_EVENT: usize = 0;
 /// Delivery opaque of a record written to the invalid topic.
 const KIND_INVALID: usize = 1;
+/// Delivery opaque of a spooled record.
+const KIND_SPOOLED: usize = 2;
+const KIND_BITS: u32 = 2;
+const KIND_MASK: usize = (1 << KIND_BITS) - 1;
+/// Bits of the record index in a spooled opaque (the segment id above).
+const INDEX_BITS: u32 = 32;
+
+const _: () = assert!(usize::BITS == 64, "the delivery opaque packs 64 bits");
+
+fn spooled_opaque(id: RecordId) -> usize {
+    ((id.segment as usize) << (KIND_BITS + INDEX_BITS))
+        | ((id.index as usize) << KIND_BITS)
+        | KIND_SPOOLED
+}
+
+fn spooled_id(opaque: usize) -> RecordId {
+    RecordId {
+        segment: (opaque >> (KIND_BITS + INDEX_BITS)) as u64,
+        index: ((opaque >> KIND_BITS) & (u32::MAX as usize)) as u32,
+    }
+}
+
+/// Delivery errors a later attempt cannot fix: the record is given up
+/// instead of being retried from the spool forever.
+fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    )
+}
+
+/// The base configuration of every Kafka client the gateway creates:
+/// brokers, client id, then `kafka.properties` (TLS, SASL…). Callers add
+/// their own keys after it.
+pub fn client_config(config: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
+        .set("client.id", crate::route::PRODUCER_VERSION);
+    for (k, v) in &config.properties {
+        cc.set(k, v);
+    }
+    cc
+}
 
 /// Longest wait for one metadata or admin request.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,6 +139,8 @@ pub enum SinkError {
     MissingTopic(String),
     #[error("cannot pause or resume production: {0}")]
     PauseResume(RDKafkaErrorCode),
+    #[error("the producer is closed")]
+    Closed,
 }
 
 /// Which kind of record a send is, for the accounting.
@@ -87,6 +159,8 @@ pub struct DeliveryStats {
     pub accepted: AtomicU64,
     /// Accepted events awaiting a delivery report.
     pub in_flight: AtomicU64,
+    /// Bytes (key and value) of accepted events awaiting a delivery report.
+    pub in_flight_bytes: AtomicU64,
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
     /// Failures since the last periodic log line.
@@ -102,6 +176,12 @@ impl DeliveryStats {
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
+    }
+
+    /// Counts records written to the spool as accepted (their delivery is
+    /// tracked by the spool, see `publish_gauges`).
+    pub fn count_spooled(&self, n: u64) {
+        self.accepted.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts every accepted event still unreported as failed, once.
@@ -156,6 +236,8 @@ impl BrokersDown {
 pub struct DeliveryContext {
     stats: Arc<DeliveryStats>,
     brokers_down: Arc<BrokersDown>,
+    /// The spool, told the outcome of every spooled record.
+    listener: Arc<OnceLock<Weak<dyn DeliveryListener>>>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -181,10 +263,22 @@ impl ClientContext for DeliveryContext {
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let ok = result.is_ok();
         if let Err((e, _)) = result {
             self.stats.record_error(e);
+        }
+        let kind = opaque & KIND_MASK;
+        if kind == KIND_SPOOLED {
+            let outcome = match result {
+                Ok(_) => Delivery::Acked,
+                Err((e, _)) if is_permanent(e.rdkafka_error_code()) => Delivery::Permanent,
+                Err(_) => Delivery::Retry,
+            };
+            if let Some(l) = self.listener.get().and_then(Weak::upgrade) {
+                l.delivered(spooled_id(opaque), outcome);
+            }
+            return;
         }
         if kind == KIND_INVALID {
             metrics::delivery(ok, true, 1);
@@ -193,6 +287,16 @@ impl ProducerContext for DeliveryContext {
             }
             return;
         }
+        let bytes = match result {
+            Ok(m) => message_bytes(m),
+            Err((_, m)) => message_bytes(m),
+        };
+        let _ = self
+            .stats
+            .in_flight_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(bytes))
+            });
         if !self.stats.take_in_flight() {
             // Already counted as failed when the shutdown deadline passed.
             tracing::debug!(
@@ -209,6 +313,11 @@ impl ProducerContext for DeliveryContext {
             self.stats.failed_unlogged.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+fn message_bytes(m: &rdkafka::message::BorrowedMessage<'_>) -> u64 {
+    use rdkafka::message::Message;
+    (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64
 }
 
 /// What became of the accepted events, as the producer closes.
@@ -239,6 +348,13 @@ pub struct KafkaSink {
     config: KafkaConfig,
     brokers: String,
     high_water: u64,
+    /// `queue_max_kbytes` × `high_water_mark`, in bytes.
+    high_water_bytes: u64,
+    /// The broker was verified at least once since start.
+    broker_seen: AtomicBool,
+    /// After [`KafkaSink::close`]: every send is refused.
+    closed: AtomicBool,
+    listener: Arc<OnceLock<Weak<dyn DeliveryListener>>>,
     broker_ok: AtomicBool,
     topics_ok: AtomicBool,
     shutting_down: AtomicBool,
@@ -266,10 +382,9 @@ impl KafkaSink {
     pub fn new(config: &KafkaConfig, brokers: &str) -> Result<KafkaSink, SinkError> {
         let stats = Arc::new(DeliveryStats::default());
         let brokers_down = Arc::new(BrokersDown::default());
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", brokers)
-            .set("client.id", crate::route::PRODUCER_VERSION)
-            .set("acks", &config.acks)
+        let listener = Arc::new(OnceLock::new());
+        let mut cc = client_config(config, brokers);
+        cc.set("acks", &config.acks)
             .set("enable.idempotence", "false")
             .set("linger.ms", config.linger_ms.to_string())
             .set("compression.type", config.compression.as_librdkafka())
@@ -294,7 +409,12 @@ impl KafkaSink {
             .set(
                 "topic.metadata.propagation.max.ms",
                 config.message_timeout_ms.to_string(),
+            )
+            .set(
+                "max.in.flight.requests.per.connection",
+                config.max_in_flight_requests.to_string(),
             );
+        // `kafka.properties` has the last word.
         for (k, v) in &config.properties {
             cc.set(k, v);
         }
@@ -302,11 +422,19 @@ impl KafkaSink {
             cc.create_with_context(DeliveryContext {
                 stats: stats.clone(),
                 brokers_down: brokers_down.clone(),
+                listener: listener.clone(),
             })?;
         let high_water =
             ((config.queue_max_messages as f64) * config.high_water_mark).max(1.0) as u64;
+        let high_water_bytes = ((f64::from(config.queue_max_kbytes) * 1024.0)
+            * config.high_water_mark)
+            .max(1.0) as u64;
         Ok(KafkaSink {
             producer,
+            high_water_bytes,
+            broker_seen: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            listener,
             stats,
             brokers_down,
             config: config.clone(),
@@ -339,6 +467,39 @@ impl KafkaSink {
         self.high_water.saturating_sub(self.queue_len())
     }
 
+    /// Room left under the high-water mark in bytes (events only; invalid
+    /// records are small and bounded by `limits.invalid_payload_bytes`).
+    pub fn byte_headroom(&self) -> u64 {
+        self.high_water_bytes
+            .saturating_sub(self.stats.in_flight_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Tells the spool the outcome of every record sent with
+    /// [`Sink::send_spooled`].
+    pub fn set_listener(&self, listener: Weak<dyn DeliveryListener>) {
+        let _ = self.listener.set(listener);
+    }
+
+    /// Whether the broker was verified at least once since start.
+    pub fn broker_seen(&self) -> bool {
+        self.broker_seen.load(Ordering::Relaxed)
+    }
+
+    /// Broker reachable and its topics verified now.
+    pub fn broker_verified(&self) -> bool {
+        self.broker_ok.load(Ordering::Relaxed) && self.topics_ok.load(Ordering::Relaxed)
+    }
+
+    fn owned_headers<'a>(
+        headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> OwnedHeaders {
+        let mut h = OwnedHeaders::new_with_capacity(4);
+        for (key, value) in headers {
+            h = h.insert(Header { key, value });
+        }
+        h
+    }
+
     /// Enqueues one record; never waits for the broker.
     pub fn send(
         &self,
@@ -348,6 +509,9 @@ impl KafkaSink {
         headers: &RecordHeaders<'_>,
         kind: RecordKind,
     ) -> Result<(), SinkError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SinkError::Closed);
+        }
         let mut h = OwnedHeaders::new_with_capacity(4)
             .insert(Header {
                 key: crate::route::HEADER_SOURCE,
@@ -378,9 +542,13 @@ impl KafkaSink {
         if let Some(k) = key {
             record = record.key(k);
         }
+        let bytes = (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
         if kind == RecordKind::Event {
             // Counted before the send so a fast delivery report can't underflow.
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .in_flight_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
         }
         match self.producer.send(record) {
             Ok(()) => {
@@ -391,7 +559,13 @@ impl KafkaSink {
             }
             Err((e, _)) => {
                 if kind == RecordKind::Event {
-                    self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    // Never below zero: a shutdown write-off may have taken it.
+                    self.stats.take_in_flight();
+                    let _ = self.stats.in_flight_bytes.fetch_update(
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        |n| Some(n.saturating_sub(bytes)),
+                    );
                 }
                 match e {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
@@ -427,9 +601,24 @@ impl KafkaSink {
     pub fn is_ready(&self) -> bool {
         self.broker_ok.load(Ordering::Relaxed)
             && self.topics_ok.load(Ordering::Relaxed)
+            && !self.production_paused()
             && !self.shutting_down.load(Ordering::Relaxed)
             && !self.over_high_water()
             && self.closed_gates().is_empty()
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Readiness reasons that do not concern the broker (shutdown, gates).
+    pub fn local_readiness_reasons(&self) -> Vec<&'static str> {
+        let mut reasons = Vec::new();
+        if self.shutting_down() {
+            reasons.push("shutting_down");
+        }
+        reasons.extend(self.closed_gates());
+        reasons
     }
 
     /// Why the gateway is not ready, for `/readyz`.
@@ -442,6 +631,9 @@ impl KafkaSink {
             reasons.push("broker_unreachable");
         } else if !self.topics_ok.load(Ordering::Relaxed) {
             reasons.push("topics_not_verified");
+        } else if self.production_paused() {
+            // Verified, but the resume waits for the next check.
+            reasons.push("production_paused");
         }
         if self.over_high_water() {
             reasons.push("producer_queue_over_high_water_mark");
@@ -452,7 +644,6 @@ impl KafkaSink {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
-        metrics::ready(false);
     }
 
     /// Fetches metadata, creates missing topics when allowed, and updates
@@ -465,6 +656,7 @@ impl KafkaSink {
             Ok(partitions) => {
                 self.broker_ok.store(true, Ordering::Relaxed);
                 self.topics_ok.store(true, Ordering::Relaxed);
+                self.broker_seen.store(true, Ordering::Relaxed);
                 // A "brokers down" report during the check wins: the next
                 // check decides.
                 if self.brokers_down.generation.load(Ordering::Acquire) == generation {
@@ -482,7 +674,6 @@ impl KafkaSink {
                 self.pause_production("broker unreachable");
             }
         }
-        metrics::ready(self.is_ready());
         result.map(|_| ())
     }
 
@@ -497,7 +688,6 @@ impl KafkaSink {
             return false;
         }
         let was_ok = self.broker_ok.swap(false, Ordering::Relaxed);
-        metrics::ready(false);
         self.pause_production("all broker connections down");
         was_ok
     }
@@ -624,9 +814,8 @@ impl KafkaSink {
     }
 
     fn create_topics(&self, names: &[String]) -> Result<(), SinkError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()?;
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&self.config, &self.brokers).create()?;
         let new: Vec<NewTopic<'_>> = names
             .iter()
             .map(|n| {
@@ -686,6 +875,7 @@ impl KafkaSink {
     /// its reports arrive as failures, and writes off (as failed, once)
     /// anything still unreported. Blocking.
     pub fn close(&self, timeout: Duration) -> Closing {
+        self.closed.store(true, Ordering::Release);
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "producer flush did not complete");
         }
@@ -707,14 +897,43 @@ impl KafkaSink {
         }
     }
 
-    /// Reports gauges for `/metrics`.
-    pub fn publish_gauges(&self) {
+    /// Reports gauges for `/metrics`; `spooled` are the spool's
+    /// unacknowledged records (in flight too).
+    pub fn publish_gauges(&self, spooled: u64) {
         metrics::in_flight(
-            self.stats.in_flight.load(Ordering::Relaxed),
+            self.stats.in_flight.load(Ordering::Relaxed) + spooled,
             self.queue_len(),
         );
-        metrics::ready(self.is_ready());
         metrics::production_paused(self.production_paused());
+    }
+}
+
+impl Sink for KafkaSink {
+    fn send_spooled(&self, record: &Record<'_>, id: RecordId) -> Result<(), SendRefused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SendRefused::Full);
+        }
+        let headers = Self::owned_headers(record.headers.iter().copied());
+        let mut r: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(record.topic, spooled_opaque(id))
+                .payload(record.value)
+                .headers(headers);
+        if let Some(k) = record.key {
+            r = r.key(k);
+        }
+        match self.producer.send(r) {
+            Ok(()) => Ok(()),
+            Err((e, _)) if is_permanent(e.rdkafka_error_code()) => {
+                tracing::error!(error = %e, topic = record.topic, "a spooled record can never be produced");
+                Err(SendRefused::Permanent)
+            }
+            // Queue full, or anything else a later attempt may get past.
+            Err(_) => Err(SendRefused::Full),
+        }
+    }
+
+    fn can_replay(&self) -> bool {
+        self.broker_verified() && !self.production_paused() && !self.over_high_water()
     }
 }
 

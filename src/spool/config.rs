@@ -82,6 +82,14 @@ mod defaults {
 }
 
 impl SpoolConfig {
+    /// Makes a relative `dir` relative to `base` (the configuration file's
+    /// directory).
+    pub fn resolve_dir(&mut self, base: &std::path::Path) {
+        if self.dir.is_relative() {
+            self.dir = base.join(&self.dir);
+        }
+    }
+
     /// Checks the section; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled {

@@ -280,7 +280,12 @@ impl Spool {
             });
         }
         metrics::spool_recovered(&rec);
-        let next_segment = ids.last().map_or(1, |l| l + 1);
+        // Never reuse an id the checkpoint may still name.
+        let next_segment = ids
+            .iter()
+            .chain(checkpoint.keys())
+            .max()
+            .map_or(1, |l| l + 1);
         let (synced, _) = tokio::sync::watch::channel(0);
         let spool = Arc::new(Spool {
             dir,
@@ -392,6 +397,14 @@ impl Spool {
             };
             ids.push(st.ledger.push(segment_id, slot, *at));
         }
+        if st.ledger.mode == Mode::Direct && !self.sink.can_replay() {
+            // The broker is away (or the producer full): keep the records on
+            // disk only, rather than in the producer's memory where they
+            // would time out; the replayer sends them when it can.
+            if let Some(first) = ids.first() {
+                st.ledger.replay_from(*first);
+            }
+        }
         if st.ledger.mode == Mode::Direct {
             for (i, (range, _)) in batch.frames.iter().enumerate() {
                 if !self.produce(&mut st, ids[i], &batch.buf[range.clone()]) {
@@ -449,6 +462,7 @@ impl Spool {
         );
         self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
         metrics::spool_undeliverable();
+        metrics::delivery(false, false, 1);
         self.settle(st, id);
     }
 
@@ -500,14 +514,19 @@ impl Spool {
         }
     }
 
-    /// Closes the spool: no more appends; the threads finish their round.
-    /// Undelivered records stay on disk for the next start.
+    /// Refuses every further append (shutdown: after the last request);
+    /// acknowledgements are still taken.
+    pub fn close_appends(&self) {
+        let mut st = self.state();
+        st.closed = true;
+        self.roll(&mut st);
+    }
+
+    /// Closes the spool: no more appends; the threads finish their round
+    /// (last fsync, checkpoint and deletions). Undelivered records stay on
+    /// disk for the next start.
     pub fn close(&self) {
-        {
-            let mut st = self.state();
-            st.closed = true;
-            self.roll(&mut st);
-        }
+        self.close_appends();
         self.stop.store(true, Ordering::Release);
         self.wake.notify_all();
     }
@@ -552,8 +571,13 @@ impl DeliveryListener for Spool {
         let mut st = self.state();
         match outcome {
             Delivery::Acked => {
-                if st.ledger.state(id) != Some(ledger::RecState::Done) {
+                if st
+                    .ledger
+                    .state(id)
+                    .is_some_and(|s| s != ledger::RecState::Done)
+                {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    metrics::delivery(true, false, 1);
                 }
                 self.settle(&mut st, id);
             }

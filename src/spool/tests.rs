@@ -125,9 +125,10 @@ fn failed_records_are_produced_again_in_order_before_newer_ones() {
     let dir = tempfile::tempdir().expect("dir");
     let sink = MemorySink::new();
     let (spool, _) = open(&config(dir.path(), 1 << 20, 64 * 1024), &sink);
-    sink.set_up(false);
     let workers = spool.start();
     append(&spool, &batch("a", 3)).expect("append");
+    assert_eq!(sink.sent().len(), 3);
+    sink.set_up(false);
     // The broker times them out: they stay on the spool.
     assert_eq!(sink.report(Delivery::Retry), 3);
     assert!(spool.replaying());
@@ -141,6 +142,25 @@ fn failed_records_are_produced_again_in_order_before_newer_ones() {
     append(&spool, &batch("c", 1)).expect("append");
     assert_eq!(keys(&sink).last().map(String::as_str), Some("c0"));
     assert_eq!(spool.stats().replayed.load(Ordering::Relaxed), 5);
+    spool.close();
+    workers.join();
+}
+
+#[test]
+fn while_the_sink_cannot_take_records_they_wait_on_disk_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = MemorySink::new();
+    sink.set_up(false);
+    let (spool, _) = open(&config(dir.path(), 1 << 20, 64 * 1024), &sink);
+    let workers = spool.start();
+    append(&spool, &batch("a", 3)).expect("append");
+    append(&spool, &batch("b", 1)).expect("append");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(sink.sent().len(), 0);
+    assert_eq!(spool.open_records(), 4);
+    sink.set_up(true);
+    wait_for("replay", || sink.sent().len() == 4);
+    assert_eq!(keys(&sink), ["a0", "a1", "a2", "b0"]);
     spool.close();
     workers.join();
 }

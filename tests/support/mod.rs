@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod privacy;
 
 use std::collections::HashSet;
@@ -109,6 +110,52 @@ impl Broker {
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker again on the same port (a fresh, empty one), trying
+    /// again while the port is still held by the previous process.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let url = format!("tcp://127.0.0.1:{}", self.port);
+            let mut child = Command::new(tansu_bin())
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tansu is installed");
+            if wait_for_tcp(&self.addr(), Duration::from_secs(3)) {
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not restart on {}",
+                self.addr()
+            );
+        }
+    }
+
+    /// Stops the broker process (SIGSTOP): its connections stay open and
+    /// nothing is answered, like a hung broker.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status();
+        }
     }
 
     /// Kills the broker (its in-memory data is lost).
@@ -303,6 +350,51 @@ impl Gateway {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: the process dies at once, nothing is flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the gateway again with the same configuration, directory (and
+    /// so the same spool) and log file, after [`Gateway::kill`] or an exit.
+    pub fn respawn(&mut self) {
+        assert!(self.child.is_none(), "the gateway is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self._dir.path().join(LOG_FILE))
+            .expect("log file");
+        let filter = std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into());
+        let child = Command::new(gateway_bin())
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("TRACKGATE_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn gateway");
+        self.child = Some(child);
+        assert!(
+            wait_for_tcp(&self.admin.to_string(), START_TIMEOUT),
+            "gateway admin listener did not come up again"
+        );
+    }
+
+    /// The gateway's working directory (its spool lives in it by default).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Sends SIGTERM without waiting ([`Gateway::wait_exit`] waits).
+    pub fn signal_term(&self) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
     }
 
     /// Sends SIGTERM and waits for the exit.
@@ -586,6 +678,8 @@ pub struct Accounting {
     pub delivered: f64,
     pub failed: f64,
     pub in_flight: f64,
+    /// Records a previous run left on the spool (produced again).
+    pub recovered: f64,
 }
 
 impl Accounting {
@@ -602,6 +696,7 @@ impl Accounting {
             delivered: sum("trackgate_deliveries_total", &[DELIVERED]),
             failed: sum("trackgate_deliveries_total", &[FAILED]),
             in_flight: sum("trackgate_events_in_flight", &[]),
+            recovered: sum("trackgate_spool_recovered_total", &[]),
         }
     }
 
@@ -613,9 +708,9 @@ impl Accounting {
             "received = accepted + rejected + dropped: {self:?}"
         );
         assert_eq!(
-            self.accepted,
+            self.accepted + self.recovered,
             self.delivered + self.failed + self.in_flight,
-            "accepted = delivered + failed + in flight: {self:?}"
+            "accepted + recovered = delivered + failed + in flight: {self:?}"
         );
     }
 }
@@ -625,7 +720,7 @@ pub fn settle(gw: &Gateway) -> Accounting {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let a = Accounting::read(gw);
-        if a.in_flight == 0.0 && a.accepted == a.delivered + a.failed {
+        if a.in_flight == 0.0 && a.accepted + a.recovered == a.delivered + a.failed {
             return a;
         }
         assert!(Instant::now() < deadline, "did not settle: {a:?}");
