@@ -200,10 +200,12 @@ impl QualityStage {
                 recorded = Some(Recorded { key });
             }
         }
+        // The plan's edits first: enrichment reads what `omit` left.
+        edit::apply(&mut ev.body, edits.drain(..));
         if source.enrich.enabled() {
             source.enrich.edits(ev.kind, &ev.body, &mut edits);
+            edit::apply(&mut ev.body, edits);
         }
-        edit::apply(&mut ev.body, edits);
         Verdict::Keep(recorded)
     }
 
