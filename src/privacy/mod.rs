@@ -14,7 +14,10 @@
 //! 3. GeoIP lookup on the raw client address (`context.geo`);
 //! 4. IP anonymization: `context.ip` as the source's `ip` mode says
 //!    (`normalize` wrote the raw address; it is replaced or removed here);
-//! 5. PII scrubbing (the `privacy::scrub` engine, per source);
+//! 5. PII scrubbing (the `privacy::scrub` engine, per source): every
+//!    field, identity fields included (an id that is personal data becomes
+//!    a keyed pseudonym, so the record key taken from it later is one too,
+//!    or the event is rejected under `identity_pii = "reject"`);
 //! 6. routing and producing (`route`, `sink`).
 //!
 //! `anonymize` (GPC or DNT under that policy) keeps the event but removes
