@@ -35,6 +35,9 @@ pub enum ApiError {
     InvalidCompression,
     #[error("request body is not valid JSON (it is read as JSON whatever its Content-Type): {0}")]
     InvalidJson(String),
+    /// A body field the request itself reads is of the wrong type.
+    #[error("request body field `{0}` must be a string")]
+    InvalidField(&'static str),
     /// The batch envelope is malformed; says how.
     #[error("{0}")]
     InvalidBatch(String),
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::InvalidCompression
             | ApiError::InvalidJson(_)
             | ApiError::InvalidBatch(_)
+            | ApiError::InvalidField(_)
             | ApiError::InvalidIdentity
             | ApiError::BodyRead
             | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::InvalidCompression => "invalid_compression",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidBatch(_) => "invalid_batch",
+            ApiError::InvalidField(_) => "invalid_field",
             ApiError::InvalidIdentity => "invalid_identity",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::BodyRead => "body_read_error",

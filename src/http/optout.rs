@@ -312,7 +312,11 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
+        // The key belongs to the request: of the wrong type, it refuses it.
+        Ok(Value::Object(m)) => match m.get("writeKey") {
+            None | Some(Value::Null | Value::String(_)) => Ok(m),
+            Some(_) => Err(ApiError::InvalidField("writeKey")),
+        },
         Ok(_) => Err(ApiError::InvalidJson("body must be a JSON object".into())),
         Err(e) => Err(ApiError::InvalidJson(e.to_string())),
     }
@@ -428,5 +432,10 @@ mod tests {
         assert_eq!(parse_body(br#"{"userId":"u"}"#).unwrap()["userId"], "u");
         assert!(parse_body(b"[1]").is_err());
         assert!(parse_body(b"{").is_err());
+        assert!(matches!(
+            parse_body(br#"{"writeKey":5}"#),
+            Err(ApiError::InvalidField("writeKey"))
+        ));
+        assert!(parse_body(br#"{"writeKey":null}"#).is_ok());
     }
 }
