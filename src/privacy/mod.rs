@@ -581,7 +581,7 @@ impl PrivacyStage {
             .iter()
             .map(|p| {
                 (
-                    optout::record_key(source, p.kind, &p.id),
+                    optout::record_key(source, p.kind, &p.digest),
                     Some(optout::record_value(&p.proofs)),
                 )
             })
@@ -608,12 +608,12 @@ impl PrivacyStage {
         if let (Some(w), false) = (&self.writer, listed.is_empty()) {
             let records: Vec<(String, Option<String>)> = listed
                 .iter()
-                .map(|(kind, id)| (optout::record_key(source, *kind, id), None))
+                .map(|(kind, digest)| (optout::record_key(source, *kind, digest), None))
                 .collect();
             w.write(&records).await?;
         }
-        for (kind, id) in &listed {
-            self.optouts.set(source, *kind, id, None);
+        for (kind, digest) in &listed {
+            self.optouts.set(source, *kind, digest, None);
         }
         Ok(())
     }

@@ -3,11 +3,14 @@
 //!
 //! Storage is a compacted Kafka topic (`privacy.optout_topic`, created by
 //! the gateway with `cleanup.policy=compact`). Record key
-//! `<kind>@<scope>:<id>` (`anon@web:a-1`, `user@web:42`): the scope is the
+//! `<kind>@<scope>:sha256:<digest of the id>`: the scope is the
 //! source the opt-out was taken for, and an entry suppresses that source's
-//! events only. Keys of the older, unscoped form (`anon:<id>`) are still
-//! read and apply to every source (scope [`SCOPE_ALL`]), as they did when
-//! written. Value `{"optedOut":true,"at":…,"proofs":[…]}` for an opt-out, a
+//! events only. The id itself is never written: the key holds its SHA-256
+//! (`anon@web:sha256:<64 hex>`), and so does the list in memory, so an
+//! e-mail address used as an id never reaches the topic (lookups hash the
+//! event's ids, allocation-free). Keys of the older, unscoped form
+//! (`anon:<id>`) are still read, hashed, and apply to every source (scope
+//! [`SCOPE_ALL`]), as they did when written. Value `{"optedOut":true,"at":…,"proofs":[…]}` for an opt-out, a
 //! tombstone (no value) for an opt-in, so compaction eventually forgets the
 //! id altogether; `{"optedOut":false}` is read as an opt-in too. Records of
 //! one key share a partition and are applied in offset order, so the list
@@ -141,26 +144,44 @@ pub enum Proof {
     None,
 }
 
-/// The record key of an id in a scope: `<kind>@<scope>:<id>`.
-pub fn record_key(scope: &str, kind: IdKind, id: &str) -> String {
-    let mut k = String::with_capacity(kind.name().len() + scope.len() + id.len() + 2);
+/// The SHA-256 of a visitor id: what the list and the topic keep in place
+/// of the id.
+pub type IdDigest = [u8; 32];
+
+/// Prefix of the digest in a record key.
+const DIGEST_PREFIX: &str = "sha256:";
+
+/// Hashes a visitor id.
+pub fn id_digest(id: &str) -> IdDigest {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+/// The record key of an id in a scope: `<kind>@<scope>:sha256:<hex>`.
+pub fn record_key(scope: &str, kind: IdKind, digest: &IdDigest) -> String {
+    let mut k = String::with_capacity(kind.name().len() + scope.len() + 2 + 7 + 64);
     k.push_str(kind.name());
     k.push('@');
     k.push_str(scope);
     k.push(':');
-    k.push_str(id);
+    k.push_str(DIGEST_PREFIX);
+    k.push_str(&to_hex(digest));
     k
 }
 
-/// Splits a record key into scope, kind and id. A key without a scope
-/// (`anon:<id>`, written before opt-outs were scoped) is of [`SCOPE_ALL`].
-pub fn parse_key(key: &[u8]) -> Option<(&str, IdKind, &str)> {
+/// Splits a record key into scope, kind and id digest. A key without a
+/// scope (`anon:<id>`, written before opt-outs were scoped and before ids
+/// were hashed) is of [`SCOPE_ALL`] and its id is hashed here.
+pub fn parse_key(key: &[u8]) -> Option<(&str, IdKind, IdDigest)> {
     let key = std::str::from_utf8(key).ok()?;
     let (head, id) = key.split_once(':')?;
     match head.split_once('@') {
-        Some((kind, scope)) if !scope.is_empty() => Some((scope, IdKind::parse(kind)?, id)),
+        Some((kind, scope)) if !scope.is_empty() => Some((
+            scope,
+            IdKind::parse(kind)?,
+            from_hex(id.strip_prefix(DIGEST_PREFIX)?)?,
+        )),
         Some(_) => None,
-        None => Some((SCOPE_ALL, IdKind::parse(head)?, id)),
+        None => Some((SCOPE_ALL, IdKind::parse(head)?, id_digest(id))),
     }
 }
 
@@ -207,26 +228,31 @@ fn from_hex(s: &str) -> Option<ProofHash> {
 /// (empty: only the server key).
 #[derive(Debug, Default)]
 struct Sets {
-    anon: HashMap<Box<str>, Box<[ProofHash]>>,
-    user: HashMap<Box<str>, Box<[ProofHash]>>,
+    anon: HashMap<IdDigest, Box<[ProofHash]>>,
+    user: HashMap<IdDigest, Box<[ProofHash]>>,
 }
 
 impl Sets {
-    fn of(&self, kind: IdKind) -> &HashMap<Box<str>, Box<[ProofHash]>> {
+    fn of(&self, kind: IdKind) -> &HashMap<IdDigest, Box<[ProofHash]>> {
         match kind {
             IdKind::Anonymous => &self.anon,
             IdKind::User => &self.user,
         }
     }
 
-    fn of_mut(&mut self, kind: IdKind) -> &mut HashMap<Box<str>, Box<[ProofHash]>> {
+    fn of_mut(&mut self, kind: IdKind) -> &mut HashMap<IdDigest, Box<[ProofHash]>> {
         match kind {
             IdKind::Anonymous => &mut self.anon,
             IdKind::User => &mut self.user,
         }
     }
 
-    fn matches(&self, user: Option<&str>, anon: Option<&str>, previous: Option<&str>) -> bool {
+    fn matches(
+        &self,
+        user: Option<&IdDigest>,
+        anon: Option<&IdDigest>,
+        previous: Option<&IdDigest>,
+    ) -> bool {
         user.is_some_and(|u| self.user.contains_key(u))
             || anon.is_some_and(|a| self.anon.contains_key(a))
             || previous.is_some_and(|p| self.anon.contains_key(p) || self.user.contains_key(p))
@@ -237,7 +263,7 @@ impl Sets {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedOptOut {
     pub kind: IdKind,
-    pub id: String,
+    pub digest: IdDigest,
     pub proofs: Vec<ProofHash>,
 }
 
@@ -315,17 +341,25 @@ impl OptOutList {
         if self.is_empty() {
             return false;
         }
+        let (user, anon, previous) = (
+            user.map(id_digest),
+            anon.map(id_digest),
+            previous.map(id_digest),
+        );
         let s = self.scopes.read().unwrap_or_else(|p| p.into_inner());
         [source, SCOPE_ALL].iter().any(|scope| {
             s.get(*scope)
-                .is_some_and(|set| set.matches(user, anon, previous))
+                .is_some_and(|set| set.matches(user.as_ref(), anon.as_ref(), previous.as_ref()))
         })
     }
 
     /// Whether `id` is listed in `scope`, and the proofs of its entry.
     pub fn entry(&self, scope: &str, kind: IdKind, id: &str) -> Option<Vec<ProofHash>> {
         let s = self.scopes.read().unwrap_or_else(|p| p.into_inner());
-        s.get(scope)?.of(kind).get(id).map(|p| p.to_vec())
+        s.get(scope)?
+            .of(kind)
+            .get(&id_digest(id))
+            .map(|p| p.to_vec())
     }
 
     /// Lists `ids` in `scope` for an opt-out with `proof` and returns what
@@ -346,7 +380,8 @@ impl OptOutList {
         let mut new = 0usize;
         let mut plans = Vec::with_capacity(ids.len());
         for (kind, id) in ids {
-            let existing = s.get(scope).and_then(|set| set.of(*kind).get(id.as_str()));
+            let digest = id_digest(id);
+            let existing = s.get(scope).and_then(|set| set.of(*kind).get(&digest));
             if existing.is_none() {
                 new += 1;
             }
@@ -366,7 +401,7 @@ impl OptOutList {
             };
             plans.push(PlannedOptOut {
                 kind: *kind,
-                id: id.clone(),
+                digest,
                 proofs,
             });
         }
@@ -375,7 +410,7 @@ impl OptOutList {
         }
         for p in &plans {
             let set = s.entry(scope.into()).or_default().of_mut(p.kind);
-            set.insert(p.id.as_str().into(), p.proofs.as_slice().into());
+            set.insert(p.digest, p.proofs.as_slice().into());
         }
         self.store_len(self.len() + new);
         Ok(plans)
@@ -389,11 +424,12 @@ impl OptOutList {
         scope: &str,
         ids: &[(IdKind, String)],
         proof: Proof,
-    ) -> Result<Vec<(IdKind, String)>, OptOutError> {
+    ) -> Result<Vec<(IdKind, IdDigest)>, OptOutError> {
         let s = self.scopes.read().unwrap_or_else(|p| p.into_inner());
         let mut listed = Vec::with_capacity(ids.len());
         for (kind, id) in ids {
-            let Some(p) = s.get(scope).and_then(|set| set.of(*kind).get(id.as_str())) else {
+            let digest = id_digest(id);
+            let Some(p) = s.get(scope).and_then(|set| set.of(*kind).get(&digest)) else {
                 continue;
             };
             let allowed = match proof {
@@ -404,18 +440,19 @@ impl OptOutList {
             if !allowed {
                 return Err(OptOutError::ProofRequired);
             }
-            listed.push((*kind, id.clone()));
+            listed.push((*kind, digest));
         }
         Ok(listed)
     }
 
-    /// Lists `id` in `scope` with `proofs` (`Some`), or removes it.
-    pub fn set(&self, scope: &str, kind: IdKind, id: &str, proofs: Option<&[ProofHash]>) {
+    /// Lists the id of `digest` in `scope` with `proofs` (`Some`), or
+    /// removes it.
+    pub fn set(&self, scope: &str, kind: IdKind, digest: &IdDigest, proofs: Option<&[ProofHash]>) {
         let mut s = self.scopes.write().unwrap_or_else(|p| p.into_inner());
         let n = match proofs {
             Some(p) => {
                 let set = s.entry(scope.into()).or_default().of_mut(kind);
-                match set.insert(id.into(), p.into()) {
+                match set.insert(*digest, p.into()) {
                     None => self.len() + 1,
                     Some(_) => self.len(),
                 }
@@ -423,7 +460,7 @@ impl OptOutList {
             None => {
                 let removed = s
                     .get_mut(scope)
-                    .is_some_and(|set| set.of_mut(kind).remove(id).is_some());
+                    .is_some_and(|set| set.of_mut(kind).remove(digest).is_some());
                 if s.get(scope)
                     .is_some_and(|set| set.anon.is_empty() && set.user.is_empty())
                 {
@@ -445,7 +482,7 @@ impl OptOutList {
     /// not an opt-out record (ignored). Records are applied whatever the
     /// list's maximum: a suppression another instance took is never lost.
     pub fn apply_record(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
-        let Some((scope, kind, id)) = key.and_then(parse_key) else {
+        let Some((scope, kind, digest)) = key.and_then(parse_key) else {
             return false;
         };
         let proofs = match value {
@@ -464,7 +501,7 @@ impl OptOutList {
                 Err(_) => return false,
             },
         };
-        self.set(scope, kind, id, proofs.as_deref());
+        self.set(scope, kind, &digest, proofs.as_deref());
         true
     }
 }
@@ -755,30 +792,44 @@ mod tests {
 
     const ON: &[u8] = br#"{"optedOut":true,"at":"2026-01-01T00:00:00.000Z"}"#;
 
+    /// The record key of `id` as the gateway writes it.
+    fn key(scope: &str, kind: IdKind, id: &str) -> Vec<u8> {
+        record_key(scope, kind, &id_digest(id)).into_bytes()
+    }
+
     fn ids(list: &[(IdKind, &str)]) -> Vec<(IdKind, String)> {
         list.iter().map(|(k, i)| (*k, i.to_string())).collect()
     }
 
     #[test]
-    fn keys_round_trip_and_old_keys_apply_to_every_source() {
-        assert_eq!(record_key("web", IdKind::Anonymous, "a-1"), "anon@web:a-1");
-        assert_eq!(record_key("web", IdKind::User, "u:1"), "user@web:u:1");
+    fn keys_hold_a_digest_never_the_id_and_old_keys_apply_to_every_source() {
+        let email = "jane.doe@example.com";
+        let k = record_key("web", IdKind::Anonymous, &id_digest(email));
+        assert!(k.starts_with("anon@web:sha256:"), "{k}");
+        assert_eq!(k.len(), "anon@web:sha256:".len() + 64);
+        assert!(!k.contains("jane") && !k.contains("example"), "{k}");
         assert_eq!(
-            parse_key(b"anon@web:a-1"),
-            Some(("web", IdKind::Anonymous, "a-1"))
+            parse_key(k.as_bytes()),
+            Some(("web", IdKind::Anonymous, id_digest(email)))
         );
+        let u = record_key("web", IdKind::User, &id_digest("u:1"));
         assert_eq!(
-            parse_key(b"user@web:u:1"),
-            Some(("web", IdKind::User, "u:1"))
+            parse_key(u.as_bytes()),
+            Some(("web", IdKind::User, id_digest("u:1")))
         );
+        // Different ids, different keys.
+        assert_ne!(u, record_key("web", IdKind::User, &id_digest("u:2")));
+        // Old, unscoped keys held the id itself: hashed when read.
         assert_eq!(
             parse_key(b"anon:a-1"),
-            Some((SCOPE_ALL, IdKind::Anonymous, "a-1"))
+            Some((SCOPE_ALL, IdKind::Anonymous, id_digest("a-1")))
         );
         assert_eq!(
             parse_key(b"user:u:1"),
-            Some((SCOPE_ALL, IdKind::User, "u:1"))
+            Some((SCOPE_ALL, IdKind::User, id_digest("u:1")))
         );
+        // A scoped key without a digest is not ours.
+        assert_eq!(parse_key(b"anon@web:a-1"), None);
         assert_eq!(parse_key(b"anon@:x"), None);
         assert_eq!(parse_key(b"device:x"), None);
         assert_eq!(parse_key(b"device@web:x"), None);
@@ -789,8 +840,8 @@ mod tests {
     fn records_apply_last_write_wins_per_scope() {
         let l = OptOutList::new(10);
         assert!(!l.contains("web", Some("u1"), Some("a1"), None));
-        assert!(l.apply_record(Some(b"anon@web:a1"), Some(ON)));
-        assert!(l.apply_record(Some(b"user@web:u1"), Some(ON)));
+        assert!(l.apply_record(Some(&key("web", IdKind::Anonymous, "a1")), Some(ON)));
+        assert!(l.apply_record(Some(&key("web", IdKind::User, "u1")), Some(ON)));
         assert_eq!(l.len(), 2);
         assert!(l.contains("web", None, Some("a1"), None));
         assert!(l.contains("web", Some("u1"), None, None));
@@ -802,8 +853,11 @@ mod tests {
         assert!(l.contains("web", Some("new"), None, Some("a1")));
         assert!(l.contains("web", Some("new"), None, Some("u1")));
         // Tombstone, then explicit false.
-        assert!(l.apply_record(Some(b"anon@web:a1"), None));
-        assert!(l.apply_record(Some(b"user@web:u1"), Some(br#"{"optedOut":false}"#)));
+        assert!(l.apply_record(Some(&key("web", IdKind::Anonymous, "a1")), None));
+        assert!(l.apply_record(
+            Some(&key("web", IdKind::User, "u1")),
+            Some(br#"{"optedOut":false}"#)
+        ));
         assert!(l.is_empty());
         // An old, unscoped record applies to every source.
         assert!(l.apply_record(Some(b"anon:a1"), Some(ON)));
@@ -811,13 +865,13 @@ mod tests {
         assert!(l.contains("app", None, Some("a1"), None));
         // Foreign records are ignored.
         assert!(!l.apply_record(Some(b"other"), Some(ON)));
-        assert!(!l.apply_record(Some(b"anon@web:x"), Some(b"junk")));
+        assert!(!l.apply_record(Some(&key("web", IdKind::Anonymous, "x")), Some(b"junk")));
         assert!(!l.apply_record(None, Some(ON)));
         assert_eq!(l.len(), 1);
         // Records from the topic apply beyond the maximum.
         let small = OptOutList::new(1);
-        assert!(small.apply_record(Some(b"anon@web:1"), Some(ON)));
-        assert!(small.apply_record(Some(b"anon@web:2"), Some(ON)));
+        assert!(small.apply_record(Some(&key("web", IdKind::Anonymous, "1")), Some(ON)));
+        assert!(small.apply_record(Some(&key("web", IdKind::Anonymous, "2")), Some(ON)));
         assert_eq!(small.len(), 2);
     }
 
@@ -826,10 +880,13 @@ mod tests {
         let l = OptOutList::new(10);
         let h = proof_hash(b"nonce");
         let v = record_value(&[h]);
-        assert!(l.apply_record(Some(b"anon@web:a"), Some(v.as_bytes())));
+        assert!(l.apply_record(
+            Some(&key("web", IdKind::Anonymous, "a")),
+            Some(v.as_bytes())
+        ));
         assert_eq!(l.entry("web", IdKind::Anonymous, "a"), Some(vec![h]));
         let bad = br#"{"optedOut":true,"proofs":["zz"]}"#;
-        assert!(l.apply_record(Some(b"anon@web:a"), Some(bad)));
+        assert!(l.apply_record(Some(&key("web", IdKind::Anonymous, "a")), Some(bad)));
         assert_eq!(l.entry("web", IdKind::Anonymous, "a"), Some(vec![]));
     }
 
@@ -850,8 +907,12 @@ mod tests {
             Err(OptOutError::ProofRequired)
         ));
         assert_eq!(l.plan_opt_in("app", &a, Proof::None).unwrap(), vec![]);
-        assert_eq!(l.plan_opt_in("web", &a, Proof::Cookie(mine)).unwrap(), a);
-        assert_eq!(l.plan_opt_in("web", &a, Proof::ServerKey).unwrap(), a);
+        let listed = vec![(IdKind::Anonymous, id_digest("a"))];
+        assert_eq!(
+            l.plan_opt_in("web", &a, Proof::Cookie(mine)).unwrap(),
+            listed
+        );
+        assert_eq!(l.plan_opt_in("web", &a, Proof::ServerKey).unwrap(), listed);
         // Opted out again from another browser: neither browser alone may
         // opt it in any more.
         let again = l.opt_out("web", &a, Proof::Cookie(theirs)).unwrap();

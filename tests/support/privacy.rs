@@ -135,9 +135,22 @@ pub fn of_visitor<'a>(records: &'a [Record], id: &str) -> Vec<&'a Record> {
         .collect()
 }
 
-/// The opt-out topic's records.
+/// The opt-out topic's records. None of them may hold an id in clear:
+/// keys carry the id's SHA-256 (see [`optout_key`]).
 pub fn optout_records(brokers: &str, expected: usize) -> Vec<Record> {
     consume(brokers, &[OPTOUTS], expected, Duration::from_secs(30))
+}
+
+/// The opt-out record key of `id` (`kind` is `anon` or `user`) on source
+/// `web`, computed here from the documented format
+/// `<kind>@<source>:sha256:<hex digest of the id>`.
+pub fn optout_key(kind: &str, id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hex: String = Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{kind}@web:sha256:{hex}")
 }
 
 /// Every `Set-Cookie` of a response.
