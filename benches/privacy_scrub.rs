@@ -10,7 +10,8 @@ use std::hint::black_box;
 use trackgate::privacy::scrub::{ScrubConfig, Scrubber};
 
 /// A page event as analytics.js sends it, after normalization; nothing in
-/// it is PII (the visitor id and `context.ip` are exempt).
+/// it is PII (the visitor id and `messageId` are scanned and clean;
+/// `context.ip` is the IP rules').
 const CLEAN: &str = r#"{
   "type": "page",
   "anonymousId": "6f1c2a34-7d0e-4c53-9a1b-2f3e4d5c6b7a",

@@ -14,7 +14,10 @@ use std::time::Instant;
 use trackgate::config::Config;
 use trackgate::event::Event;
 use trackgate::normalize::{normalize, RequestMeta};
-use trackgate::privacy::{optout::IdKind, PrivacyStage, RequestSignals};
+use trackgate::privacy::{
+    optout::{IdKind, Proof},
+    PrivacyStage, RequestSignals,
+};
 
 const EVENT: &str = r#"{"type":"track","anonymousId":"anon-123456","userId":"user-42",
     "event":"Order Completed","properties":{"total":12.5,"currency":"EUR","items":3},
@@ -58,8 +61,12 @@ fn main() {
         let config = Config::from_toml(&text).expect("config");
         let stage = PrivacyStage::local(&config).expect("stage");
         for id in 0..listed {
-            rt.block_on(stage.record_choice(&[(IdKind::Anonymous, format!("x{id}"))], true))
-                .expect("local list");
+            rt.block_on(stage.record_opt_out(
+                "web",
+                &[(IdKind::Anonymous, format!("x{id}"))],
+                Proof::None,
+            ))
+            .expect("local list");
         }
         let meta = RequestMeta {
             source_id: "web",

@@ -317,8 +317,20 @@ pub struct RoutingConfig {
 pub struct SourceConfig {
     /// Stable id of the source, sent as a record header.
     pub id: String,
-    /// The write key clients authenticate with.
+    /// The write key clients authenticate with. It is public (it ships in
+    /// every web page): it may send events and opt ids out, never in.
     pub write_key: String,
+    /// The source's server key: a secret, distinct from the write key, that
+    /// only the site owner's servers send (`Authorization: Bearer <key>` or
+    /// `X-Trackgate-Server-Key`). It may opt any id of this source out or
+    /// back in. At least 16 characters. Unset: no server key (opting in then
+    /// needs the visitor's own opt-out cookie).
+    #[serde(default)]
+    pub server_key: Option<String>,
+    /// The name of an environment variable holding the server key, instead
+    /// of `server_key` (the variable must be set and non-empty at start).
+    #[serde(default)]
+    pub server_key_env: Option<String>,
     /// Browser origins allowed to post (`https://shop.example`); `*` allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -337,6 +349,9 @@ pub struct SourceConfig {
     #[serde(default)]
     pub quality: crate::quality::config::SourceQualityConfig,
 }
+
+/// Shortest server key accepted.
+pub const MIN_SERVER_KEY_CHARS: usize = 16;
 
 mod defaults {
     use std::net::SocketAddr;
@@ -559,10 +574,11 @@ impl Config {
         for (path, raw) in overrides {
             apply_override(&mut root, path, raw)?;
         }
-        let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::key(key, e.into_inner().to_string())
         })?;
+        config.resolve_server_keys(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
     }
@@ -574,6 +590,34 @@ impl Config {
 
     pub fn uses_embedded_broker(&self) -> bool {
         self.kafka.brokers.trim() == EMBEDDED_BROKER
+    }
+
+    /// Reads each `server_key_env` into `server_key`.
+    fn resolve_server_keys(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            let Some(name) = s.server_key_env.as_deref() else {
+                continue;
+            };
+            if s.server_key.is_some() {
+                return Err(ConfigError::key(
+                    format!("sources[{i}].server_key_env"),
+                    "set either server_key or server_key_env, not both",
+                ));
+            }
+            match env(name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => s.server_key = Some(v),
+                None => {
+                    return Err(ConfigError::key(
+                        format!("sources[{i}].server_key_env"),
+                        format!("environment variable {name} is not set"),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -612,6 +656,30 @@ impl Config {
             }
             if !ids.insert(s.id.as_str()) {
                 return Err(ConfigError::key(format!("sources[{i}].id"), "duplicate id"));
+            }
+            // The id is the scope of the source's opt-outs in their record
+            // keys (`anon@<id>:<anonymousId>`), where `:` ends the scope and
+            // `*` is every source.
+            if s.id.contains(':') || s.id == crate::privacy::optout::SCOPE_ALL {
+                return Err(ConfigError::key(
+                    format!("sources[{i}].id"),
+                    "must not contain `:` nor be `*`",
+                ));
+            }
+            if let Some(k) = &s.server_key {
+                let key = format!("sources[{i}].server_key");
+                if k.chars().count() < MIN_SERVER_KEY_CHARS {
+                    return Err(ConfigError::key(key, "must be at least 16 characters"));
+                }
+                if self.sources.iter().any(|o| &o.write_key == k) {
+                    return Err(ConfigError::key(key, "must differ from every write key"));
+                }
+                if self.sources[..i]
+                    .iter()
+                    .any(|o| o.server_key.as_ref() == Some(k))
+                {
+                    return Err(ConfigError::key(key, "duplicate server key"));
+                }
             }
             for (j, o) in s.allowed_origins.iter().enumerate() {
                 if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -854,6 +922,67 @@ allowed_origins = ["https://shop.example"]
         let text = MINIMAL.replace("[kafka]", "[kafka]\nlinger_ms = \"soon\"");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("kafka.linger_ms"), "{err}");
+    }
+
+    #[test]
+    fn server_keys_are_secret_distinct_and_may_come_from_the_environment() {
+        let with = |extra: &str| {
+            Config::from_toml(
+                &MINIMAL.replace("allowed_origins", &format!("{extra}\nallowed_origins")),
+            )
+        };
+        let c = with("server_key = \"sk_0123456789abcdef\"").unwrap();
+        assert_eq!(
+            c.sources[0].server_key.as_deref(),
+            Some("sk_0123456789abcdef")
+        );
+        for (extra, message) in [
+            ("server_key = \"short\"", "at least 16"),
+            ("server_key = \"wk_live_abc\"", "at least 16"),
+            (
+                "server_key_env = \"TRACKGATE_TEST_UNSET_SERVER_KEY\"",
+                "is not set",
+            ),
+            (
+                "server_key = \"sk_0123456789abcdef\"\nserver_key_env = \"X\"",
+                "not both",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(
+                err.contains("sources[0].server_key") && err.contains(message),
+                "{err}"
+            );
+        }
+        let text = MINIMAL
+            .replace("wk_live_abc", "wk_live_0123456789abcdef")
+            .replace(
+                "allowed_origins",
+                "server_key = \"wk_live_0123456789abcdef\"\nallowed_origins",
+            );
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("differ from every write key"), "{err}");
+        let mut c: Config = toml::from_str(&MINIMAL.replace(
+            "allowed_origins",
+            "server_key_env = \"SK\"\nallowed_origins",
+        ))
+        .unwrap();
+        c.resolve_server_keys(|n| (n == "SK").then(|| "sk_from_the_environment".to_string()))
+            .unwrap();
+        assert_eq!(
+            c.sources[0].server_key.as_deref(),
+            Some("sk_from_the_environment")
+        );
+    }
+
+    #[test]
+    fn source_ids_cannot_break_optout_record_keys() {
+        for id in ["we:b", "*"] {
+            let err = Config::from_toml(&MINIMAL.replace("id = \"web\"", &format!("id = {id:?}")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sources[0].id"), "{err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! `Retry-After` and none of its events is counted; a request is never split
 //! into a 200 for some events and a refusal for others.
 //!
+//! Fail closed: until the opt-out list is loaded every request is refused
+//! (503 `optout_list_loading`, nothing received, nothing spooled or queued):
+//! an event the list would drop could otherwise pass.
+//!
 //! Privacy (see `privacy`): a request whose headers alone call for a drop
 //! (opt-out cookie, GPC or DNT under a `drop` policy) has all its events
 //! dropped before any is parsed; rejected events pass the privacy stage's
@@ -81,6 +85,10 @@ pub enum IngestError {
     /// The producer queue is over its high-water mark: nothing was taken.
     #[error("the gateway is over capacity, retry later")]
     Unavailable,
+    /// The opt-out list is not loaded yet: an event it would drop could
+    /// pass, so nothing is taken.
+    #[error("the opt-out list is not loaded yet, retry later")]
+    OptOutListLoading,
 }
 
 /// Everything the pipeline needs, shared by all connections.
@@ -158,6 +166,9 @@ impl Pipeline {
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
     ) -> Result<Outcome, IngestError> {
+        if !self.privacy.optouts().is_loaded() {
+            return Err(IngestError::OptOutListLoading);
+        }
         let (out, appended) = self.ingest_now(events, implied, meta)?;
         if let Some(a) = appended {
             // On the spool already; only the fsync is awaited. A spool closed

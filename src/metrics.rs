@@ -62,6 +62,12 @@ pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
 pub const PRIVACY_DECISIONS: &str = "trackgate_privacy_decisions_total";
 /// Ids on this instance's opt-out list.
 pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
+/// Client values discarded because they were sent under a gateway-owned
+/// field (`privacy::owned`), by `field` (`context.privacy`, `context.bot` …).
+pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
+/// Opt-outs refused because the list holds `privacy.optout_max_entries`
+/// (answered 503 `optout_list_full`).
+pub const OPTOUT_LIST_FULL: &str = "trackgate_optout_list_full_total";
 /// `/v1/optout` and `/v1/optin` requests by `action` and `result`
 /// (`ok`, `unavailable`, `refused`).
 pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
@@ -280,6 +286,14 @@ pub fn privacy_decision(decision: &'static str, reason: &'static str, n: u64) {
 
 pub fn optout_list_entries(n: usize) {
     gauge!(OPTOUT_LIST_ENTRIES).set(n as f64);
+}
+
+pub fn owned_field_discarded(field: &'static str) {
+    counter!(OWNED_FIELDS_DISCARDED, "field" => field).increment(1);
+}
+
+pub fn optout_list_full() {
+    counter!(OPTOUT_LIST_FULL).increment(1);
 }
 
 pub fn optout_request(action: &'static str, result: &'static str) {

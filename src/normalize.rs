@@ -1,6 +1,7 @@
 //! Server-side enrichment of a validated event: batch context, `messageId`,
 //! `receivedAt`, clock-skew corrected `timestamp`, `context.ip` and
-//! `context.userAgent`.
+//! `context.userAgent`. First of all, whatever the client sent under a
+//! gateway-owned field (`privacy::owned`) is discarded.
 //!
 //! Clock skew: a device clock may be off by hours. When the client says when
 //! it sent the request (`sentAt`), the time between the event and the send
@@ -111,6 +112,9 @@ pub fn normalize(
         let ctx = ev.context_mut();
         merge_under(ctx, batch_ctx);
     }
+    // What the client sent under the fields the gateway writes is not kept,
+    // whether it came with the event or the batch.
+    crate::privacy::owned::discard_client_values(&mut ev.body);
     let body = &mut ev.body;
 
     if !matches!(body.get("messageId"), Some(Value::String(_))) {
@@ -154,11 +158,10 @@ pub fn normalize(
     body.insert("receivedAt".into(), Value::String(format_time(received)));
 
     let ctx = ev.context_mut();
+    // A client's own flag was discarded with the other owned fields.
     if out_of_window {
         crate::metrics::timestamp_out_of_window();
         ctx.insert(OUT_OF_WINDOW_FLAG.into(), Value::Bool(true));
-    } else {
-        ctx.remove(OUT_OF_WINDOW_FLAG);
     }
     // The address is always the server's view: a client-supplied `context.ip`
     // could name anyone.
@@ -379,6 +382,24 @@ mod tests {
             format_time(far),
             far.to_rfc3339_opts(SecondsFormat::Millis, true)
         );
+    }
+
+    #[test]
+    fn client_values_of_gateway_owned_fields_are_discarded_from_event_and_batch() {
+        let batch = json!({"bot":true,"privacy":{"anonymized":"gpc"},"geo":{"city":"X"}});
+        let Value::Object(batch) = batch else {
+            panic!()
+        };
+        let mut e = event(
+            json!({"type":"page","anonymousId":"a","receivedAt":"2000-01-01T00:00:00Z",
+            "context":{"ipHash":"h","privacy":{"redactions":[{"path":"a@b.example"}]}}}),
+        );
+        normalize(&mut e, &meta(Some(&batch), None), WINDOW).unwrap();
+        let ctx = e.body["context"].as_object().unwrap();
+        let mut keys: Vec<&str> = ctx.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["ip", "userAgent"]);
+        assert_eq!(e.body["receivedAt"], "2026-01-01T12:00:00.000Z");
     }
 
     #[test]

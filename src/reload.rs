@@ -18,7 +18,7 @@
 //! (`trackgate_config_reloads_total{result="failed"}`) and shown by
 //! `GET /config` on the admin listener. Sections that need a restart
 //! (`server`, `kafka`, `inspect`, `sdk`, `reload`, and the GeoIP and
-//! opt-out-topic keys of `privacy`) keep their running values; a changed
+//! opt-out-topic and -list keys of `privacy`) keep their running values; a changed
 //! one is logged and listed as `restartPending`.
 
 use std::path::PathBuf;
@@ -313,6 +313,8 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
         "privacy.optout_write_timeout_ms",
         privacy.optout_write_timeout_ms
     );
+    // The list (and its bound) is shared by every configuration generation.
+    keep!("privacy.optout_max_entries", privacy.optout_max_entries);
     (loaded, pending)
 }
 

@@ -83,20 +83,20 @@ fn readiness_follows_the_broker_and_topics_are_created() {
         .to_string()
         .contains("broker_unreachable"));
 
-    // Events sent meanwhile are accepted into the bounded queue.
-    assert_eq!(
-        gw.post("/v1/page", r#"{"anonymousId":"early"}"#).status,
-        200
-    );
+    // Events sent meanwhile are refused: the opt-out list is not loaded
+    // (fail closed), so nothing is queued for later.
+    let r = gw.post("/v1/page", r#"{"anonymousId":"early"}"#);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "optout_list_loading");
+    assert!(r.header("retry-after").is_some());
 
     // The broker appears: topics are created, the gateway becomes ready and delivers.
     let broker = Broker::start_on(port);
     gw.wait_ready(Duration::from_secs(30));
     assert_eq!(gw.post("/v1/page", r#"{"anonymousId":"late"}"#).status, 200);
-    let recs = consume(&broker.addr(), &[PAGEVIEWS], 2, Duration::from_secs(40));
-    let mut keys: Vec<_> = recs.iter().filter_map(|r| r.key.clone()).collect();
-    keys.sort();
-    assert_eq!(keys, vec!["early", "late"]);
+    let recs = consume(&broker.addr(), &[PAGEVIEWS], 1, Duration::from_secs(40));
+    let keys: Vec<_> = recs.iter().filter_map(|r| r.key.clone()).collect();
+    assert_eq!(keys, vec!["late"]);
     assert!(gw.metric("trackgate_topics_created_total", &[]) >= 5.0);
 }
 

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use trackgate::config::Config;
 use trackgate::event::Event;
 use trackgate::normalize::{normalize, RequestMeta};
-use trackgate::privacy::optout::IdKind;
+use trackgate::privacy::optout::{IdKind, Proof};
 use trackgate::privacy::{PrivacyStage, RequestSignals, Verdict};
 
 struct Counting;
@@ -74,8 +74,12 @@ fn nothing_to_do_allocates_nothing() {
         .build()
         .unwrap();
     for i in 0..1000 {
-        rt.block_on(stage.record_choice(&[(IdKind::User, format!("other-{i}"))], true))
-            .unwrap();
+        rt.block_on(stage.record_opt_out(
+            "web",
+            &[(IdKind::User, format!("other-{i}"))],
+            Proof::None,
+        ))
+        .unwrap();
     }
     let mut e = fresh();
     let n = allocations_during(|| assert_eq!(stage.apply(&mut e, &meta), Verdict::Keep));

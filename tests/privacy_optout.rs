@@ -1,5 +1,6 @@
-//! Opt-out end to end: `/v1/optout`, `/v1/optin`, the `tg_optout` cookie
-//! and the shared suppression list on its compacted topic, against the real
+//! Opt-out end to end: `/v1/optout`, `/v1/optin`, the `tg_optout` and
+//! `tg_optout_proof` cookies, the server key and the shared, per-source,
+//! bounded suppression list on its compacted topic, against the real
 //! broker. Every test reads every event topic back and proves that nothing
 //! of the opted-out visitor arrived, while a control visitor's events did.
 
@@ -28,12 +29,18 @@ fn optout_by_anonymous_id_drops_every_later_event_of_that_visitor() {
     let broker = Broker::start();
     let gw = start_gateway(&broker.addr(), &Setup::default());
 
-    let r = send(&gw, "/v1/optout", r#"{"anonymousId":"anon-out"}"#, &[]);
+    let r = from_browser(&gw, "/v1/optout", r#"{"anonymousId":"anon-out"}"#, "");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json(), json!({"success":true,"optedOut":true}));
+    let cookies = set_cookies(&r);
     assert_eq!(
-        r.header("set-cookie"),
-        Some("tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax")
+        cookies[0],
+        "tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax"
+    );
+    assert!(
+        cookies[1].starts_with("tg_optout_proof=")
+            && cookies[1].ends_with("; Max-Age=63072000; HttpOnly; Path=/; SameSite=Lax"),
+        "{cookies:?}"
     );
 
     // No cookie is sent back: only the list can suppress these.
@@ -73,17 +80,45 @@ fn optout_by_anonymous_id_drops_every_later_event_of_that_visitor() {
         &[],
     );
     assert_eq!(r.json()["accepted"], 4);
+    // The opt-out was taken for the `web` source: `app` is not affected.
+    let r = send_as(
+        &gw,
+        APP_WRITE_KEY,
+        CLIENT_IP,
+        "/v1/page",
+        r#"{"anonymousId":"anon-out","name":"App home"}"#,
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 1);
 
-    let recs = every_event_topic(&broker.addr(), 4);
+    let recs = every_event_topic(&broker.addr(), 5);
     assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4, "{recs:#?}");
-    assert_eq!(recs.len(), 4, "{recs:#?}");
-    assert_nowhere(&recs, &["anon-out"]);
+    assert_eq!(recs.len(), 5, "{recs:#?}");
+    let out: Vec<&Record> = of_visitor(&recs, "anon-out");
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0].headers.contains(&("source".into(), "app".into())),
+        "{out:#?}"
+    );
+    assert_nowhere(
+        &recs
+            .iter()
+            .filter(|r| r.value["anonymousId"] != "anon-out")
+            .cloned()
+            .collect::<Vec<_>>(),
+        &["anon-out"],
+    );
 
     let list = optout_records(&broker.addr(), 1);
     assert_eq!(list.len(), 1, "{list:#?}");
-    assert_eq!(list[0].key.as_deref(), Some("anon:anon-out"));
+    assert_eq!(list[0].key.as_deref(), Some("anon@web:anon-out"));
     assert_eq!(list[0].value["optedOut"], true);
     assert!(list[0].value["at"].is_string());
+    // The hash of the browser's proof, never the proof itself.
+    let proofs = list[0].value["proofs"].as_array().unwrap();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].as_str().unwrap().len(), 64);
+    assert!(!cookies[1].contains(proofs[0].as_str().unwrap()));
 
     assert_eq!(
         gw.metric(
@@ -103,18 +138,48 @@ fn optout_by_anonymous_id_drops_every_later_event_of_that_visitor() {
 }
 
 #[test]
-fn optout_by_user_id_from_the_query_drops_that_users_events() {
+fn optout_by_id_needs_an_allowed_origin_or_the_server_key() {
     let broker = Broker::start();
     let gw = start_gateway(&broker.addr(), &Setup::default());
 
-    // Write key and id in the query string, empty body.
+    // The public write key alone (a server, or anyone with curl) cannot
+    // suppress ids; a foreign origin neither; a wrong server key is 401.
+    let query = format!("/v1/optout?writeKey={WRITE_KEY}&userId=user-out");
+    let r = gw.request("POST", &query, &[], b"");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("origin_required"))
+    );
+    let r = gw.request("POST", &query, &[("origin", "https://evil.example")], b"");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("origin_not_allowed"))
+    );
     let r = gw.request(
         "POST",
-        &format!("/v1/optout?writeKey={WRITE_KEY}&userId=user-out"),
-        &[],
+        "/v1/optout?userId=user-out",
+        &[("authorization", "Bearer sk_not_the_key_000000")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("invalid_server_key"))
+    );
+    assert_eq!(
+        send(&gw, "/v1/page", r#"{"userId":"user-out"}"#, &[]).json()["accepted"],
+        1
+    );
+
+    // The server key: ids from the query string, no write key needed.
+    let r = gw.request(
+        "POST",
+        "/v1/optout?userId=user-out",
+        &[("x-trackgate-server-key", SERVER_KEY)],
         b"",
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // No browser, no proof cookie.
+    assert_eq!(set_cookies(&r).len(), 1);
 
     let mut batch = visitor_batch("userId", "user-out");
     // The user on another device (another anonymousId), and an alias that
@@ -133,12 +198,23 @@ fn optout_by_user_id_from_the_query_drops_that_users_events() {
     );
     assert_eq!(r.json()["accepted"], 4);
 
-    let recs = every_event_topic(&broker.addr(), 4);
+    let recs = every_event_topic(&broker.addr(), 5);
     assert_eq!(of_visitor(&recs, "user-ctl").len(), 4, "{recs:#?}");
-    assert_eq!(recs.len(), 4, "{recs:#?}");
-    assert_nowhere(&recs, &["user-out", "device-2", "user-new"]);
+    assert_eq!(recs.len(), 5, "{recs:#?}");
+    assert_nowhere(&recs, &["device-2", "user-new"]);
+    // Only the page sent before the opt-out.
+    assert_eq!(of_visitor(&recs, "user-out").len(), 1);
     let list = optout_records(&broker.addr(), 1);
-    assert_eq!(list[0].key.as_deref(), Some("user:user-out"));
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0].key.as_deref(), Some("user@web:user-out"));
+    assert_eq!(list[0].value["proofs"], json!([]));
+    assert_eq!(
+        gw.metric(
+            "trackgate_optout_requests_total",
+            &[("action", "optout"), ("result", "refused")]
+        ),
+        3.0
+    );
 }
 
 #[test]
@@ -146,9 +222,16 @@ fn optout_cookie_drops_the_requests_events_and_its_secure_flag_follows_the_proxy
     let broker = Broker::start();
     let gw = start_gateway(&broker.addr(), &Setup::default());
 
-    // A plain link: GET with the write key in the query, no id at all.
-    let r = gw.request("GET", &format!("/v1/optout?writeKey={WRITE_KEY}"), &[], b"");
+    // A plain link or an image on any page: GET, even naming ids. It sets
+    // the cookie of the browser that sent it and suppresses no id.
+    let r = gw.request(
+        "GET",
+        &format!("/v1/optout?writeKey={WRITE_KEY}&anonymousId=anon-img&userId=user-img"),
+        &[("referer", "https://evil.example/page.html")],
+        b"",
+    );
     assert_eq!(r.status, 200);
+    assert_eq!(set_cookies(&r).len(), 1);
     let cookie = r.header("set-cookie").unwrap().to_string();
     assert!(!cookie.contains("Secure"), "{cookie}");
     // Behind a TLS-terminating trusted proxy the cookie is Secure.
@@ -158,9 +241,11 @@ fn optout_cookie_drops_the_requests_events_and_its_secure_flag_follows_the_proxy
         &[("x-forwarded-proto", "https")],
         b"",
     );
+    // Over HTTPS: `SameSite=None; Secure`, so a credentialed cross-origin
+    // fetch from the site sets and sends it.
     assert_eq!(
         r.header("set-cookie"),
-        Some("tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax; Secure")
+        Some("tg_optout=1; Max-Age=63072000; Path=/; SameSite=None; Secure")
     );
     let r = gw.request(
         "GET",
@@ -210,11 +295,22 @@ fn optout_cookie_drops_the_requests_events_and_its_secure_flag_follows_the_proxy
         &[("cookie", "tg_optout=0; other=1")],
     );
     assert_eq!(r.json()["accepted"], 4);
+    // The ids the image named are not suppressed.
+    let r = send(
+        &gw,
+        "/v1/batch",
+        r#"{"batch":[{"type":"page","anonymousId":"anon-img"},{"type":"page","userId":"user-img"}]}"#,
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 2);
 
-    let recs = every_event_topic(&broker.addr(), 4);
+    let recs = every_event_topic(&broker.addr(), 6);
     assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4, "{recs:#?}");
-    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-img").len(), 1, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "user-img").len(), 1, "{recs:#?}");
+    assert_eq!(recs.len(), 6, "{recs:#?}");
     assert_nowhere(&recs, &["anon-cookie"]);
+    assert!(consume(&broker.addr(), &[OPTOUTS], 0, Duration::from_millis(500)).is_empty());
     assert_eq!(
         gw.metric(
             "trackgate_events_total",
@@ -225,18 +321,56 @@ fn optout_cookie_drops_the_requests_events_and_its_secure_flag_follows_the_proxy
 }
 
 #[test]
-fn optin_restores_tracking_and_clears_the_cookie() {
+fn optin_without_proof_changes_nothing_and_with_the_cookie_or_server_key_works() {
     let broker = Broker::start();
     let gw = start_gateway(&broker.addr(), &Setup::default());
     let page = r#"{"anonymousId":"anon-back","name":"Home"}"#;
 
-    assert_eq!(
-        send(&gw, "/v1/optout", r#"{"anonymousId":"anon-back"}"#, &[]).status,
-        200
+    let out = from_browser(&gw, "/v1/optout", r#"{"anonymousId":"anon-back"}"#, "");
+    assert_eq!(out.status, 200);
+    let visitor = cookie_jar(&out);
+    assert!(
+        visitor.starts_with("tg_optout=1; tg_optout_proof="),
+        "{visitor}"
     );
     assert_eq!(send(&gw, "/v1/page", page, &[]).json()["dropped"], 1);
 
-    // Opt-in has no GET: a link or image elsewhere cannot re-enable tracking.
+    // Another browser that opted itself out holds a proof of its own.
+    let other = from_browser(&gw, "/v1/optout", r#"{"anonymousId":"anon-other"}"#, "");
+    let other = cookie_jar(&other);
+    // Opting in by anyone else changes nothing: no proof at all, the plain
+    // opt-out cookie, another browser's proof, a GET, another source's key.
+    let body = r#"{"anonymousId":"anon-back"}"#;
+    for (what, r) in [
+        ("no proof", from_browser(&gw, "/v1/optin", body, "")),
+        ("no proof, no origin", send(&gw, "/v1/optin", body, &[])),
+        (
+            "opt-out cookie only",
+            from_browser(&gw, "/v1/optin", body, "tg_optout=1"),
+        ),
+        (
+            "another browser's proof",
+            from_browser(&gw, "/v1/optin", body, &other),
+        ),
+        (
+            "a made-up proof",
+            from_browser(
+                &gw,
+                "/v1/optin",
+                body,
+                "tg_optout_proof=AAAAAAAAAAAAAAAAAAAAAA",
+            ),
+        ),
+    ] {
+        assert_eq!(
+            r.status,
+            403,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["error"], "proof_required", "{what}");
+        assert!(set_cookies(&r).is_empty(), "{what}");
+    }
     let r = gw.request(
         "GET",
         &format!("/v1/optin?writeKey={WRITE_KEY}&anonymousId=anon-back"),
@@ -246,8 +380,9 @@ fn optin_restores_tracking_and_clears_the_cookie() {
     assert_eq!(r.status, 405);
     assert_eq!(send(&gw, "/v1/page", page, &[]).json()["dropped"], 1);
 
-    let r = send(&gw, "/v1/optin", r#"{"anonymousId":"anon-back"}"#, &[]);
-    assert_eq!(r.status, 200);
+    // The visitor's own cookies opt them back in.
+    let r = from_browser(&gw, "/v1/optin", body, &visitor);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json(), json!({"success":true,"optedOut":false}));
     assert_eq!(
         r.header("set-cookie"),
@@ -255,39 +390,55 @@ fn optin_restores_tracking_and_clears_the_cookie() {
     );
     assert_eq!(send(&gw, "/v1/page", page, &[]).json()["accepted"], 1);
 
-    let recs = every_event_topic(&broker.addr(), 1);
-    assert_eq!(recs.len(), 1, "{recs:#?}");
-    assert_eq!(recs[0].value["anonymousId"], "anon-back");
-    // The list topic: the opt-out, then a tombstone that lets compaction
-    // forget the id.
-    let list = optout_records(&broker.addr(), 2);
-    assert_eq!(list.len(), 2, "{list:#?}");
-    assert!(list
+    // The server key opts in whoever its source's visitor opted out.
+    let r = from_server(&gw, "/v1/optin", r#"{"anonymousId":"anon-other"}"#);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = send(&gw, "/v1/page", r#"{"anonymousId":"anon-other"}"#, &[]);
+    assert_eq!(r.json()["accepted"], 1);
+
+    let recs = every_event_topic(&broker.addr(), 2);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-back").len(), 1);
+    assert_eq!(of_visitor(&recs, "anon-other").len(), 1);
+    // The list topic: two opt-outs, then tombstones that let compaction
+    // forget the ids.
+    let list = optout_records(&broker.addr(), 4);
+    assert_eq!(list.len(), 4, "{list:#?}");
+    let back: Vec<&Record> = list
         .iter()
-        .all(|r| r.key.as_deref() == Some("anon:anon-back")));
-    assert_eq!(list[0].value["optedOut"], true);
-    assert_eq!(list[1].value, Value::Null);
+        .filter(|r| r.key.as_deref() == Some("anon@web:anon-back"))
+        .collect();
+    assert_eq!(back.len(), 2, "{list:#?}");
+    assert_eq!(back[0].value["optedOut"], true);
+    assert_eq!(back[1].value, Value::Null);
     assert_eq!(gw.metric("trackgate_optout_list_entries", &[]), 0.0);
+    assert_eq!(
+        gw.metric(
+            "trackgate_optout_requests_total",
+            &[("action", "optin"), ("result", "refused")]
+        ),
+        5.0
+    );
 }
 
 #[test]
 fn optout_survives_a_gateway_restart() {
     let broker = Broker::start();
     let mut first = start_gateway(&broker.addr(), &Setup::default());
-    let r = send(
+    let r = from_browser(
         &first,
         "/v1/optout",
         r#"{"anonymousId":"anon-kept","userId":"user-kept"}"#,
-        &[],
+        "",
     );
     assert_eq!(r.status, 200);
+    let kept = cookie_jar(&r);
     // A visitor who opted out and back in before the restart stays in.
+    let r = from_browser(&first, "/v1/optout", r#"{"anonymousId":"anon-flip"}"#, "");
+    assert_eq!(r.status, 200);
+    let flip = cookie_jar(&r);
     assert_eq!(
-        send(&first, "/v1/optout", r#"{"anonymousId":"anon-flip"}"#, &[]).status,
-        200
-    );
-    assert_eq!(
-        send(&first, "/v1/optin", r#"{"anonymousId":"anon-flip"}"#, &[]).status,
+        from_browser(&first, "/v1/optin", r#"{"anonymousId":"anon-flip"}"#, &flip).status,
         200
     );
     assert!(first.terminate().success());
@@ -317,6 +468,12 @@ fn optout_survives_a_gateway_restart() {
     assert_eq!(of_visitor(&recs, "anon-ctl").len(), 1);
     assert_eq!(of_visitor(&recs, "anon-flip").len(), 1);
     assert_nowhere(&recs, &["anon-kept", "user-kept", "other-device"]);
+    // The proofs survive too: without them no opt-in, with them one.
+    let r = from_browser(&second, "/v1/optin", r#"{"userId":"user-kept"}"#, &flip);
+    assert_eq!(r.status, 403);
+    let r = from_browser(&second, "/v1/optin", r#"{"userId":"user-kept"}"#, &kept);
+    assert_eq!(r.status, 200);
+    assert_eq!(second.metric("trackgate_optout_list_entries", &[]), 1.0);
 }
 
 #[test]
@@ -375,7 +532,7 @@ fn optout_endpoints_speak_cors_and_refuse_bad_requests() {
     let r = gw.request(
         "POST",
         "/v1/optout",
-        &[],
+        &[("origin", ORIGIN)],
         format!(r#"{{"writeKey":"{WRITE_KEY}","userId":"u-body"}}"#).as_bytes(),
     );
     assert_eq!(r.status, 200);
@@ -394,7 +551,7 @@ fn optout_endpoints_speak_cors_and_refuse_bad_requests() {
     let r = gw.request(
         "POST",
         "/v1/optout",
-        &[("authorization", &auth)],
+        &[("authorization", &auth), ("origin", ORIGIN)],
         br#"{"userId":{"nested":true}}"#,
     );
     assert_eq!(
@@ -411,7 +568,7 @@ fn optout_endpoints_speak_cors_and_refuse_bad_requests() {
     let list = optout_records(&broker.addr(), 2);
     let mut keys: Vec<_> = list.iter().filter_map(|r| r.key.clone()).collect();
     keys.sort();
-    assert_eq!(keys, vec!["anon:from-browser", "user:u-body"]);
+    assert_eq!(keys, vec!["anon@web:from-browser", "user@web:u-body"]);
 }
 
 #[test]
@@ -425,7 +582,7 @@ fn an_unrecorded_optout_answers_503_yet_holds_in_the_cookie_and_on_this_instance
         },
     );
     broker.stop();
-    let r = send(&gw, "/v1/optout", r#"{"anonymousId":"anon-offline"}"#, &[]);
+    let r = from_browser(&gw, "/v1/optout", r#"{"anonymousId":"anon-offline"}"#, "");
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["error"], "unavailable");
     assert!(r.header("retry-after").is_some());
@@ -433,11 +590,13 @@ fn an_unrecorded_optout_answers_503_yet_holds_in_the_cookie_and_on_this_instance
         r.header("set-cookie"),
         Some("tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax")
     );
+    let jar = cookie_jar(&r);
+    assert!(jar.contains("tg_optout_proof="), "{jar}");
     // Without the cookie, the local list still suppresses the visitor.
     let r = send(&gw, "/v1/page", r#"{"anonymousId":"anon-offline"}"#, &[]);
     assert_eq!(r.json()["dropped"], 1);
     // An opt-in that cannot be recorded leaves the cookie alone.
-    let r = send(&gw, "/v1/optin", r#"{"anonymousId":"anon-offline"}"#, &[]);
+    let r = from_browser(&gw, "/v1/optin", r#"{"anonymousId":"anon-offline"}"#, &jar);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("set-cookie"), None);
     assert_eq!(
@@ -447,4 +606,264 @@ fn an_unrecorded_optout_answers_503_yet_holds_in_the_cookie_and_on_this_instance
         ),
         1.0
     );
+}
+
+#[test]
+fn an_optout_on_one_instance_is_enforced_on_another() {
+    let broker = Broker::start();
+    let one = start_gateway(&broker.addr(), &Setup::default());
+    let two = start_gateway(&broker.addr(), &Setup::default());
+    let out = from_browser(&one, "/v1/optout", r#"{"anonymousId":"anon-shared"}"#, "");
+    assert_eq!(out.status, 200);
+    // The second instance follows the topic.
+    wait_until(
+        "the second instance lists the id",
+        Duration::from_secs(30),
+        || two.metric("trackgate_optout_list_entries", &[]) == 1.0,
+    );
+    let r = send(
+        &two,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-shared").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["dropped"], 4);
+    let r = send(
+        &two,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-ctl").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 4);
+    // No proof on the second instance either; the visitor's own cookies,
+    // taken on the first, opt them in there.
+    let body = r#"{"anonymousId":"anon-shared"}"#;
+    assert_eq!(
+        from_browser(&two, "/v1/optin", body, "tg_optout=1").status,
+        403
+    );
+    let r = from_browser(&two, "/v1/optin", body, &cookie_jar(&out));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    wait_until(
+        "the first instance forgets the id",
+        Duration::from_secs(30),
+        || one.metric("trackgate_optout_list_entries", &[]) == 0.0,
+    );
+
+    let recs = every_event_topic(&broker.addr(), 4);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
+    assert_nowhere(&recs, &["anon-shared"]);
+}
+
+#[test]
+fn a_full_list_answers_503_with_its_code_and_metric_and_keeps_what_it_has() {
+    let broker = Broker::start();
+    let gw = start_gateway(
+        &broker.addr(),
+        &Setup {
+            global: "optout_max_entries = 2",
+            ..Setup::default()
+        },
+    );
+    let r = from_browser(
+        &gw,
+        "/v1/optout",
+        r#"{"anonymousId":"a-1","userId":"u-1"}"#,
+        "",
+    );
+    assert_eq!(r.status, 200);
+    let r = from_browser(&gw, "/v1/optout", r#"{"anonymousId":"a-2"}"#, "");
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"], "optout_list_full");
+    assert!(r.header("retry-after").is_some());
+    // The browser's own wish still holds in its cookie; no proof is given
+    // for ids that were not listed.
+    assert_eq!(set_cookies(&r).len(), 1);
+    assert!(r.header("set-cookie").unwrap().starts_with("tg_optout=1;"));
+    let r = from_server(&gw, "/v1/optout", r#"{"userId":"u-2"}"#);
+    assert_eq!(r.json()["error"], "optout_list_full");
+    // Ids already listed may be opted out again.
+    assert_eq!(
+        from_server(&gw, "/v1/optout", r#"{"userId":"u-1"}"#).status,
+        200
+    );
+    assert_eq!(gw.metric("trackgate_optout_list_full_total", &[]), 2.0);
+    assert_eq!(
+        gw.metric(
+            "trackgate_optout_requests_total",
+            &[("action", "optout"), ("result", "list_full")]
+        ),
+        2.0
+    );
+    assert_eq!(gw.metric("trackgate_optout_list_entries", &[]), 2.0);
+    // What was listed is still enforced.
+    let r = send(&gw, "/v1/page", r#"{"anonymousId":"a-1"}"#, &[]);
+    assert_eq!(r.json()["dropped"], 1);
+    let list = optout_records(&broker.addr(), 3);
+    let mut keys: Vec<_> = list.iter().filter_map(|r| r.key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["anon@web:a-1", "user@web:u-1", "user@web:u-1"]);
+}
+
+#[test]
+fn optout_endpoints_are_rate_limited_like_ingestion() {
+    let broker = Broker::start();
+    let gw = start_gateway(
+        &broker.addr(),
+        &Setup {
+            extra: "[rate_limit]\nper_ip_rps = 1\nper_ip_burst = 2",
+            ..Setup::default()
+        },
+    );
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let r = from_browser(
+            &gw,
+            "/v1/optout",
+            &format!(r#"{{"anonymousId":"burst-{i}"}}"#),
+            "",
+        );
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert_eq!(r.json()["error"], "rate_limited");
+            assert!(r.header("retry-after").is_some());
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        gw.metric(
+            "trackgate_optout_requests_total",
+            &[("action", "optout"), ("result", "rate_limited")]
+        ),
+        refused as f64
+    );
+    let listed = gw.metric("trackgate_optout_list_entries", &[]);
+    assert_eq!(listed as usize, 4 - refused);
+}
+
+#[test]
+fn denied_consent_drops_the_event_and_counts_it() {
+    let broker = Broker::start();
+    let gw = start_gateway(
+        &broker.addr(),
+        &Setup {
+            web: r#"required_consent = ["Analytics"]"#,
+            ..Setup::default()
+        },
+    );
+    let prefs = |p: Value| json!({"consent": {"categoryPreferences": p}});
+    let batch = json!({"batch": [
+        {"type":"page","anonymousId":"denied-1","context":prefs(json!({"Analytics":false,"Advertising":true}))},
+        {"type":"track","event":"x","anonymousId":"denied-2","context":prefs(json!({"analytics":false}))},
+        {"type":"page","anonymousId":"granted","context":prefs(json!({"Analytics":true,"Advertising":false}))},
+        {"type":"page","anonymousId":"silent"},
+    ]});
+    let r = send(&gw, "/v1/batch", &batch.to_string(), &[]);
+    assert_eq!(
+        r.json(),
+        json!({"success":true,"accepted":2,"rejected":0,"dropped":2})
+    );
+    // A batch-level consent object applies to each event.
+    let r = send(
+        &gw,
+        "/v1/batch",
+        &json!({"context": prefs(json!({"Analytics":false})),
+            "batch": [{"type":"page","anonymousId":"denied-3"}]})
+        .to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["dropped"], 1);
+    // The `app` source requires nothing.
+    let r = send_as(
+        &gw,
+        APP_WRITE_KEY,
+        CLIENT_IP,
+        "/v1/page",
+        &json!({"anonymousId":"app-denied","context":prefs(json!({"Analytics":false}))})
+            .to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 1);
+
+    let recs = every_event_topic(&broker.addr(), 3);
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "granted").len(), 1);
+    assert_eq!(of_visitor(&recs, "silent").len(), 1);
+    assert_eq!(of_visitor(&recs, "app-denied").len(), 1);
+    assert_nowhere(&recs, &["denied-1", "denied-2", "denied-3"]);
+    assert_eq!(
+        gw.metric(
+            "trackgate_events_total",
+            &[("outcome", "dropped"), ("reason", "consent")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        gw.metric(
+            "trackgate_privacy_decisions_total",
+            &[("decision", "drop"), ("reason", "consent")]
+        ),
+        3.0
+    );
+}
+
+#[test]
+fn an_instance_started_while_the_broker_was_away_delivers_nothing_of_an_opted_out_visitor() {
+    let broker = Broker::start();
+    // The second instance reaches the broker; the first one, through a
+    // gate that is closed, does not.
+    let second = start_gateway(&broker.addr(), &Setup::default());
+    let gate = free_port();
+    let first = spawn_gateway(&format!("127.0.0.1:{gate}"), &Setup::default());
+    wait_until(
+        "the first instance listens",
+        Duration::from_secs(30),
+        || http(first.admin, "GET", "/healthz", &[], b"").is_ok_and(|r| r.status == 200),
+    );
+
+    // While its list is not loaded, the first instance takes nothing: it
+    // cannot know who opted out.
+    for id in ["anon-gone", "anon-ctl"] {
+        let r = send(
+            &first,
+            "/v1/batch",
+            &visitor_batch("anonymousId", id).to_string(),
+            &[],
+        );
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["error"], "optout_list_loading");
+        assert!(r.header("retry-after").is_some());
+    }
+    // Meanwhile the visitor opts out on the second instance.
+    let r = from_browser(&second, "/v1/optout", r#"{"anonymousId":"anon-gone"}"#, "");
+    assert_eq!(r.status, 200);
+
+    // The broker comes back for the first instance: it loads the list,
+    // then takes traffic.
+    open_gate(gate, &broker.addr());
+    first.wait_ready(Duration::from_secs(60));
+    assert_eq!(first.metric("trackgate_optout_list_entries", &[]), 1.0);
+    let r = send(
+        &first,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-gone").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["dropped"], 4);
+    let r = send(
+        &first,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-ctl").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 4);
+
+    let recs = every_event_topic(&broker.addr(), 4);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
+    assert_nowhere(&recs, &["anon-gone"]);
+    // The refused requests were never received: nothing to account for.
+    assert_eq!(first.metric("trackgate_events_received_total", &[]), 8.0);
 }

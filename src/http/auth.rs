@@ -2,7 +2,10 @@
 //! user name and an empty password, or `Bearer <key>` as some
 //! Segment-compatible clients send it), the `writeKey` body field, or the
 //! `writeKey` query parameter, in that order. The opt-out endpoints read
-//! Basic credentials only ([`basic_user`]).
+//! Basic credentials only ([`basic_user`]): there a Bearer token is a
+//! server key (secret, sent by the site owner's servers only), as is the
+//! `X-Trackgate-Server-Key` header ([`server_key`]); never from the body or
+//! the query (where it would end up in logs and browser histories).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,20 +16,34 @@ use http::HeaderMap;
 
 use crate::config::SourceConfig;
 
-/// The configured sources, by write key.
+/// Header of a server key (besides `Authorization: Bearer`).
+pub const SERVER_KEY_HEADER: &str = "x-trackgate-server-key";
+
+/// The configured sources, by write key and by server key.
 #[derive(Debug, Default)]
 pub struct Sources {
     by_key: HashMap<String, Arc<SourceConfig>>,
+    by_server_key: HashMap<String, Arc<SourceConfig>>,
 }
 
 impl Sources {
     pub fn new(sources: &[SourceConfig]) -> Sources {
+        let all: Vec<Arc<SourceConfig>> = sources.iter().cloned().map(Arc::new).collect();
         Sources {
-            by_key: sources
+            by_key: all
                 .iter()
-                .map(|s| (s.write_key.clone(), Arc::new(s.clone())))
+                .map(|s| (s.write_key.clone(), s.clone()))
+                .collect(),
+            by_server_key: all
+                .iter()
+                .filter_map(|s| Some((s.server_key.clone()?, s.clone())))
                 .collect(),
         }
+    }
+
+    /// The source of a server key.
+    pub fn by_server_key(&self, key: &str) -> Option<&Arc<SourceConfig>> {
+        self.by_server_key.get(key)
     }
 
     pub fn get(&self, write_key: &str) -> Option<&Arc<SourceConfig>> {
@@ -67,6 +84,25 @@ pub fn basic_user(headers: &HeaderMap) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
+/// The server key of a request: a Bearer token, else the
+/// `X-Trackgate-Server-Key` header.
+pub fn server_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    bearer
+        .or_else(|| {
+            headers
+                .get(SERVER_KEY_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .filter(|k| !k.is_empty())
+}
+
 /// A query parameter's decoded value.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
@@ -104,6 +140,22 @@ mod tests {
         assert_eq!(header_key(&h).as_deref(), Some("wk_2"));
         h.insert(AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(header_key(&h), None);
+    }
+
+    #[test]
+    fn server_key_from_bearer_or_its_header_never_basic() {
+        let mut h = HeaderMap::new();
+        assert_eq!(server_key(&h), None);
+        h.insert(SERVER_KEY_HEADER, " sk_1 ".parse().unwrap());
+        assert_eq!(server_key(&h), Some("sk_1"));
+        h.insert(AUTHORIZATION, "Bearer sk_2".parse().unwrap());
+        assert_eq!(server_key(&h), Some("sk_2"));
+        h.remove(SERVER_KEY_HEADER);
+        let enc = base64::engine::general_purpose::STANDARD.encode("sk_3:");
+        h.insert(AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        assert_eq!(server_key(&h), None);
+        h.insert(AUTHORIZATION, "bearer   ".parse().unwrap());
+        assert_eq!(server_key(&h), None);
     }
 
     #[test]

@@ -13,6 +13,16 @@ pub enum ApiError {
     MissingWriteKey,
     #[error("unknown write key")]
     InvalidWriteKey,
+    #[error("unknown server key")]
+    InvalidServerKey,
+    #[error("opting ids out needs an allowed Origin (browsers) or the server key (servers)")]
+    OriginRequired,
+    #[error("opting in needs the visitor's opt-out cookie or the server key")]
+    ProofRequired,
+    #[error("the opt-out list is full, retry later")]
+    OptOutListFull,
+    #[error("the opt-out list is not loaded yet, retry later")]
+    OptOutListLoading,
     #[error("origin {0} is not allowed for this source")]
     OriginNotAllowed(String),
     #[error("request body is larger than {0} bytes")]
@@ -25,6 +35,9 @@ pub enum ApiError {
     InvalidCompression,
     #[error("request body is not valid JSON (it is read as JSON whatever its Content-Type): {0}")]
     InvalidJson(String),
+    /// A body field the request itself reads is of the wrong type.
+    #[error("request body field `{0}` must be a string")]
+    InvalidField(&'static str),
     /// The batch envelope is malformed; says how.
     #[error("{0}")]
     InvalidBatch(String),
@@ -52,8 +65,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingWriteKey | ApiError::InvalidWriteKey => StatusCode::UNAUTHORIZED,
-            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::MissingWriteKey | ApiError::InvalidWriteKey | ApiError::InvalidServerKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::OriginNotAllowed(_) | ApiError::OriginRequired | ApiError::ProofRequired => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::PayloadTooLarge(_) | ApiError::TooManyEvents(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -61,13 +78,17 @@ impl ApiError {
             ApiError::InvalidCompression
             | ApiError::InvalidJson(_)
             | ApiError::InvalidBatch(_)
+            | ApiError::InvalidField(_)
             | ApiError::InvalidIdentity
             | ApiError::BodyRead
             | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable
+            | ApiError::Overloaded
+            | ApiError::OptOutListFull
+            | ApiError::OptOutListLoading => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -77,6 +98,11 @@ impl ApiError {
         match self {
             ApiError::MissingWriteKey => "missing_write_key",
             ApiError::InvalidWriteKey => "invalid_write_key",
+            ApiError::InvalidServerKey => "invalid_server_key",
+            ApiError::OriginRequired => "origin_required",
+            ApiError::ProofRequired => "proof_required",
+            ApiError::OptOutListFull => "optout_list_full",
+            ApiError::OptOutListLoading => "optout_list_loading",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyEvents(_) => "too_many_events",
@@ -84,6 +110,7 @@ impl ApiError {
             ApiError::InvalidCompression => "invalid_compression",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidBatch(_) => "invalid_batch",
+            ApiError::InvalidField(_) => "invalid_field",
             ApiError::InvalidIdentity => "invalid_identity",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::BodyRead => "body_read_error",

@@ -192,7 +192,7 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn rate_limited(r: RateLimited) -> ApiError {
+pub(crate) fn rate_limited(r: RateLimited) -> ApiError {
     ApiError::RateLimited {
         retry_after_secs: r.retry_after_secs,
     }
@@ -315,6 +315,7 @@ async fn post_inner(
     match outcome {
         Ok(out) => Ok(response::success(&out)),
         Err(IngestError::Unavailable) => Err(ApiError::Unavailable),
+        Err(IngestError::OptOutListLoading) => Err(ApiError::OptOutListLoading),
     }
 }
 
@@ -331,12 +332,16 @@ fn authorize(
         .cloned()
         .ok_or(ApiError::InvalidWriteKey)?;
     *source_out = Some(source.clone());
-    if let Some(o) = cors::origin(&parts.headers) {
-        if !cors::is_allowed(&source, o) {
-            return Err(ApiError::OriginNotAllowed(o.to_string()));
-        }
-    }
+    check_origin(&source, parts)?;
     Ok(source)
+}
+
+/// A browser's `Origin`, when there is one, must be allowed by the source.
+fn check_origin(source: &SourceConfig, parts: &http::request::Parts) -> Result<(), ApiError> {
+    match cors::origin(&parts.headers) {
+        Some(o) if !cors::is_allowed(source, o) => Err(ApiError::OriginNotAllowed(o.to_string())),
+        _ => Ok(()),
+    }
 }
 
 fn decode_error(e: DecodeError) -> ApiError {

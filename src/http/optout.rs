@@ -1,25 +1,44 @@
 //! `POST /v1/optout` (also `GET`, so a plain link works) and
 //! `POST /v1/optin`.
 //!
-//! The write key is read as on the other endpoints (Basic auth user name,
-//! `writeKey` body field, `writeKey` query parameter); `anonymousId` and
-//! `userId` from the JSON body, else the query string. Both are optional:
-//! without ids only the cookie is set.
+//! Who may do what (the write key is public, so it proves nothing):
+//! - `GET /v1/optout` (a link, or an image on any page) sets the opt-out
+//!   cookie `tg_optout=1` for the browser that sent it, and nothing else:
+//!   ids in its query are ignored.
+//! - `POST /v1/optout` with `anonymousId` / `userId` puts them on the
+//!   source's suppression list when it comes from a browser on one of the
+//!   source's `allowed_origins` (an `Origin` header is required) or carries
+//!   the source's server key (`Authorization: Bearer` or
+//!   `X-Trackgate-Server-Key`). A browser also gets `tg_optout_proof`, an
+//!   `HttpOnly` cookie holding a random nonce whose hash is stored with the
+//!   entry; a browser that already has one reuses it.
+//! - `POST /v1/optin` removes ids only with proof: the server key, or the
+//!   proof cookie of the one browser that opted them out (see
+//!   `privacy::optout`). Without proof nothing changes (403
+//!   `proof_required`); a browser holding only `tg_optout=1` may clear that
+//!   cookie. Opt-in has no `GET`.
 //!
-//! An opt-out puts the ids on the shared suppression list (see
-//! `privacy::optout`) and sets `tg_optout=1; Max-Age=…; Path=/;
-//! SameSite=Lax` (+ `Secure` per `privacy.optout_cookie_secure`); an
-//! opt-in removes them and clears the cookie (`Max-Age=0`). The answer is
-//! `200 {"success":true,"optedOut":…}` once the broker acknowledged the
-//! list record, `503` when it did not in `privacy.optout_write_timeout_ms`
-//! (an opt-out still holds on this instance and in the cookie; retrying is
-//! safe). Opt-in has no `GET`: a link or an image on another site must not
-//! be able to turn tracking back on.
+//! Both are rate limited like ingestion: per client IP before the body is
+//! read, per source (one event's worth) once the key is known. The write
+//! key is read as on the other endpoints (Basic auth user name, `writeKey`
+//! body field, `writeKey` query parameter); ids from the JSON body, else
+//! the query string.
+//!
+//! Cookies carry `SameSite=None; Secure` when the request came over HTTPS
+//! (`privacy.optout_cookie_secure`), so a credentialed `fetch` from the
+//! site's origin sets and sends them; over plain HTTP (development)
+//! `SameSite=Lax`, which browsers accept without `Secure` and send on
+//! same-site requests. The answer is `200 {"success":true,"optedOut":…}`
+//! once the broker acknowledged the list records; `503` when it did not in
+//! `privacy.optout_write_timeout_ms` (an opt-out still holds on this
+//! instance and in the cookie; retrying is safe), while the list is still
+//! loading (`optout_list_loading`), or when it is full (`optout_list_full`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use http::header::{HeaderValue, CACHE_CONTROL, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -27,17 +46,21 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::response::{self, Body};
-use super::{auth, body, cors, AppState};
+use super::{auth, body, client_ip, cors, rate_limited, AppState};
 use crate::config::SourceConfig;
 use crate::event::MAX_ID_LEN;
 use crate::metrics;
 use crate::privacy::config::CookieSecure;
-use crate::privacy::optout::IdKind;
-use crate::privacy::signals::{request_is_https, OPTOUT_COOKIE};
+use crate::privacy::optout::{proof_hash, IdKind, OptOutError, Proof};
+use crate::privacy::signals::{
+    cookie, has_optout_cookie, request_is_https, OPTOUT_COOKIE, PROOF_COOKIE,
+};
 
 /// The identity fields read from the body or the query.
 const ID_FIELDS: [(&str, IdKind); 2] =
     [("anonymousId", IdKind::Anonymous), ("userId", IdKind::User)];
+/// Bytes of a proof nonce (base64url in the cookie).
+const PROOF_NONCE_BYTES: usize = 16;
 
 /// Serves an opt-out (`opt_out`) or an opt-in request.
 pub async fn serve(
@@ -50,7 +73,7 @@ pub async fn serve(
     let (parts, body) = req.into_parts();
     let origin = cors::origin(&parts.headers).map(str::to_owned);
     let mut source_for_cors: Option<Arc<SourceConfig>> = None;
-    let mut cookie: Option<String> = None;
+    let mut cookies: Vec<String> = Vec::new();
     let result = serve_inner(
         state,
         peer,
@@ -58,7 +81,7 @@ pub async fn serve(
         body,
         opt_out,
         &mut source_for_cors,
-        &mut cookie,
+        &mut cookies,
     )
     .await;
     let mut resp = match result {
@@ -67,10 +90,11 @@ pub async fn serve(
             r
         }
         Err(e) => {
-            let result = if matches!(e, ApiError::Unavailable) {
-                "unavailable"
-            } else {
-                "refused"
+            let result = match e {
+                ApiError::Unavailable | ApiError::OptOutListLoading => "unavailable",
+                ApiError::OptOutListFull => "list_full",
+                ApiError::RateLimited { .. } => "rate_limited",
+                _ => "refused",
             };
             metrics::optout_request(action, result);
             response::error(&e, state.config.server.retry_after_secs)
@@ -78,8 +102,10 @@ pub async fn serve(
     };
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().insert(SET_COOKIE, v);
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
     }
     cors::allow_for(
         &mut resp,
@@ -97,10 +123,15 @@ async fn serve_inner(
     body: Incoming,
     opt_out: bool,
     source_out: &mut Option<Arc<SourceConfig>>,
-    cookie_out: &mut Option<String>,
+    cookies_out: &mut Vec<String>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config;
-    let fields = if parts.method == Method::POST {
+    let client_ip = client_ip::resolve(peer.ip(), &parts.headers, &cfg.server.trusted_proxies);
+    state.limits.check_ip(client_ip).map_err(rate_limited)?;
+    let is_get = parts.method == Method::GET;
+    let fields = if is_get {
+        Map::new()
+    } else {
         let bytes = body::read(
             &parts.headers,
             body,
@@ -109,26 +140,45 @@ async fn serve_inner(
         )
         .await?;
         parse_body(&bytes)?
-    } else {
-        Map::new()
     };
     let query = parts.uri.query();
-    let key = auth::basic_user(&parts.headers)
-        .or_else(|| {
-            fields
-                .get("writeKey")
-                .and_then(Value::as_str)
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-        })
-        .or_else(|| auth::query_param(query, "writeKey"))
-        .ok_or(ApiError::MissingWriteKey)?;
-    super::authorize(state, &key, parts, source_out)?;
+    let (source, server_proof) = match auth::server_key(&parts.headers) {
+        Some(k) => {
+            let source = state
+                .sources
+                .by_server_key(k)
+                .cloned()
+                .ok_or(ApiError::InvalidServerKey)?;
+            *source_out = Some(source.clone());
+            super::check_origin(&source, parts)?;
+            (source, true)
+        }
+        None => {
+            let key = auth::basic_user(&parts.headers)
+                .or_else(|| {
+                    fields
+                        .get("writeKey")
+                        .and_then(Value::as_str)
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string)
+                })
+                .or_else(|| auth::query_param(query, "writeKey"))
+                .ok_or(ApiError::MissingWriteKey)?;
+            (super::authorize(state, &key, parts, source_out)?, false)
+        }
+    };
+    state
+        .limits
+        .check_source(&source.id, 1)
+        .map_err(rate_limited)?;
 
+    // A plain GET names no ids: it only sets this browser's cookie.
     let mut ids = Vec::with_capacity(ID_FIELDS.len());
-    for (field, kind) in ID_FIELDS {
-        if let Some(id) = identity(&fields, query, field)? {
-            ids.push((kind, id));
+    if !is_get {
+        for (field, kind) in ID_FIELDS {
+            if let Some(id) = identity(&fields, query, field)? {
+                ids.push((kind, id));
+            }
         }
     }
     let trusted_peer = cfg
@@ -136,27 +186,53 @@ async fn serve_inner(
         .trusted_proxies
         .iter()
         .any(|n| n.contains(&peer.ip()));
-    let secure = match cfg.privacy.optout_cookie_secure {
-        CookieSecure::Always => true,
-        CookieSecure::Never => false,
-        CookieSecure::Auto => request_is_https(trusted_peer, &parts.headers),
+    let jar = Jar {
+        secure: match cfg.privacy.optout_cookie_secure {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => request_is_https(trusted_peer, &parts.headers),
+        },
+        max_age_secs: cfg.privacy.optout_cookie_max_age_secs,
     };
-    let cookie = if opt_out {
-        set_cookie(true, cfg.privacy.optout_cookie_max_age_secs, secure)
-    } else {
-        set_cookie(false, 0, secure)
-    };
+    let nonce = cookie(&parts.headers, PROOF_COOKIE).and_then(decode_nonce);
+    let privacy = &state.pipeline.privacy;
     if opt_out {
         // The visitor's wish is known: the cookie holds it even when the
-        // list record cannot be written now.
-        *cookie_out = Some(cookie.clone());
+        // list cannot record the ids now.
+        cookies_out.push(jar.optout(true));
+        let proof = if server_proof {
+            Proof::ServerKey
+        } else if ids.is_empty() {
+            Proof::None
+        } else if cors::origin(&parts.headers).is_none() {
+            // The write key is public: without a browser's (allowed, as
+            // `authorize` checked) origin, ids need the server key.
+            return Err(ApiError::OriginRequired);
+        } else {
+            let n = nonce.unwrap_or_else(new_nonce);
+            cookies_out.push(jar.proof(&n));
+            Proof::Cookie(proof_hash(&n))
+        };
+        let recorded = privacy.record_opt_out(&source.id, &ids, proof).await;
+        if matches!(recorded, Err(OptOutError::Full | OptOutError::Loading)) {
+            // Nothing was listed: no proof to hold.
+            cookies_out.retain(|c| !c.starts_with(PROOF_COOKIE));
+        }
+        recorded.map_err(list_error)?;
+    } else {
+        let proof = match (server_proof, nonce) {
+            (true, _) => Proof::ServerKey,
+            (false, Some(n)) => Proof::Cookie(proof_hash(&n)),
+            (false, None) if has_optout_cookie(&parts.headers) && ids.is_empty() => Proof::None,
+            (false, None) => return Err(ApiError::ProofRequired),
+        };
+        privacy
+            .record_opt_in(&source.id, &ids, proof)
+            .await
+            .map_err(list_error)?;
+        // The cookie is cleared only once the opt-in is recorded.
+        cookies_out.push(jar.optout(false));
     }
-    if let Err(e) = state.pipeline.privacy.record_choice(&ids, opt_out).await {
-        tracing::warn!(error = %e, "opt-out list record not written");
-        return Err(ApiError::Unavailable);
-    }
-    // An opt-in clears the cookie only once it is recorded.
-    *cookie_out = Some(cookie);
     let body = if opt_out {
         br#"{"success":true,"optedOut":true}"#.to_vec()
     } else {
@@ -165,13 +241,69 @@ async fn serve_inner(
     Ok(response::json(StatusCode::OK, body))
 }
 
-/// The `Set-Cookie` value.
-pub fn set_cookie(opt_out: bool, max_age_secs: u64, secure: bool) -> String {
-    format!(
-        "{OPTOUT_COOKIE}={}; Max-Age={max_age_secs}; Path=/; SameSite=Lax{}",
-        if opt_out { "1" } else { "" },
-        if secure { "; Secure" } else { "" }
-    )
+fn list_error(e: OptOutError) -> ApiError {
+    match e {
+        OptOutError::Full => ApiError::OptOutListFull,
+        OptOutError::Loading => ApiError::OptOutListLoading,
+        OptOutError::ProofRequired => ApiError::ProofRequired,
+        e => {
+            tracing::warn!(error = %e, "opt-out list record not written");
+            ApiError::Unavailable
+        }
+    }
+}
+
+fn new_nonce() -> Vec<u8> {
+    uuid::Uuid::new_v4().as_bytes()[..PROOF_NONCE_BYTES].to_vec()
+}
+
+fn decode_nonce(v: &[u8]) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v)
+        .ok()
+        .filter(|n| n.len() == PROOF_NONCE_BYTES)
+}
+
+/// The attributes every cookie of these endpoints shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Jar {
+    pub secure: bool,
+    pub max_age_secs: u64,
+}
+
+impl Jar {
+    /// `SameSite=None` needs `Secure`; without it browsers refuse the
+    /// cookie, so plain HTTP gets `Lax`.
+    fn attributes(&self) -> &'static str {
+        if self.secure {
+            "Path=/; SameSite=None; Secure"
+        } else {
+            "Path=/; SameSite=Lax"
+        }
+    }
+
+    /// `tg_optout=1`, or its removal (`opt_out = false`).
+    pub fn optout(&self, opt_out: bool) -> String {
+        let (value, age) = if opt_out {
+            ("1", self.max_age_secs)
+        } else {
+            ("", 0)
+        };
+        format!(
+            "{OPTOUT_COOKIE}={value}; Max-Age={age}; {}",
+            self.attributes()
+        )
+    }
+
+    /// The proof cookie holding `nonce`.
+    pub fn proof(&self, nonce: &[u8]) -> String {
+        let v = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
+        format!(
+            "{PROOF_COOKIE}={v}; Max-Age={}; HttpOnly; {}",
+            self.max_age_secs,
+            self.attributes()
+        )
+    }
 }
 
 /// An empty body, or a JSON object.
@@ -180,7 +312,11 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
+        // The key belongs to the request: of the wrong type, it refuses it.
+        Ok(Value::Object(m)) => match m.get("writeKey") {
+            None | Some(Value::Null | Value::String(_)) => Ok(m),
+            Some(_) => Err(ApiError::InvalidField("writeKey")),
+        },
         Ok(_) => Err(ApiError::InvalidJson("body must be a JSON object".into())),
         Err(e) => Err(ApiError::InvalidJson(e.to_string())),
     }
@@ -213,14 +349,47 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
+        let plain = Jar {
+            secure: false,
+            max_age_secs: 63_072_000,
+        };
+        let tls = Jar {
+            secure: true,
+            ..plain
+        };
         assert_eq!(
-            set_cookie(true, 63_072_000, false),
+            plain.optout(true),
             "tg_optout=1; Max-Age=63072000; Path=/; SameSite=Lax"
         );
         assert_eq!(
-            set_cookie(false, 0, true),
-            "tg_optout=; Max-Age=0; Path=/; SameSite=Lax; Secure"
+            tls.optout(false),
+            "tg_optout=; Max-Age=0; Path=/; SameSite=None; Secure"
         );
+        assert_eq!(
+            tls.proof(&[0u8; PROOF_NONCE_BYTES]),
+            "tg_optout_proof=AAAAAAAAAAAAAAAAAAAAAA; Max-Age=63072000; HttpOnly; Path=/; SameSite=None; Secure"
+        );
+    }
+
+    #[test]
+    fn proof_nonces_round_trip_and_bad_ones_are_ignored() {
+        let n = new_nonce();
+        assert_eq!(n.len(), PROOF_NONCE_BYTES);
+        assert_ne!(n, new_nonce());
+        let jar = Jar {
+            secure: false,
+            max_age_secs: 1,
+        };
+        let c = jar.proof(&n);
+        let v = c
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("tg_optout_proof=")
+            .unwrap();
+        assert_eq!(decode_nonce(v.as_bytes()), Some(n));
+        assert_eq!(decode_nonce(b"AAAA"), None);
+        assert_eq!(decode_nonce(b"not base64!"), None);
     }
 
     #[test]
@@ -263,5 +432,10 @@ mod tests {
         assert_eq!(parse_body(br#"{"userId":"u"}"#).unwrap()["userId"], "u");
         assert!(parse_body(b"[1]").is_err());
         assert!(parse_body(b"{").is_err());
+        assert!(matches!(
+            parse_body(br#"{"writeKey":5}"#),
+            Err(ApiError::InvalidField("writeKey"))
+        ));
+        assert!(parse_body(br#"{"writeKey":null}"#).is_ok());
     }
 }

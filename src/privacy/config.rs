@@ -38,6 +38,12 @@ pub struct PrivacyConfig {
     /// `X-Forwarded-Proto` or `Forwarded: proto=`), `always` or `never`.
     #[serde(default)]
     pub optout_cookie_secure: CookieSecure,
+    /// Most ids the opt-out list holds (every scope together). A new
+    /// opt-out beyond it is answered 503 `optout_list_full` and counted
+    /// (`trackgate_optout_list_full_total`), never dropped silently; about
+    /// 150 bytes of memory per entry.
+    #[serde(default = "defaults::optout_max_entries")]
+    pub optout_max_entries: usize,
     /// `Max-Age` of the opt-out cookie, in seconds (default two years).
     #[serde(default = "defaults::optout_cookie_max_age_secs")]
     pub optout_cookie_max_age_secs: u64,
@@ -89,6 +95,14 @@ pub struct SourcePrivacyConfig {
     /// `context.geo`.
     #[serde(default)]
     pub geo_coordinates: bool,
+    /// Consent categories an event must not deny: an event whose
+    /// `context.consent.categoryPreferences` sets one of them (case
+    /// ignored) to `false` is treated like Global Privacy Control under the
+    /// `gpc` policy (dropped or anonymized, reason `consent`). Events
+    /// without a preference for the category are not affected. Default
+    /// none.
+    #[serde(default)]
+    pub required_consent: Vec<String>,
     /// PII scrubbing rules (`[sources.privacy.scrub]`): on by default.
     #[serde(default)]
     pub scrub: super::scrub::ScrubConfig,
@@ -131,6 +145,9 @@ mod defaults {
     pub fn optout_write_timeout_ms() -> u64 {
         5_000
     }
+    pub fn optout_max_entries() -> usize {
+        1_000_000
+    }
     /// Two years.
     pub fn optout_cookie_max_age_secs() -> u64 {
         63_072_000
@@ -163,6 +180,9 @@ impl PrivacyConfig {
         }
         if self.geoip_reload_interval_ms == 0 {
             return Err(key("geoip_reload_interval_ms", "must be positive".into()));
+        }
+        if self.optout_max_entries == 0 {
+            return Err(key("optout_max_entries", "must be positive".into()));
         }
         if self.optout_write_timeout_ms == 0 {
             return Err(key("optout_write_timeout_ms", "must be positive".into()));

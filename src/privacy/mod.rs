@@ -14,7 +14,10 @@
 //! 3. GeoIP lookup on the raw client address (`context.geo`);
 //! 4. IP anonymization: `context.ip` as the source's `ip` mode says
 //!    (`normalize` wrote the raw address; it is replaced or removed here);
-//! 5. PII scrubbing (the `privacy::scrub` engine, per source);
+//! 5. PII scrubbing (the `privacy::scrub` engine, per source): every
+//!    field, identity fields included (an id that is personal data becomes
+//!    a keyed pseudonym, so the record key taken from it later is one too,
+//!    or the event is rejected under `identity_pii = "reject"`);
 //! 6. routing and producing (`route`, `sink`).
 //!
 //! `anonymize` (GPC or DNT under that policy) keeps the event but removes
@@ -42,6 +45,7 @@ pub mod geo;
 pub mod ip;
 pub mod mmdb;
 pub mod optout;
+pub mod owned;
 pub mod policy;
 pub mod scrub;
 pub mod signals;
@@ -60,7 +64,7 @@ use crate::metrics;
 use crate::normalize::RequestMeta;
 use config::{InvalidPayload, IpMode};
 use geo::{Detail, GeoIp};
-use optout::{IdKind, OptOutError, OptOutList, OptOutWriter};
+use optout::{IdKind, OptOutError, OptOutList, OptOutWriter, Proof};
 use policy::{decide, Action, Decision, EventSignals, Reason, SourcePolicy};
 use scrub::{IdentityPii, ScrubConfig, ScrubError, ScrubOutcome, Scrubber};
 pub use signals::RequestSignals;
@@ -110,6 +114,8 @@ pub enum PrivacyError {
 #[derive(Debug, Clone, Default)]
 struct SourceRules {
     policy: SourcePolicy,
+    /// Consent categories an event must not deny (`required_consent`).
+    required_consent: Box<[String]>,
     /// The source's PII scrubber; `None` only for the fallback of an
     /// unknown source id, which gets the default scrubber at build time.
     scrubber: Option<Arc<Scrubber>>,
@@ -168,7 +174,12 @@ impl PrivacyStage {
             Some(p) => Some(Arc::new(GeoIp::open(p)?)),
             None => None,
         };
-        PrivacyStage::build(config, Arc::new(OptOutList::new_loaded()), None, geo)
+        PrivacyStage::build(
+            config,
+            Arc::new(OptOutList::new_loaded(config.privacy.optout_max_entries)),
+            None,
+            geo,
+        )
     }
 
     /// The stage with the per-source rules of `config` (a configuration
@@ -206,6 +217,7 @@ impl PrivacyStage {
                     s.id.clone(),
                     SourceRules {
                         policy: SourcePolicy::from(&s.privacy),
+                        required_consent: s.privacy.required_consent.clone().into(),
                         scrubber: Some(Arc::new(scrubber)),
                     },
                 ))
@@ -213,6 +225,7 @@ impl PrivacyStage {
             .collect::<Result<_, ScrubError>>()?;
         let fallback = SourceRules {
             policy: SourcePolicy::default(),
+            required_consent: Box::default(),
             scrubber: Some(Arc::new(Scrubber::new(&ScrubConfig::default())?)),
         };
         Ok(PrivacyStage {
@@ -250,7 +263,7 @@ impl PrivacyStage {
             }
             None => None,
         };
-        let list = Arc::new(OptOutList::new());
+        let list = Arc::new(OptOutList::new(p.optout_max_entries));
         let writer = OptOutWriter::new(
             &config.kafka,
             brokers,
@@ -294,6 +307,7 @@ impl PrivacyStage {
             EventSignals {
                 optout_cookie: s.optout_cookie,
                 optout_list: false,
+                consent_denied: false,
                 gpc: s.gpc,
                 dnt: s.dnt,
             },
@@ -309,20 +323,25 @@ impl PrivacyStage {
 
     fn decide_event(
         &self,
-        policy: &SourcePolicy,
+        rules: &SourceRules,
         body: &Map<String, Value>,
         meta: &RequestMeta<'_>,
     ) -> Decision {
         let listed = !self.optouts.is_empty() && {
             let s = |k: &str| body.get(k).and_then(Value::as_str);
-            self.optouts
-                .contains(s("userId"), s("anonymousId"), s("previousId"))
+            self.optouts.contains(
+                meta.source_id,
+                s("userId"),
+                s("anonymousId"),
+                s("previousId"),
+            )
         };
         decide(
-            policy,
+            &rules.policy,
             EventSignals {
                 optout_cookie: meta.signals.optout_cookie,
                 optout_list: listed,
+                consent_denied: signals::consent_denied(body, &rules.required_consent),
                 gpc: meta.signals.gpc || signals::event_gpc(body),
                 dnt: meta.signals.dnt,
             },
@@ -333,7 +352,7 @@ impl PrivacyStage {
     pub fn apply(&self, ev: &mut Event, meta: &RequestMeta<'_>) -> Verdict {
         let rules = self.rules(meta.source_id);
         let policy = &rules.policy;
-        let d = self.decide_event(policy, &ev.body, meta);
+        let d = self.decide_event(rules, &ev.body, meta);
         if let Some(r) = d.reason {
             metrics::privacy_decision(d.action.label(), r.label(), 1);
         }
@@ -483,6 +502,7 @@ impl PrivacyStage {
             Some(body) => {
                 let listed = !self.optouts.is_empty()
                     && self.optouts.contains(
+                        meta.source_id,
                         raw_id(body, "userId").as_deref(),
                         raw_id(body, "anonymousId").as_deref(),
                         raw_id(body, "previousId").as_deref(),
@@ -492,6 +512,7 @@ impl PrivacyStage {
                     EventSignals {
                         optout_cookie: meta.signals.optout_cookie,
                         optout_list: listed,
+                        consent_denied: signals::consent_denied(body, &rules.required_consent),
                         gpc: meta.signals.gpc || signals::event_gpc(body),
                         dnt: meta.signals.dnt,
                     },
@@ -513,12 +534,17 @@ impl PrivacyStage {
                     return Rejected::Report(None);
                 };
                 body.remove("writeKey");
+                // The gateway wrote nothing into a rejected event: every
+                // owned field (the address included) is the client's claim.
+                owned::discard_client_values(&mut body);
                 if decision.action == Action::Anonymize {
                     for f in ANONYMIZED_FIELDS {
                         body.remove(f);
                     }
+                    if let Some(Value::Object(ctx)) = body.get_mut("context") {
+                        strip_context(ctx);
+                    }
                 }
-                self.mask_client_ip(&rules.policy, &mut body, meta, decision.action);
                 // The same scrubber as accepted events: identity fields are
                 // pseudonymized here whatever `identity_pii` says (the event
                 // is rejected already).
@@ -530,65 +556,64 @@ impl PrivacyStage {
         }
     }
 
-    /// The IP rules on a rejected event's own `context` (a client-sent
-    /// address; the server's view was never added to it).
-    fn mask_client_ip(
+    /// Records an opt-out of `ids` for `source`: locally at once (the
+    /// visitor is suppressed here even if the broker does not answer), then
+    /// on the topic. `Full` (nothing recorded) when new ids would take the
+    /// list over `privacy.optout_max_entries`.
+    pub async fn record_opt_out(
         &self,
-        policy: &SourcePolicy,
-        body: &mut Map<String, Value>,
-        meta: &RequestMeta<'_>,
-        action: Action,
-    ) {
-        let Some(Value::Object(ctx)) = body.get_mut("context") else {
-            return;
-        };
-        ctx.remove("geo");
-        if action == Action::Anonymize {
-            strip_context(ctx);
-            return;
+        source: &str,
+        ids: &[(IdKind, String)],
+        proof: Proof,
+    ) -> Result<(), OptOutError> {
+        if ids.is_empty() {
+            return Ok(());
         }
-        let sent: Option<IpAddr> = ctx
-            .get("ip")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok());
-        ctx.remove("ip");
-        ctx.remove("ipHash");
-        let Some(addr) = sent else { return };
-        match policy.ip {
-            IpMode::Keep => {
-                ctx.insert("ip".into(), Value::String(addr.to_string()));
+        if !self.optouts.is_loaded() {
+            return Err(OptOutError::Loading);
+        }
+        let plans = self.optouts.opt_out(source, ids, proof).inspect_err(|e| {
+            if matches!(e, OptOutError::Full) {
+                metrics::optout_list_full();
             }
-            IpMode::Truncate => {
-                ctx.insert("ip".into(), Value::String(ip::truncate(addr).to_string()));
-            }
-            IpMode::Hash => {
-                let day = ip::utc_day(meta.received_at.timestamp());
-                ctx.insert("ipHash".into(), Value::String(self.hasher.hash(addr, day)));
-            }
-            IpMode::Drop => {}
+        })?;
+        let records: Vec<(String, Option<String>)> = plans
+            .iter()
+            .map(|p| {
+                (
+                    optout::record_key(source, p.kind, &p.id),
+                    Some(optout::record_value(&p.proofs)),
+                )
+            })
+            .collect();
+        match &self.writer {
+            Some(w) => w.write(&records).await,
+            None => Ok(()),
         }
     }
 
-    /// Records an opt-out (`opted_out`) or an opt-in of `ids`: locally at
-    /// once for an opt-out, on the topic, and locally after the broker's
-    /// acknowledgement for an opt-in.
-    pub async fn record_choice(
+    /// Records an opt-in of `ids` for `source` when `proof` covers every
+    /// listed one (else `ProofRequired`, nothing changes): on the topic
+    /// first, then locally once the broker acknowledged it.
+    pub async fn record_opt_in(
         &self,
+        source: &str,
         ids: &[(IdKind, String)],
-        opted_out: bool,
+        proof: Proof,
     ) -> Result<(), OptOutError> {
-        if opted_out {
-            for (kind, id) in ids {
-                self.optouts.set(*kind, id, true);
-            }
+        if !self.optouts.is_loaded() {
+            return Err(OptOutError::Loading);
         }
-        if let (Some(w), false) = (&self.writer, ids.is_empty()) {
-            w.write(ids, opted_out).await?;
+        let listed = self.optouts.plan_opt_in(source, ids, proof)?;
+        if let (Some(w), false) = (&self.writer, listed.is_empty()) {
+            let records: Vec<(String, Option<String>)> = listed
+                .iter()
+                .map(|(kind, id)| (optout::record_key(source, *kind, id), None))
+                .collect();
+            w.write(&records).await?;
         }
-        if !opted_out {
-            for (kind, id) in ids {
-                self.optouts.set(*kind, id, false);
-            }
+        for (kind, id) in &listed {
+            self.optouts.set(source, *kind, id, None);
         }
         Ok(())
     }

@@ -3,7 +3,10 @@
 //!
 //! The strongest action wins (drop > anonymize > keep). Among signals that
 //! call for the same action, the reason reported is the first of: opt-out
-//! cookie, opt-out list, GPC, DNT. A signal the policy ignores (DNT under
+//! cookie, opt-out list, consent, GPC, DNT. A consent preference that
+//! denies one of the source's `required_consent` categories is an explicit
+//! "do not track me for this purpose", the same kind of wish as Global
+//! Privacy Control, so it follows the source's `gpc` policy. A signal the policy ignores (DNT under
 //! `dnt = "ignore"`) yields `keep` with that reason, so it is still counted.
 
 use super::config::{DntPolicy, GpcPolicy, IpMode, SourcePrivacyConfig};
@@ -33,13 +36,15 @@ impl From<&SourcePrivacyConfig> for SourcePolicy {
 pub struct EventSignals {
     pub optout_cookie: bool,
     pub optout_list: bool,
+    /// `context.consent.categoryPreferences` denies a required category.
+    pub consent_denied: bool,
     pub gpc: bool,
     pub dnt: bool,
 }
 
 impl EventSignals {
     pub fn any(&self) -> bool {
-        self.optout_cookie || self.optout_list || self.gpc || self.dnt
+        self.optout_cookie || self.optout_list || self.consent_denied || self.gpc || self.dnt
     }
 }
 
@@ -66,6 +71,7 @@ impl Action {
 pub enum Reason {
     OptOutCookie,
     OptOutList,
+    Consent,
     Gpc,
     Dnt,
 }
@@ -76,6 +82,7 @@ impl Reason {
         match self {
             Reason::OptOutCookie => "optout_cookie",
             Reason::OptOutList => "optout_list",
+            Reason::Consent => "consent",
             Reason::Gpc => "gpc",
             Reason::Dnt => "dnt",
         }
@@ -101,17 +108,15 @@ pub fn decide(policy: &SourcePolicy, s: EventSignals) -> Decision {
     if !s.any() {
         return Decision::KEEP;
     }
+    let gpc_action = match policy.gpc {
+        GpcPolicy::Drop => Action::Drop,
+        GpcPolicy::Anonymize => Action::Anonymize,
+    };
     let candidates = [
         (s.optout_cookie, Reason::OptOutCookie, Action::Drop),
         (s.optout_list, Reason::OptOutList, Action::Drop),
-        (
-            s.gpc,
-            Reason::Gpc,
-            match policy.gpc {
-                GpcPolicy::Drop => Action::Drop,
-                GpcPolicy::Anonymize => Action::Anonymize,
-            },
-        ),
+        (s.consent_denied, Reason::Consent, gpc_action),
+        (s.gpc, Reason::Gpc, gpc_action),
         (
             s.dnt,
             Reason::Dnt,
@@ -153,6 +158,7 @@ mod tests {
         EventSignals {
             optout_cookie: cookie,
             optout_list: list,
+            consent_denied: false,
             gpc,
             dnt,
         }
@@ -201,6 +207,40 @@ mod tests {
         assert_eq!(
             decide(&policy(G::Drop, D::Drop), dnt_only),
             d(Action::Drop, Reason::Dnt)
+        );
+    }
+
+    #[test]
+    fn denied_consent_follows_the_gpc_policy_and_is_named_before_gpc() {
+        let denied = EventSignals {
+            consent_denied: true,
+            ..EventSignals::default()
+        };
+        assert_eq!(
+            decide(&SourcePolicy::default(), denied),
+            d(Action::Drop, Reason::Consent)
+        );
+        let anonymize = policy(GpcPolicy::Anonymize, DntPolicy::Ignore);
+        assert_eq!(
+            decide(&anonymize, denied),
+            d(Action::Anonymize, Reason::Consent)
+        );
+        let both = EventSignals {
+            gpc: true,
+            ..denied
+        };
+        assert_eq!(
+            decide(&anonymize, both),
+            d(Action::Anonymize, Reason::Consent)
+        );
+        // The opt-out list is still named first.
+        let listed = EventSignals {
+            optout_list: true,
+            ..denied
+        };
+        assert_eq!(
+            decide(&anonymize, listed),
+            d(Action::Drop, Reason::OptOutList)
         );
     }
 

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 
 /// Name of the opt-out cookie; the value `1` means opted out.
 pub const OPTOUT_COOKIE: &str = "tg_optout";
+/// Name of the cookie holding a browser's opt-out proof nonce (`HttpOnly`,
+/// set by `/v1/optout` with ids): what lets that browser opt them back in.
+pub const PROOF_COOKIE: &str = "tg_optout_proof";
 /// Header of Global Privacy Control.
 pub const SEC_GPC: &str = "sec-gpc";
 /// Header of Do Not Track.
@@ -53,6 +56,14 @@ pub fn has_optout_cookie(headers: &HeaderMap) -> bool {
         .any(|v| cookie_value(v.as_bytes(), OPTOUT_COOKIE) == Some(b"1".as_slice()))
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .find_map(|v| cookie_value(v.as_bytes(), name))
+}
+
 /// The value of cookie `name` in one `Cookie` header (`a=1; b=2`), quotes
 /// removed.
 fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
@@ -78,6 +89,26 @@ pub fn event_gpc(body: &Map<String, Value>) -> bool {
         .and_then(|c| c.get("privacy"))
         .and_then(|p| p.get("gpc"))
         == Some(&Value::Bool(true))
+}
+
+/// True when the event's Segment consent object
+/// (`context.consent.categoryPreferences`) sets one of the `required`
+/// categories (case ignored) to `false`. A category without a preference,
+/// or a preference that is not a boolean, denies nothing.
+pub fn consent_denied(body: &Map<String, Value>, required: &[String]) -> bool {
+    if required.is_empty() {
+        return false;
+    }
+    let Some(Value::Object(prefs)) = body
+        .get("context")
+        .and_then(|c| c.get("consent"))
+        .and_then(|c| c.get("categoryPreferences"))
+    else {
+        return false;
+    };
+    prefs.iter().any(|(category, v)| {
+        *v == Value::Bool(false) && required.iter().any(|r| r.eq_ignore_ascii_case(category))
+    })
 }
 
 /// Whether the request reached the first proxy over HTTPS. Only a trusted
@@ -164,6 +195,27 @@ mod tests {
         assert!(!event_gpc(&m(json!({"context":{"privacy":{"gpc":false}}}))));
         assert!(!event_gpc(&m(json!({"context":{}}))));
         assert!(!event_gpc(&m(json!({}))));
+    }
+
+    #[test]
+    fn consent_is_denied_only_by_false_for_a_required_category() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        let req = vec!["Analytics".to_string()];
+        let prefs = |p: Value| m(json!({"context":{"consent":{"categoryPreferences":p}}}));
+        assert!(consent_denied(
+            &prefs(json!({"Analytics":false,"Ads":true})),
+            &req
+        ));
+        assert!(consent_denied(&prefs(json!({"analytics":false})), &req));
+        assert!(!consent_denied(
+            &prefs(json!({"Analytics":true,"Ads":false})),
+            &req
+        ));
+        assert!(!consent_denied(&prefs(json!({"Analytics":"false"})), &req));
+        assert!(!consent_denied(&prefs(json!({"Ads":false})), &req));
+        assert!(!consent_denied(&prefs(json!(["Analytics"])), &req));
+        assert!(!consent_denied(&m(json!({"context":{}})), &req));
+        assert!(!consent_denied(&prefs(json!({"Analytics":false})), &[]));
     }
 
     #[test]

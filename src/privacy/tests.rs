@@ -237,7 +237,11 @@ async fn listed_ids_are_dropped_and_opt_in_restores() {
     let f = stage_with("", "");
     let m = meta("web", RequestSignals::default());
     f.stage
-        .record_choice(&[(IdKind::Anonymous, "a-1".into())], true)
+        .record_opt_out(
+            "web",
+            &[(IdKind::Anonymous, "a-1".into())],
+            Proof::ServerKey,
+        )
         .await
         .unwrap();
     let mut e = event(json!({"type":"page","anonymousId":"a-1"}));
@@ -248,11 +252,83 @@ async fn listed_ids_are_dropped_and_opt_in_restores() {
     let mut e = event(json!({"type":"alias","userId":"u-new","previousId":"a-1"}));
     assert_eq!(f.stage.apply(&mut e, &m), Verdict::Drop("optout_list"));
     f.stage
-        .record_choice(&[(IdKind::Anonymous, "a-1".into())], false)
+        .record_opt_in(
+            "web",
+            &[(IdKind::Anonymous, "a-1".into())],
+            Proof::ServerKey,
+        )
         .await
         .unwrap();
     let mut e = event(json!({"type":"page","anonymousId":"a-1"}));
     assert_eq!(f.stage.apply(&mut e, &m), Verdict::Keep);
+}
+
+#[tokio::test]
+async fn an_optout_holds_for_its_own_source_only() {
+    let f = stage_with("", "");
+    f.stage
+        .record_opt_out("web", &[(IdKind::User, "u-1".into())], Proof::None)
+        .await
+        .unwrap();
+    let mut e = event(json!({"type":"page","userId":"u-1"}));
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("web", RequestSignals::default())),
+        Verdict::Drop("optout_list")
+    );
+    let mut e = event(json!({"type":"page","userId":"u-1"}));
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("alt", RequestSignals::default())),
+        Verdict::Keep
+    );
+    // Without proof an opt-in changes nothing.
+    assert!(matches!(
+        f.stage
+            .record_opt_in("web", &[(IdKind::User, "u-1".into())], Proof::None)
+            .await,
+        Err(OptOutError::ProofRequired)
+    ));
+    let mut e = event(json!({"type":"page","userId":"u-1"}));
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("web", RequestSignals::default())),
+        Verdict::Drop("optout_list")
+    );
+}
+
+#[test]
+fn denied_consent_drops_or_anonymizes_as_gpc_would() {
+    let denied = json!({"type":"track","event":"x","anonymousId":"a-1",
+        "context":{"consent":{"categoryPreferences":{"Analytics":false,"Advertising":true}}}});
+    let f = stage_with("", "required_consent = [\"Analytics\"]");
+    let m = meta("alt", RequestSignals::default());
+    let mut e = event(denied.clone());
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Drop("consent"));
+    // Not required by `web`: kept.
+    let mut e = event(denied.clone());
+    assert_eq!(
+        f.stage
+            .apply(&mut e, &meta("web", RequestSignals::default())),
+        Verdict::Keep
+    );
+    // Granted: kept.
+    let mut e = event(json!({"type":"page","anonymousId":"a-1",
+        "context":{"consent":{"categoryPreferences":{"Analytics":true}}}}));
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Keep);
+    // Under `gpc = "anonymize"`: anonymized, reason `consent`.
+    let f = stage_with(
+        "",
+        "required_consent = [\"Analytics\"]\ngpc = \"anonymize\"",
+    );
+    let mut e = event(denied.clone());
+    assert_eq!(f.stage.apply(&mut e, &m), Verdict::Keep);
+    assert!(e.body.get("anonymousId").is_none());
+    assert_eq!(e.body["context"]["privacy"]["anonymized"], "consent");
+    // A rejected event that denies consent is dropped, not reported.
+    let f = stage_with("", "required_consent = [\"Analytics\"]");
+    let bad = r#"{"type":"nonsense","anonymousId":"a","context":{"consent":{"categoryPreferences":{"Analytics":false}}}}"#;
+    assert_eq!(f.stage.rejected(bad, &m), Rejected::Drop("consent"));
 }
 
 #[tokio::test]
@@ -277,7 +353,11 @@ async fn rejected_events_by_mode_and_policy() {
     );
     // Listed ids and policy drops: dropped, never reported.
     f.stage
-        .record_choice(&[(IdKind::Anonymous, "a-1".into())], true)
+        .record_opt_out(
+            "web",
+            &[(IdKind::Anonymous, "a-1".into())],
+            Proof::ServerKey,
+        )
         .await
         .unwrap();
     assert_eq!(f.stage.rejected(bad, &m), Rejected::Drop("optout_list"));
@@ -286,23 +366,24 @@ async fn rejected_events_by_mode_and_policy() {
 }
 
 #[test]
-fn client_ip_rules_on_a_rejected_payload() {
+fn a_rejected_payload_keeps_no_gateway_owned_field() {
     let f = stage_with("", "");
-    let mut body = json!({"context":{"ip":"81.2.69.160","geo":{"city":"X"}}})
-        .as_object()
-        .unwrap()
-        .clone();
+    let bad = r#"{"type":"nonsense","anonymousId":"a","context":{"ip":"81.2.69.160","geo":{"city":"X"},"bot":false,"privacy":{"redactions":[{"path":"jane@example.com"}],"anonymized":"dnt"},"locale":"en"}}"#;
     let m = meta("web", RequestSignals::default());
-    f.stage
-        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Keep);
-    assert_eq!(body["context"], json!({"ip":"81.2.69.0"}));
-    let mut body = json!({"anonymousId":"a","context":{"ip":"81.2.69.160"}})
-        .as_object()
-        .unwrap()
-        .clone();
-    f.stage
-        .mask_client_ip(&SourcePolicy::default(), &mut body, &m, Action::Anonymize);
-    assert_eq!(body["context"], json!({}));
+    let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &m) else {
+        panic!("a scrubbed payload is reported");
+    };
+    let v: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["context"], json!({"locale":"en"}), "{payload}");
+    // Anonymized by DNT: the identifiers go as well.
+    let dnt = meta("web", DNT);
+    let bad = r#"{"type":"nonsense","anonymousId":"a","context":{"device":{"id":"d-1","model":"P"},"traits":{"x":1}}}"#;
+    let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &dnt) else {
+        panic!("a scrubbed payload is reported");
+    };
+    let v: Value = serde_json::from_str(&payload).unwrap();
+    assert!(v.get("anonymousId").is_none(), "{payload}");
+    assert_eq!(v["context"], json!({"device":{"model":"P"}}), "{payload}");
 }
 
 #[test]

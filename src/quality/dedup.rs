@@ -164,6 +164,8 @@ pub struct DedupStats {
     pub exact_ids: usize,
     pub bloom_ids: usize,
     pub bloom_slices: usize,
+    /// Bytes of the Bloom slices alone.
+    pub bloom_bytes: usize,
     pub memory_bytes: usize,
 }
 
@@ -244,8 +246,7 @@ impl DedupFilter {
 
     /// Whether `key` was seen; if not, records it as seen at `now`.
     pub fn check_and_insert(&mut self, key: u64, now: u64) -> bool {
-        self.advance(now);
-        if self.exact.contains(&key) || self.slices.iter().any(|s| s.bloom.contains_hash(key)) {
+        if self.seen(key, now) {
             return true;
         }
         self.exact.insert(key);
@@ -267,6 +268,12 @@ impl DedupFilter {
             self.retire_oldest_bucket();
         }
         false
+    }
+
+    /// Whether `key` was seen, without recording it.
+    pub fn seen(&mut self, key: u64, now: u64) -> bool {
+        self.advance(now);
+        self.exact.contains(&key) || self.slices.iter().any(|s| s.bloom.contains_hash(key))
     }
 
     /// Forgets a key recorded by [`check_and_insert`](Self::check_and_insert)
@@ -354,6 +361,7 @@ impl DedupFilter {
             exact_ids: self.exact.len(),
             bloom_ids: self.slices.iter().map(|s| s.items).sum(),
             bloom_slices: self.slices.len(),
+            bloom_bytes,
             memory_bytes: set_bytes + bucket_bytes + bloom_bytes,
         }
     }
@@ -366,6 +374,11 @@ impl DedupFilter {
     /// Ids one Bloom slice takes before it is sealed.
     pub fn slice_capacity(&self) -> usize {
         self.slice_capacity
+    }
+
+    /// Seconds of the older window one Bloom slice covers.
+    pub fn slice_span(&self) -> u64 {
+        self.slice_span
     }
 }
 

@@ -2,7 +2,8 @@
 //! before routing, so it only ever sees (and adds to) what privacy kept.
 //!
 //! Per source, in this order:
-//! 1. gateway-owned fields the client sent ([`GATEWAY_OWNED`]) are removed;
+//! 1. (gateway-owned fields the client sent, this stage's included, were
+//!    already discarded by `normalize`: see `privacy::owned`);
 //! 2. **tracking plan** ([`plan`]): the event is checked against its JSON
 //!    Schema; violations are listed (`warn`), undeclared or invalid
 //!    properties removed (`omit`), or the event is blocked (`block`: the
@@ -42,14 +43,6 @@ use plan::{PlanVerdict, TrackingPlan, Violation};
 
 /// Drop reason of an event whose `messageId` was already seen.
 pub const REASON_DUPLICATE: &str = "duplicate";
-
-/// Gateway-owned fields of the quality stage: a client-sent value is
-/// removed before the stage writes its own.
-pub const GATEWAY_OWNED: &[&[&str]] = &[
-    plan::VIOLATIONS_PATH,
-    enrich::USER_AGENT_PATH,
-    enrich::REFERRER_PATH,
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
@@ -181,13 +174,9 @@ impl QualityStage {
         meta: &RequestMeta<'_>,
         client_message_id: bool,
     ) -> Verdict {
+        // Client-sent values under the fields this stage writes were
+        // discarded by `normalize` (`privacy::owned`).
         let mut edits: Vec<Edit> = Vec::new();
-        for path in GATEWAY_OWNED {
-            if edit::get(&ev.body, path).is_some() {
-                edits.push(Edit::Remove(path));
-            }
-        }
-        edit::apply(&mut ev.body, edits.drain(..));
         let Some(source) = self.sources.get(meta.source_id) else {
             return Verdict::Keep(None);
         };
@@ -211,10 +200,12 @@ impl QualityStage {
                 recorded = Some(Recorded { key });
             }
         }
+        // The plan's edits first: enrichment reads what `omit` left.
+        edit::apply(&mut ev.body, edits.drain(..));
         if source.enrich.enabled() {
             source.enrich.edits(ev.kind, &ev.body, &mut edits);
+            edit::apply(&mut ev.body, edits);
         }
-        edit::apply(&mut ev.body, edits);
         Verdict::Keep(recorded)
     }
 

@@ -14,9 +14,9 @@
 //! }
 //! ```
 //! A schema is given inline or as a path relative to the plan file. Every
-//! schema is compiled once, when the stage is built from the configuration
-//! (`QualityStage::from_config`: at start; a configuration reload that
-//! rebuilds the stage reads the plans again); `$ref` resolves inside a document
+//! schema is compiled once per configuration load (`QualityStage::from_config`
+//! at start, `QualityStage::reconfigured` on a reload, which reads the plans
+//! again); `$ref` resolves inside a document
 //! (`$defs`), never over the network or the file system. Formats
 //! (`date-time`, `email`, …) are checked.
 //!

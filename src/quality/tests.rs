@@ -54,16 +54,6 @@ fn order(total: Value) -> Event {
 }
 
 #[test]
-fn client_sent_violations_are_discarded_with_or_without_a_plan() {
-    for quality in ["", "[sources.quality.plan]\nfile = \"PLAN\"\n"] {
-        let (s, _dir) = stage(quality);
-        let mut ev = order(json!(5));
-        assert_eq!(s.apply(&mut ev, &meta("web"), false), Verdict::Keep(None));
-        assert_eq!(ev.body["context"], json!({}), "{quality}");
-    }
-}
-
-#[test]
 fn plan_modes_change_the_event_as_configured() {
     let plan = |mode: &str| format!("[sources.quality.plan]\nfile = \"PLAN\"\nmode = \"{mode}\"\n");
     let (warn, _d1) = stage(&plan("warn"));

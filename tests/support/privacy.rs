@@ -15,6 +15,9 @@ pub const CLIENT_IP: &str = "81.2.69.160";
 /// `CLIENT_IP` truncated to its /24.
 pub const CLIENT_IP_TRUNCATED: &str = "81.2.69.0";
 
+/// The `web` source's server key.
+pub const SERVER_KEY: &str = "sk_test_web_0123456789";
+
 /// How the privacy gateway is configured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Setup<'a> {
@@ -39,7 +42,10 @@ pub fn privacy_toml(listen: u16, admin: u16, brokers: &str, s: &Setup<'_>) -> St
     let web_origins = format!("allowed_origins = [\"{ORIGIN}\"]\n");
     let text = text.replacen(
         &web_origins,
-        &format!("{web_origins}[sources.privacy]\n{}\n", s.web),
+        &format!(
+            "{web_origins}server_key = \"{SERVER_KEY}\"\n[sources.privacy]\n{}\n",
+            s.web
+        ),
         1,
     );
     format!("{text}[sources.privacy]\n{}\n", s.app)
@@ -132,4 +138,75 @@ pub fn of_visitor<'a>(records: &'a [Record], id: &str) -> Vec<&'a Record> {
 /// The opt-out topic's records.
 pub fn optout_records(brokers: &str, expected: usize) -> Vec<Record> {
     consume(brokers, &[OPTOUTS], expected, Duration::from_secs(30))
+}
+
+/// Every `Set-Cookie` of a response.
+pub fn set_cookies(r: &Response) -> Vec<&str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// What a browser sends back after `r`: a `Cookie` header value of the
+/// cookies it set (those it cleared left out).
+pub fn cookie_jar(r: &Response) -> String {
+    set_cookies(r)
+        .iter()
+        .filter(|c| !c.contains("Max-Age=0"))
+        .filter_map(|c| c.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A browser on the allowed origin posting to `path` with `cookies`.
+pub fn from_browser(gw: &Gateway, path: &str, body: &str, cookies: &str) -> Response {
+    let mut h = vec![("origin", ORIGIN)];
+    if !cookies.is_empty() {
+        h.push(("cookie", cookies));
+    }
+    send(gw, path, body, &h)
+}
+
+/// The site owner's server posting to `path` with the server key.
+pub fn from_server(gw: &Gateway, path: &str, body: &str) -> Response {
+    let bearer = format!("Bearer {SERVER_KEY}");
+    gw.request(
+        "POST",
+        path,
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// A TCP relay from a loopback port to a broker: a broker "away" for the
+/// gateways configured with `port` until [`open_gate`] starts relaying,
+/// while others reach it directly. (Clients then learn the broker's own
+/// address from its metadata and connect there.)
+pub fn open_gate(port: u16, target: &str) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("gate port");
+    let target = target.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone(), upstream.try_clone()),
+                (upstream.try_clone(), client.try_clone()),
+            ]
+            .into_iter()
+            .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+            {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
 }

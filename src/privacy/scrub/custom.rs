@@ -13,6 +13,8 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::config::Detector;
+use super::text::{self, Edit, Span};
+use super::{RedactionKind, Scrubber};
 
 /// Longest custom detector name.
 const MAX_NAME_LEN: usize = 40;
@@ -123,6 +125,70 @@ impl Custom {
                     index,
                 });
             }
+        }
+    }
+}
+
+impl Scrubber {
+    /// Runs the custom detectors over `s`.
+    pub(super) fn find_custom(&self, s: &str, out: &mut Vec<CustomSpan>) {
+        for (i, c) in self.custom.iter().enumerate() {
+            c.find(i, s, out);
+        }
+    }
+
+    /// Folds custom matches into the built-in ones: a custom match that
+    /// overlaps a built-in one widens it (the built-in name wins); the rest
+    /// are merged among themselves and become edits of their own.
+    pub(super) fn merge_custom(
+        &self,
+        spans: &mut Vec<Span>,
+        custom: &mut Vec<CustomSpan>,
+        base: usize,
+        edits: &mut Vec<Edit>,
+        kinds: &mut Vec<RedactionKind>,
+    ) {
+        loop {
+            let mut widened = false;
+            custom.retain(|c| {
+                match spans
+                    .iter_mut()
+                    .find(|b| b.start < c.end && c.start < b.end)
+                {
+                    Some(b) => {
+                        b.start = b.start.min(c.start);
+                        b.end = b.end.max(c.end);
+                        widened = true;
+                        false
+                    }
+                    None => true,
+                }
+            });
+            if !widened {
+                break;
+            }
+            text::merge(spans);
+        }
+        custom.sort_unstable_by_key(|c| (c.start, c.end));
+        let mut w = 0;
+        for r in 0..custom.len() {
+            let cur = custom[r];
+            if w > 0 && cur.start < custom[w - 1].end {
+                custom[w - 1].end = custom[w - 1].end.max(cur.end);
+            } else {
+                custom[w] = cur;
+                w += 1;
+            }
+        }
+        custom.truncate(w);
+        for c in custom.iter() {
+            let d = &self.custom[c.index];
+            edits.push(Edit {
+                start: base + c.start,
+                end: base + c.end,
+                repl: d.marker,
+            });
+            kinds.push(RedactionKind::Custom(d.label));
         }
     }
 }
