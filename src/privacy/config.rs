@@ -40,8 +40,9 @@ pub struct PrivacyConfig {
     pub optout_cookie_secure: CookieSecure,
     /// Most ids the opt-out list holds (every scope together). A new
     /// opt-out beyond it is answered 503 `optout_list_full` and counted
-    /// (`trackgate_optout_list_full_total`), never dropped silently; about
-    /// 150 bytes of memory per entry.
+    /// (`trackgate_optout_list_full_total`), never dropped silently. An
+    /// entry holds its id, a hash-map slot and up to four 32-byte proof
+    /// hashes.
     #[serde(default = "defaults::optout_max_entries")]
     pub optout_max_entries: usize,
     /// `Max-Age` of the opt-out cookie, in seconds (default two years).

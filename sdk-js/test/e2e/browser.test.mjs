@@ -272,7 +272,11 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
     const p = await openPage("/optin");
     await tail.waitFor(of(p.aid, TOPICS.pageviews), { what: "page view before opting out" });
     await p.page.evaluate(() => window.trackgate.optOut());
-    const gatewayCookie = async () => (await p.context.cookies(gateway.url)).find((c) => c.name == "tg_optout");
+    const cookie = async (name) => (await p.context.cookies(gateway.url)).find((c) => c.name == name);
+    const gatewayCookie = () => cookie("tg_optout");
+    // The page and the gateway share a host (cookies ignore ports), so the SDK's own
+    // tg_optout does not show that the gateway answered: its HttpOnly proof cookie does.
+    await until("the gateway's opt-out proof cookie", async () => (await cookie("tg_optout_proof")) != null);
     await until("the gateway's opt-out cookie", async () => (await gatewayCookie())?.value == "1");
     await p.page.evaluate(() => window.trackgate.optIn());
     // Accepted only with the cookie (sent along by the credentialed beacon); the answer clears it.
