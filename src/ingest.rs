@@ -228,35 +228,19 @@ impl Pipeline {
             let (mut ev, client_message_id) = match result {
                 Ok(prepared) => prepared,
                 Err(reason) => {
-                    match self.privacy.rejected(text, meta) {
-                        Rejected::Drop(why) => {
-                            metrics::event_dropped(why);
-                            self.inspector.dropped(meta.source_id, why, 1);
-                            out.dropped += 1;
-                        }
-                        Rejected::Report(payload) => {
-                            metrics::event_rejected(reason.code());
-                            out.rejected += 1;
-                            let why = Invalid::new(reason.code(), reason.to_string());
-                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
-                        }
-                    }
+                    let why = Invalid::new(reason.code(), reason.to_string());
+                    self.reject(&mut out, why, text, meta, &mut buf);
                     continue;
                 }
             };
             if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
-                metrics::event_dropped(crate::bots::REASON_BOT);
-                self.inspector
-                    .dropped(meta.source_id, crate::bots::REASON_BOT, 1);
-                out.dropped += 1;
+                self.count_dropped(&mut out, meta.source_id, crate::bots::REASON_BOT);
                 continue;
             }
             match self.privacy.apply(&mut ev, meta) {
                 Verdict::Keep => {}
                 Verdict::Drop(reason) => {
-                    metrics::event_dropped(reason);
-                    self.inspector.dropped(meta.source_id, reason, 1);
-                    out.dropped += 1;
+                    self.count_dropped(&mut out, meta.source_id, reason);
                     continue;
                 }
                 Verdict::Reject(reason) => {
@@ -271,27 +255,14 @@ impl Pipeline {
             let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
                 quality::Verdict::Keep(recorded) => recorded,
                 quality::Verdict::Drop(reason) => {
-                    metrics::event_dropped(reason);
-                    self.inspector.dropped(meta.source_id, reason, 1);
-                    out.dropped += 1;
+                    self.count_dropped(&mut out, meta.source_id, reason);
                     continue;
                 }
                 quality::Verdict::Block(violations) => {
                     // The same path as any rejected event: the privacy rules
                     // decide the payload the invalid topic may keep.
-                    match self.privacy.rejected(text, meta) {
-                        Rejected::Drop(why) => {
-                            metrics::event_dropped(why);
-                            self.inspector.dropped(meta.source_id, why, 1);
-                            out.dropped += 1;
-                        }
-                        Rejected::Report(payload) => {
-                            metrics::event_rejected(REASON_SCHEMA_VIOLATION);
-                            out.rejected += 1;
-                            let why = Invalid::schema_violation(&violations);
-                            self.send_invalid(why, text.len(), payload, meta, &mut buf);
-                        }
-                    }
+                    let why = Invalid::schema_violation(&violations);
+                    self.reject(&mut out, why, text, meta, &mut buf);
                     continue;
                 }
             };
@@ -429,6 +400,34 @@ impl Pipeline {
     /// block, and the payload the privacy stage allowed (see
     /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
+    /// One event dropped by policy: counted, and shown in the inspector.
+    fn count_dropped(&self, out: &mut Outcome, source_id: &str, reason: &'static str) {
+        metrics::event_dropped(reason);
+        self.inspector.dropped(source_id, reason, 1);
+        out.dropped += 1;
+    }
+
+    /// One event rejected for `why`, whose JSON text is `text`: the privacy
+    /// rules decide whether it is dropped instead (its visitor opted out)
+    /// or reported on the invalid topic, and with which payload.
+    fn reject(
+        &self,
+        out: &mut Outcome,
+        why: Invalid,
+        text: &str,
+        meta: &RequestMeta<'_>,
+        buf: &mut Vec<u8>,
+    ) {
+        match self.privacy.rejected(text, meta) {
+            Rejected::Drop(reason) => self.count_dropped(out, meta.source_id, reason),
+            Rejected::Report(payload) => {
+                metrics::event_rejected(why.code);
+                out.rejected += 1;
+                self.send_invalid(why, text.len(), payload, meta, buf);
+            }
+        }
+    }
+
     fn send_invalid(
         &self,
         why: Invalid,
