@@ -106,7 +106,8 @@ describe("trackgate-js in Chromium against the real gateway and broker", { skip:
       search: p.url.slice(p.url.indexOf("?")),
     });
     assert.deepEqual(v.context.library, { name: "trackgate-js", version: VERSION });
-    assert.deepEqual(v.context.privacy, { gpc: false, dnt: false });
+    // `context.privacy` is the gateway's: the SDK's signals are read, never stored.
+    assert.equal(v.context.privacy, undefined);
     assert.equal(typeof v.context.locale, "string");
     assert.equal(typeof v.context.screen.width, "number");
     assert.equal(r.headers.source, "web");
