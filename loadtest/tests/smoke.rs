@@ -87,9 +87,11 @@ fn ready(admin: SocketAddr) -> bool {
     out.starts_with("HTTP/1.1 200")
 }
 
-/// Runs the gateway in-process until the returned sender is used.
+/// Runs the gateway in-process until the returned sender is used; its
+/// spool lives in `spool_dir`.
 fn start_gateway(
     brokers: &str,
+    spool_dir: &std::path::Path,
 ) -> (
     SocketAddr,
     tokio::sync::oneshot::Sender<()>,
@@ -105,13 +107,16 @@ trusted_proxies = ["127.0.0.1"]
 brokers = "{brokers}"
 partitions = 2
 metadata_interval_ms = 300
+[spool]
+dir = "{spool}"
 [rate_limit]
 per_ip_rps = 1000000
 per_ip_burst = 1000000
 [[sources]]
 id = "smoke"
 write_key = "{WRITE_KEY}"
-"#
+"#,
+        spool = spool_dir.display()
     );
     let config = trackgate::config::Config::from_toml(&toml).expect("valid config");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -145,7 +150,8 @@ write_key = "{WRITE_KEY}"
 #[test]
 fn a_short_open_loop_run_is_delivered_exactly_once() {
     let broker = Broker::start();
-    let (listen, stop, gateway) = start_gateway(&broker.addr());
+    let spool = tempfile::tempdir().expect("a temp dir for the spool");
+    let (listen, stop, gateway) = start_gateway(&broker.addr(), spool.path());
     let target = format!("http://{listen}");
     let brokers = broker.addr();
     let args = Args::parse_from([
