@@ -57,6 +57,26 @@ fn tansu_bin() -> PathBuf {
     "tansu".into()
 }
 
+/// A Tansu broker with memory storage listening on `port`.
+fn spawn_tansu(port: u16) -> Child {
+    let url = format!("tcp://127.0.0.1:{port}");
+    Command::new(tansu_bin())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu is installed (scripts/test.sh installs it)")
+}
+
 fn wait_for_tcp(addr: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -80,22 +100,7 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Broker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu is installed (scripts/test.sh installs it)");
+        let child = spawn_tansu(port);
         let b = Broker {
             child: Some(child),
             port,
@@ -118,22 +123,7 @@ impl Broker {
         self.stop();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let url = format!("tcp://127.0.0.1:{}", self.port);
-            let mut child = Command::new(tansu_bin())
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("tansu is installed");
+            let mut child = spawn_tansu(self.port);
             if wait_for_tcp(&self.addr(), Duration::from_secs(3)) {
                 self.child = Some(child);
                 return;

@@ -45,6 +45,18 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte a percent escape `%XX` starting at `b[i]` stands for, if one
+/// does.
+#[inline]
+pub(super) fn escape_at(b: &[u8], i: usize) -> Option<u8> {
+    if b.get(i) != Some(&b'%') {
+        return None;
+    }
+    let h = b.get(i + 1).copied().and_then(hex)?;
+    let l = b.get(i + 2).copied().and_then(hex)?;
+    Some(h << 4 | l)
+}
+
 /// Whether plain text with these features may decode to something else:
 /// a `%` (checked for an escape when decoding), or `+` (a form-encoded
 /// space).
@@ -140,17 +152,9 @@ fn decode(b: &[u8], plus: bool, mut emit: impl FnMut(usize, u8)) -> bool {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        let pair = if c == b'%' {
-            b.get(i + 1)
-                .copied()
-                .and_then(hex)
-                .zip(b.get(i + 2).copied().and_then(hex))
-        } else {
-            None
-        };
-        match pair {
-            Some((h, l)) => {
-                emit(i, h << 4 | l);
+        match escape_at(b, i) {
+            Some(decoded) => {
+                emit(i, decoded);
                 i += 3;
                 changed = true;
             }

@@ -392,16 +392,6 @@ pub(crate) const DECODE_BUF: usize = 256;
 /// A stack buffer for [`decode_component`].
 pub(crate) type DecodeBuf = [u8; DECODE_BUF];
 
-#[inline]
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Percent-decodes a URL component (`%` not followed by two hex digits
 /// stays; invalid UTF-8 is replaced), turning `+` into a space when asked.
 /// Borrows `s` when there is nothing to decode, else decodes into `buf`;
@@ -434,18 +424,10 @@ pub(crate) fn decode_component<'a>(
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        let pair = if c == b'%' {
-            b.get(i + 1)
-                .copied()
-                .and_then(hex)
-                .zip(b.get(i + 2).copied().and_then(hex))
-        } else {
-            None
-        };
-        buf[n] = match pair {
-            Some((h, l)) => {
+        buf[n] = match super::decode::escape_at(b, i) {
+            Some(decoded) => {
                 i += 3;
-                h << 4 | l
+                decoded
             }
             None => {
                 i += 1;
