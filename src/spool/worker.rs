@@ -104,6 +104,11 @@ fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
         }
     }
     let mut st = spool.state();
+    // Checked again under the lock: the broker may have gone away while the
+    // records were read (the check in `replay_loop` came before the round).
+    if !spool.sink.can_replay() {
+        return false;
+    }
     if st.ledger.replay_epoch != epoch || !matches!(st.ledger.mode, Mode::Replay(f) if f >= from) {
         // An older record failed meanwhile: start over from it.
         return true;
