@@ -6,8 +6,8 @@
 //! - `normalize`: server-side enrichment of one event;
 //! - `route`: topic and key of one event;
 //! - `encode`: serializing one record;
-//! - `cpu_path`: all of the above for a whole batch, as `Pipeline::ingest`
-//!   runs them, without the producer;
+//! - `cpu_path`: `Pipeline::ingest` on a whole batch, every stage included
+//!   (bots, privacy, quality), into an in-memory sink that only counts;
 //! - `ingest`: `Pipeline::ingest` itself, with metrics installed and a real
 //!   producer talking to librdkafka's in-process mock cluster.
 //!
@@ -32,9 +32,10 @@ use trackgate::decode;
 use trackgate::event::{Event, EventType};
 use trackgate::ingest::{Pipeline, RawEvent};
 use trackgate::normalize::{self, RequestMeta};
-use trackgate::privacy::{PrivacyStage, Verdict};
+use trackgate::privacy::PrivacyStage;
 use trackgate::route::Router;
 use trackgate::sink::kafka::KafkaSink;
+use trackgate::sink::memory::MemorySink;
 
 /// The gateway binary's allocator (src/main.rs), so the figures match it.
 #[global_allocator]
@@ -84,7 +85,6 @@ fn stages(c: &mut Criterion<ThreadCpuTime>) {
     let parsed = events(&batch);
     let cfg = config("127.0.0.1:9");
     let router = Router::new(&cfg.kafka.topics, &cfg.routing);
-    let privacy = PrivacyStage::local(&cfg).expect("privacy stage");
 
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(body.len() as u64));
@@ -157,35 +157,21 @@ fn stages(c: &mut Criterion<ThreadCpuTime>) {
 
     let mut g = c.benchmark_group("cpu_path");
     g.throughput(Throughput::Elements(n));
-    g.bench_function("batch50_without_producer", |b| {
-        let mut buf = Vec::with_capacity(4096);
-        b.iter(|| cpu_path(black_box(body), &privacy, &router, &mut buf))
+    let pipeline = memory_pipeline();
+    let rt = runtime();
+    g.bench_function("batch50_memory_sink", |b| {
+        b.iter(|| ingest_batch(&rt, &pipeline, black_box(body)))
     });
     g.finish();
 }
 
-/// Everything `Pipeline::ingest` does to a batch except producing:
-/// decode, parse and validate, normalize, privacy, route, serialize.
-fn cpu_path(body: &[u8], privacy: &PrivacyStage, router: &Router, buf: &mut Vec<u8>) -> usize {
-    let batch = decode::batch(body).expect("decodes");
-    let m = meta(Some(&batch));
-    let mut bytes = 0;
-    for raw in &batch.events {
-        let Ok(mut ev) = Event::parse(raw.get(), None, 32 * 1024) else {
-            continue;
-        };
-        if normalize::normalize(&mut ev, &m, SKEW_WINDOW).is_err() {
-            continue;
-        }
-        if privacy.apply(&mut ev, &m) != Verdict::Keep {
-            continue;
-        }
-        buf.clear();
-        serde_json::to_writer(&mut *buf, &ev.body).expect("serializes");
-        black_box((router.topic(&ev), ev.visitor_key()));
-        bytes += buf.len();
-    }
-    bytes
+/// The real pipeline (validation, normalization, bots, privacy, quality,
+/// routing, the record written) with the spool off and a sink that only
+/// counts: everything the gateway does to a batch except producing.
+fn memory_pipeline() -> Pipeline {
+    let cfg = Arc::new(config("127.0.0.1:9"));
+    let privacy = PrivacyStage::local(&cfg).expect("privacy stage");
+    Pipeline::new(cfg, MemorySink::discarding(), privacy).expect("pipeline")
 }
 
 /// `PIPELINE_FIXED_ITERATIONS=N`: runs the CPU path over the fixture batch N
@@ -207,15 +193,13 @@ fn fixed_iterations(n: u64) {
         println!("{n} batches, {accepted} events accepted");
         return;
     }
-    let cfg = config("127.0.0.1:9");
-    let router = Router::new(&cfg.kafka.topics, &cfg.routing);
-    let privacy = PrivacyStage::local(&cfg).expect("privacy stage");
-    let mut buf = Vec::with_capacity(4096);
-    let mut bytes = 0;
+    let pipeline = memory_pipeline();
+    let rt = runtime();
+    let mut accepted = 0;
     for _ in 0..n {
-        bytes += cpu_path(black_box(BATCH.as_bytes()), &privacy, &router, &mut buf);
+        accepted += ingest_batch(&rt, &pipeline, black_box(BATCH.as_bytes())).accepted;
     }
-    println!("{n} batches, {bytes} record bytes");
+    println!("{n} batches, {accepted} events accepted");
 }
 
 type MockCluster =

@@ -10,9 +10,15 @@
 #   1. single-event POSTs, ROUNDS x {ceiling, gateway} max-throughput bursts;
 #   2. 50-event batches, ROUNDS x {ceiling, gateway} bursts, with the
 #      gateway's CPU time (utime+stime from /proc/PID/stat);
-#   3. open loop at half the gateway's measured single-event maximum, with
+#   3. the realistic mix (trackgate-load's defaults: singles and batches,
+#      PII share, gzip share, GPC share), max throughput, gateway only, with
+#      events per gateway CPU-second;
+#   4. open loop at half the gateway's measured single-event maximum, with
 #      end-to-end verification against the broker (nothing missing, nothing
 #      duplicated);
+#   5. the reactor under large batches: single-event POSTs in an open loop
+#      (STALL_RATE req/s) while 2,500-event batches arrive (STALL_BATCHES
+#      per second), p99 of the small requests;
 # and prints the figures next to their targets. Everything listens on
 # loopback only; every run is bounded in time. When taskset is there, the
 # server under test gets core 1, the load generator and the broker core 0.
@@ -20,7 +26,8 @@
 # Knobs (environment): ROUNDS (3), BURST_SECS (5), OPEN_SECS (10),
 # CONNECTIONS (32), OUT (target/bench), SPOOL (on: the write-ahead spool in
 # $OUT/trackgate-spool, emptied first; off: memory-only producer queue),
-# MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1).
+# MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1), STALL_RATE (200),
+# STALL_BATCHES (4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +38,8 @@ CONNECTIONS="${CONNECTIONS:-32}"
 OUT="${OUT:-target/bench}"
 SPOOL="${SPOOL:-on}"
 MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-1}"
+STALL_RATE="${STALL_RATE:-200}"
+STALL_BATCHES="${STALL_BATCHES:-4}"
 WRITE_KEY="wk_bench"
 export PATH="$HOME/.cargo/bin:$PATH"
 TANSU="${TANSU_BIN:-$(command -v tansu || true)}"
@@ -101,6 +110,10 @@ max_in_flight_requests = $MAX_IN_FLIGHT
 [spool]
 enabled = $([ "$SPOOL" = off ] && echo false || echo true)
 
+# 2,500-event batches of the generator's events are about 1.5 MB.
+[limits]
+max_request_bytes = 4194304
+
 # The limiter runs (its cost is measured) but never refuses the load tool.
 [rate_limit]
 per_ip_rps = 1000000
@@ -158,6 +171,11 @@ for r in $(seq 1 "$ROUNDS"); do
   load "batch-gateway-$r" "$GW_PORT" "$GW_PID" --mode max --duration "$BURST_SECS" "${BATCH[@]}"
 done
 
+for r in $(seq 1 "$ROUNDS"); do
+  step "realistic mix (singles and batches, PII, gzip, GPC), round $r/$ROUNDS"
+  load "mix-gateway-$r" "$GW_PORT" "$GW_PID" --mode max --duration "$BURST_SECS"
+done
+
 HALF_RATE="$(python3 - "$OUT" "$ROUNDS" <<'EOF'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
@@ -168,6 +186,14 @@ EOF
 step "open loop at half the measured maximum ($HALF_RATE req/s), verified end to end"
 load open-gateway "$GW_PORT" "$GW_PID" --mode open --rate "$HALF_RATE" --duration "$OPEN_SECS" \
   "${SINGLE[@]}" --verify-brokers "127.0.0.1:$TANSU_PORT" || true
+
+step "reactor: $STALL_RATE single-event req/s while $STALL_BATCHES batches of 2,500 events arrive per second"
+CONNECTIONS=4 load stall-batches "$GW_PORT" "$GW_PID" --mode open --rate "$STALL_BATCHES" \
+  --duration "$OPEN_SECS" --mix batch=1 --batch-size 2500 --timeout-ms 20000 &
+STALL_BG=$!
+CONNECTIONS=8 load stall-single "$GW_PORT" "$GW_PID" --mode open --rate "$STALL_RATE" \
+  --duration "$OPEN_SECS" --mix single=1
+wait "$STALL_BG" || true
 
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$OUT" "$ROUNDS" "$PINNING" "$LOAD_BEFORE" "$LOAD_AFTER" <<'EOF'
@@ -234,6 +260,12 @@ print(row("gateway events/s", bg))
 print(row("gateway events per gateway CPU-second", bcpu))
 print(row("gateway server CPU (cores)", series("batch", "gateway", srv), "{:.2f}"))
 print(row("gateway non-2xx/errors", series("batch", "gateway", non2xx)))
+mixcpu = series("mix", "gateway", ev_cpu)
+print()
+print("realistic mix (trackgate-load defaults: singles and 50-event batches, PII, gzip, GPC)")
+print(row("gateway events/s", series("mix", "gateway", ev_s)))
+print(row("gateway events per gateway CPU-second", mixcpu))
+print(row("gateway non-2xx/errors", series("mix", "gateway", non2xx)))
 print()
 print(f"open loop at {openj['target_rate']:.0f} req/s (half the gateway's median maximum) for {openj['elapsed_seconds']:.1f} s")
 l = openj["latency_us"]
@@ -244,12 +276,22 @@ print(f"  service time (from the actual send; the server's share, diagnosis only
 print(f"  statuses {openj['statuses']}, transport errors {openj['transport_errors']}, timeouts {openj['timeouts']}")
 if ver:
     print(f"  verification {'PASSED' if ver['passed'] else 'FAILED'}: expected {ver['expected']}, found {ver['found']}, missing {ver['missing']}, duplicates {ver['duplicates']}, misrouted {ver['misrouted']}, unexpected {ver['unexpected']}")
+stall = load("stall-single")
+stallb = load("stall-batches")
+ls = stall["latency_us"]
+print()
+print(f"reactor: {stall['target_rate']:.0f} single-event req/s while {stallb['target_rate']:.0f} batches of 2,500 events arrive per second")
+print(f"  small requests: p50 {ls['p50']} µs, p99 {ls['p99']} µs, p99.9 {ls['p999']} µs, max {ls['max']} µs; statuses {stall['statuses']}")
+lb = stallb["latency_us"]
+print(f"  2,500-event batches: p50 {lb['p50']} µs, p99 {lb['p99']} µs; statuses {stallb['statuses']}")
 print()
 print("targets")
 print(f"  single-event req/s >= 0.75 x ceiling      {med(ratios):.2f}            {verdict(med(ratios) >= 0.75)}{'' if saturated else ' (ceiling not saturated: not conclusive)'}")
 print(f"    same, CPU-normalised                     {med(cpu_ratios):.2f}            {verdict(med(cpu_ratios) >= 0.75)}")
 print(f"  batch events per CPU-second >= 500,000     {med(bcpu):,.0f}       {verdict(med(bcpu) >= 500_000)}")
 print(f"  p99 <= 2 ms at half the maximum rate      {p99 / 1000:.2f} ms        {verdict(p99 <= 2000)}")
+print(f"  realistic mix, events per CPU-second       {med(mixcpu):,.0f}")
+print(f"  small-request p99 under 2,500-event batches {ls['p99'] / 1000:.2f} ms")
 print(f"  peak RSS <= 100 MB under sustained load    {peak:.1f} MiB       {verdict(peak * 1.048576 <= 100)}")
 if ver:
     print(f"  end-to-end: nothing missing or duplicated  {'yes' if ver['passed'] else 'no'}")

@@ -226,6 +226,18 @@ pub enum BotVerdict {
     Drop,
 }
 
+/// The user agent of one request and, once asked, whether it is a bot's.
+pub struct RequestAgent<'r> {
+    ua: Option<&'r str>,
+    verdict: Option<bool>,
+}
+
+impl<'r> RequestAgent<'r> {
+    pub fn new(ua: Option<&'r str>) -> RequestAgent<'r> {
+        RequestAgent { ua, verdict: None }
+    }
+}
+
 /// The bot stage for all sources.
 #[derive(Debug, Clone)]
 pub struct BotStage {
@@ -262,6 +274,18 @@ impl BotStage {
 
     /// Applies `policy` to one normalized event, in place.
     pub fn apply(&self, ev: &mut Event, policy: BotPolicy) -> BotVerdict {
+        self.apply_in(ev, policy, &mut RequestAgent::new(None))
+    }
+
+    /// [`BotStage::apply`] for one event of a request whose own user agent
+    /// is judged once in `request`: most events carry the request's user
+    /// agent, and the patterns cost more than comparing two strings.
+    pub fn apply_in(
+        &self,
+        ev: &mut Event,
+        policy: BotPolicy,
+        request: &mut RequestAgent<'_>,
+    ) -> BotVerdict {
         if policy == BotPolicy::Allow {
             return BotVerdict::Pass;
         }
@@ -270,7 +294,12 @@ impl BotStage {
             .get("context")
             .and_then(|c| c.get("userAgent"))
             .and_then(Value::as_str)
-            .is_some_and(|ua| self.detector.is_bot(ua));
+            .is_some_and(|ua| match request.ua {
+                Some(r) if r == ua => *request
+                    .verdict
+                    .get_or_insert_with(|| self.detector.is_bot(ua)),
+                _ => self.detector.is_bot(ua),
+            });
         if !is_bot {
             return BotVerdict::Pass;
         }
@@ -546,6 +575,44 @@ mod tests {
         };
         let mut bare = Event::from_object(m, None).unwrap();
         assert_eq!(tag.apply(&mut bare, BotPolicy::Tag), BotVerdict::Pass);
+    }
+
+    #[test]
+    fn the_request_verdict_serves_only_events_with_the_requests_user_agent() {
+        let headless = BOTS
+            .iter()
+            .find(|ua| ua.contains("HeadlessChrome"))
+            .unwrap();
+        let tag = stage("tag");
+        // A bot's request: its events are tagged, one naming a browser's
+        // own user agent is judged on that one.
+        let mut req = RequestAgent::new(Some(headless));
+        for _ in 0..3 {
+            let mut e = event(headless);
+            assert_eq!(
+                tag.apply_in(&mut e, BotPolicy::Tag, &mut req),
+                BotVerdict::Tagged
+            );
+        }
+        assert_eq!(req.verdict, Some(true));
+        let mut own = event(BROWSERS[0]);
+        assert_eq!(
+            tag.apply_in(&mut own, BotPolicy::Tag, &mut req),
+            BotVerdict::Pass
+        );
+        // A browser's request: an event carrying a bot's user agent is
+        // still caught.
+        let mut req = RequestAgent::new(Some(BROWSERS[0]));
+        let mut e = event(BROWSERS[0]);
+        assert_eq!(
+            tag.apply_in(&mut e, BotPolicy::Tag, &mut req),
+            BotVerdict::Pass
+        );
+        let mut e = event(headless);
+        assert_eq!(
+            tag.apply_in(&mut e, BotPolicy::Tag, &mut req),
+            BotVerdict::Tagged
+        );
     }
 
     #[test]

@@ -32,18 +32,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::bots::{BotStage, BotVerdict};
+use crate::bots::{BotStage, BotVerdict, RequestAgent};
 use crate::config::{Config, LimitsConfig};
 use crate::event::{Event, EventType, RejectReason};
 use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
-use crate::privacy::{self, PrivacyStage, Rejected, Verdict};
+use crate::privacy::{PrivacyStage, Rejected, Verdict};
 use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage, Recorded};
-use crate::route::Router;
-use crate::sink::kafka::{KafkaSink, RecordHeaders, RecordKind, SinkError};
+use crate::route::{Route, Router};
+use crate::sink::{Record, RecordKind, Sink, SinkError};
 use crate::spool::{Appended, Batch, Spool};
 
 /// Reason label of events refused because the producer queue filled up
@@ -56,6 +56,9 @@ pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
+/// Reason label of an accepted event whose record could not be written
+/// (never seen: a JSON object always serializes).
+pub const REASON_SERIALIZATION: &str = "serialization";
 
 /// Room reserved on the spool per event beyond its JSON text: the fields the
 /// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
@@ -94,7 +97,7 @@ pub enum IngestError {
 /// Everything the pipeline needs, shared by all connections.
 pub struct Pipeline {
     pub config: Arc<Config>,
-    pub sink: Arc<KafkaSink>,
+    pub sink: Arc<dyn Sink>,
     pub router: Router,
     pub privacy: PrivacyStage,
     pub bots: BotStage,
@@ -119,7 +122,7 @@ impl Pipeline {
     /// read and compiled here).
     pub fn new(
         config: Arc<Config>,
-        sink: Arc<KafkaSink>,
+        sink: Arc<dyn Sink>,
         privacy: PrivacyStage,
     ) -> Result<Pipeline, QualityError> {
         let quality = QualityStage::from_config(&config)?;
@@ -130,7 +133,7 @@ impl Pipeline {
     /// carries parts of the running ones over).
     pub fn with_stages(
         config: Arc<Config>,
-        sink: Arc<KafkaSink>,
+        sink: Arc<dyn Sink>,
         privacy: PrivacyStage,
         quality: QualityStage,
     ) -> Pipeline {
@@ -169,7 +172,7 @@ impl Pipeline {
         if !self.privacy.optouts().is_loaded() {
             return Err(IngestError::OptOutListLoading);
         }
-        let (out, appended) = self.ingest_now(events, implied, meta)?;
+        let (out, appended) = self.run(events, implied, meta).await?;
         if let Some(a) = appended {
             // On the spool already; only the fsync is awaited. A spool closed
             // meanwhile still holds the records: the client may retry.
@@ -178,7 +181,15 @@ impl Pipeline {
         Ok(out)
     }
 
-    fn ingest_now<'a>(
+    /// Admits the request as a whole (spool room, or producer queue room),
+    /// then walks its events one by one. Every event ends as one
+    /// [`Disposition`], handed to the request's [`Tally`], which counts them
+    /// once at the end.
+    ///
+    /// A large batch must not hold a runtime worker while other connections
+    /// wait: every [`EVENTS_PER_SLICE`] events the task yields to the
+    /// scheduler.
+    async fn run<'a>(
         &self,
         events: Vec<RawEvent<'a>>,
         implied: Option<EventType>,
@@ -192,159 +203,63 @@ impl Pipeline {
                     .map_err(|_| IngestError::Unavailable)?,
             ),
             None => {
-                if self.sink.headroom() < events.len() as u64
-                    || self.sink.byte_headroom() < text_bytes
-                    || self.sink.production_paused()
-                {
+                if !self.sink.has_room(events.len() as u64, text_bytes) {
                     return Err(IngestError::Unavailable);
                 }
                 None
             }
         };
-        let mut sending = match reservation {
-            Some(_) => Sending::Spool(Batch::new(), Vec::new()),
-            None => Sending::Direct,
-        };
-        metrics::events_received(events.len() as u64);
-        let mut out = Outcome::default();
-        if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, events.len() as u64) {
-            metrics::events_dropped(reason, events.len() as u64);
-            self.inspector
-                .dropped(meta.source_id, reason, events.len() as u64);
-            out.dropped = events.len() as u32;
-            return Ok((out, None));
+        let n = events.len() as u64;
+        metrics::events_received(n);
+        let mut tally = Tally::default();
+        if let Verdict::Drop(reason) = self.privacy.request_verdict(meta, n) {
+            tally.record_many(Disposition::Dropped(reason), n);
+            return Ok((tally.publish(&self.inspector, meta.source_id), None));
         }
-        let mut buf = Vec::with_capacity(1024);
-        let mut queue_full = false;
-        let bot_policy = self.bots.policy(meta.source_id);
-        for raw in events {
-            if queue_full {
-                metrics::event_rejected(REASON_QUEUE_FULL);
-                out.rejected += 1;
-                continue;
+        let mut work = RequestWork {
+            sending: match reservation {
+                Some(_) => Sending::Spool(Batch::new(), Vec::new()),
+                None => Sending::Direct,
+            },
+            buf: Vec::with_capacity(1024),
+            queue_full: false,
+            bot_policy: self.bots.policy(meta.source_id),
+            agent: RequestAgent::new(meta.user_agent),
+        };
+        for (i, raw) in events.into_iter().enumerate() {
+            if i > 0 && i % EVENTS_PER_SLICE == 0 {
+                tokio::task::yield_now().await;
             }
-            let text = raw_text(&raw);
-            let result = self.prepare(raw, implied, meta);
-            let (mut ev, client_message_id) = match result {
-                Ok(prepared) => prepared,
-                Err(reason) => {
-                    let why = Invalid::new(reason.code(), reason.to_string());
-                    self.reject(&mut out, why, text, meta, &mut buf);
-                    continue;
-                }
+            let d = if work.queue_full {
+                Disposition::Rejected(REASON_QUEUE_FULL)
+            } else {
+                self.process(raw, implied, meta, &mut work)
             };
-            if self.bots.apply(&mut ev, bot_policy) == BotVerdict::Drop {
-                self.count_dropped(&mut out, meta.source_id, crate::bots::REASON_BOT);
-                continue;
-            }
-            match self.privacy.apply(&mut ev, meta) {
-                Verdict::Keep => {}
-                Verdict::Drop(reason) => {
-                    self.count_dropped(&mut out, meta.source_id, reason);
-                    continue;
-                }
-                Verdict::Reject(reason) => {
-                    metrics::event_rejected(reason.code());
-                    out.rejected += 1;
-                    let payload = self.privacy.rejected_payload(&ev, text);
-                    let why = Invalid::new(reason.code(), reason.to_string());
-                    self.send_invalid(why, text.len(), payload, meta, &mut buf);
-                    continue;
-                }
-            }
-            let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
-                quality::Verdict::Keep(recorded) => recorded,
-                quality::Verdict::Drop(reason) => {
-                    self.count_dropped(&mut out, meta.source_id, reason);
-                    continue;
-                }
-                quality::Verdict::Block(violations) => {
-                    // The same path as any rejected event: the privacy rules
-                    // decide the payload the invalid topic may keep.
-                    let why = Invalid::schema_violation(&violations);
-                    self.reject(&mut out, why, text, meta, &mut buf);
-                    continue;
-                }
-            };
-            let unrecord = || {
-                if let Some(r) = recorded {
-                    self.quality.unrecord(meta.source_id, r);
-                }
-            };
-            buf.clear();
-            if serde_json::to_writer(&mut buf, &ev.body).is_err() {
-                // A `Map<String, Value>` always serializes; kept as a reject
-                // rather than a panic.
-                unrecord();
-                metrics::event_rejected("serialization");
-                out.rejected += 1;
-                continue;
-            }
-            let topic = self.router.topic(&ev);
-            let headers = RecordHeaders {
-                source: meta.source_id,
-                event_type: ev.kind.as_str(),
-                reason: None,
-            };
-            let random_key;
-            let key = match ev.visitor_key() {
-                Some(k) => k.as_bytes(),
-                None => {
-                    random_key = privacy::random_record_key();
-                    &random_key[..]
-                }
-            };
-            match self.emit(&mut sending, topic, key, &buf, &headers) {
-                Ok(()) => {
-                    out.accepted += 1;
-                    self.inspector
-                        .accepted(meta.source_id, topic, ev.kind.as_str(), key, &buf);
-                    if let (Sending::Spool(_, kept), Some(r)) = (&mut sending, recorded) {
-                        kept.push(r);
-                    }
-                }
-                Err(SinkError::QueueFull | SinkError::Closed) => {
-                    unrecord();
-                    queue_full = true;
-                    metrics::event_rejected(REASON_QUEUE_FULL);
-                    out.rejected += 1;
-                }
-                Err(e) => {
-                    unrecord();
-                    tracing::warn!(error = %e, topic, "produce failed");
-                    metrics::event_rejected(REASON_PRODUCE_ERROR);
-                    out.rejected += 1;
-                }
-            }
+            tally.record(d);
         }
         let mut appended = None;
         if let (Sending::Spool(batch, recorded), Some(spool), Some(reservation)) =
-            (&sending, &self.spool, reservation)
+            (&work.sending, &self.spool, reservation)
         {
             match spool.append(batch, reservation) {
                 Ok(a) => {
-                    self.sink.stats().count_spooled(a.records() as u64);
+                    self.sink.count_spooled(a.records() as u64);
                     appended = Some(a);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write a request to the spool");
-                    for _ in 0..out.accepted {
-                        metrics::event_rejected(REASON_SPOOL_UNAVAILABLE);
-                    }
                     // The client sends them again: not duplicates.
                     for r in recorded {
                         self.quality.unrecord(meta.source_id, *r);
                     }
+                    tally.accepted_became(REASON_SPOOL_UNAVAILABLE);
+                    tally.publish(&self.inspector, meta.source_id);
                     return Err(IngestError::Unavailable);
                 }
             }
         }
-        // Counted once per request: a labelled counter costs a registry
-        // lookup per call.
-        if out.accepted > 0 {
-            metrics::events_accepted(u64::from(out.accepted));
-        }
-        if queue_full {
+        let out = tally.publish(&self.inspector, meta.source_id);
+        if work.queue_full {
             // Never a 200 for a split batch: the client retries all of it
             // (the events already queued may then arrive twice).
             return Err(IngestError::Unavailable);
@@ -352,36 +267,96 @@ impl Pipeline {
         Ok((out, appended))
     }
 
-    /// Sends one accepted record: into the request's spool batch, or
-    /// straight to the producer with the spool off.
-    fn emit(
+    /// One event, from its raw text to its disposition: validate and
+    /// normalize, bots, privacy, quality, then the record is written and
+    /// sent (or spooled).
+    fn process(
         &self,
-        sending: &mut Sending,
-        topic: &str,
-        key: &[u8],
-        value: &[u8],
-        headers: &RecordHeaders<'_>,
-    ) -> Result<(), SinkError> {
-        match sending {
-            Sending::Direct => self
-                .sink
-                .send(topic, Some(key), value, headers, RecordKind::Event),
-            Sending::Spool(batch, _) => {
-                let h: [(&str, Option<&[u8]>); 3] = [
-                    (crate::route::HEADER_SOURCE, Some(headers.source.as_bytes())),
-                    (
-                        crate::route::HEADER_TYPE,
-                        Some(headers.event_type.as_bytes()),
-                    ),
-                    (
-                        crate::route::HEADER_PRODUCER,
-                        Some(crate::route::PRODUCER_VERSION.as_bytes()),
-                    ),
-                ];
-                batch.begin_record(topic, Some(key), &h);
-                batch.buf.extend_from_slice(value);
-                batch.finish_record();
-                Ok(())
+        raw: RawEvent<'_>,
+        implied: Option<EventType>,
+        meta: &RequestMeta<'_>,
+        work: &mut RequestWork<'_>,
+    ) -> Disposition {
+        let text = raw_text(&raw);
+        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta) {
+            Ok(prepared) => prepared,
+            Err(reason) => {
+                let why = Invalid::new(reason.code(), reason.to_string());
+                return self.reject(why, text, meta, &mut work.buf);
+            }
+        };
+        if self
+            .bots
+            .apply_in(&mut ev, work.bot_policy, &mut work.agent)
+            == BotVerdict::Drop
+        {
+            return Disposition::Dropped(crate::bots::REASON_BOT);
+        }
+        match self.privacy.apply(&mut ev, meta) {
+            Verdict::Keep => {}
+            Verdict::Drop(reason) => return Disposition::Dropped(reason),
+            Verdict::Reject(reason) => {
+                let payload = self.privacy.rejected_payload(&ev, text);
+                let why = Invalid::new(reason.code(), reason.to_string());
+                self.send_invalid(why, text.len(), payload, meta, &mut work.buf);
+                return Disposition::Rejected(reason.code());
+            }
+        }
+        let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+            quality::Verdict::Keep(recorded) => recorded,
+            quality::Verdict::Drop(reason) => return Disposition::Dropped(reason),
+            quality::Verdict::Block(violations) => {
+                // The same path as any rejected event: the privacy rules
+                // decide the payload the invalid topic may keep.
+                let why = Invalid::schema_violation(&violations);
+                return self.reject(why, text, meta, &mut work.buf);
+            }
+        };
+        let unrecord = || {
+            if let Some(r) = recorded {
+                self.quality.unrecord(meta.source_id, r);
+            }
+        };
+        let route = self.router.route(&ev, meta.source_id);
+        let topic = route.topic;
+        let written = write_record(
+            &*self.sink,
+            &mut work.sending,
+            &mut work.buf,
+            &route,
+            &ev.body,
+            |value| {
+                self.inspector.accepted(
+                    meta.source_id,
+                    topic,
+                    ev.kind.as_str(),
+                    route.key.as_bytes(),
+                    value,
+                )
+            },
+        );
+        match written {
+            Ok(()) => {
+                if let (Sending::Spool(_, kept), Some(r)) = (&mut work.sending, recorded) {
+                    kept.push(r);
+                }
+                Disposition::Accepted
+            }
+            Err(WriteError::Serialize) => {
+                // A `Map<String, Value>` always serializes; kept as a reject
+                // rather than a panic.
+                unrecord();
+                Disposition::Rejected(REASON_SERIALIZATION)
+            }
+            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
+                unrecord();
+                work.queue_full = true;
+                Disposition::Rejected(REASON_QUEUE_FULL)
+            }
+            Err(WriteError::Sink(e)) => {
+                unrecord();
+                tracing::warn!(error = %e, topic, "produce failed");
+                Disposition::Rejected(REASON_PRODUCE_ERROR)
             }
         }
     }
@@ -395,39 +370,31 @@ impl Pipeline {
         prepare_tracked(raw, implied, meta, &self.config.limits)
     }
 
-    /// Writes a rejected event to the invalid topic: reason, source, the
-    /// size of the event as received, `violations` for a tracking-plan
-    /// block, and the payload the privacy stage allowed (see
-    /// `privacy.invalid_payload`), truncated to
-    /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
-    /// One event dropped by policy: counted, and shown in the inspector.
-    fn count_dropped(&self, out: &mut Outcome, source_id: &str, reason: &'static str) {
-        metrics::event_dropped(reason);
-        self.inspector.dropped(source_id, reason, 1);
-        out.dropped += 1;
-    }
-
     /// One event rejected for `why`, whose JSON text is `text`: the privacy
     /// rules decide whether it is dropped instead (its visitor opted out)
     /// or reported on the invalid topic, and with which payload.
     fn reject(
         &self,
-        out: &mut Outcome,
         why: Invalid,
         text: &str,
         meta: &RequestMeta<'_>,
         buf: &mut Vec<u8>,
-    ) {
+    ) -> Disposition {
         match self.privacy.rejected(text, meta) {
-            Rejected::Drop(reason) => self.count_dropped(out, meta.source_id, reason),
+            Rejected::Drop(reason) => Disposition::Dropped(reason),
             Rejected::Report(payload) => {
-                metrics::event_rejected(why.code);
-                out.rejected += 1;
+                let code = why.code;
                 self.send_invalid(why, text.len(), payload, meta, buf);
+                Disposition::Rejected(code)
             }
         }
     }
 
+    /// Writes a rejected event to the invalid topic: reason, source, the
+    /// size of the event as received, `violations` for a tracking-plan
+    /// block, and the payload the privacy stage allowed (see
+    /// `privacy.invalid_payload`), truncated to
+    /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
     fn send_invalid(
         &self,
         why: Invalid,
@@ -458,21 +425,158 @@ impl Pipeline {
         if serde_json::to_writer(&mut *buf, &record).is_err() {
             return;
         }
-        let headers = RecordHeaders {
-            source: meta.source_id,
-            event_type: "invalid",
-            reason: Some(why.code),
+        let route = self.router.route_invalid(meta.source_id, why.code);
+        let record = Record {
+            topic: route.topic,
+            key: None,
+            headers: route.headers[..].into(),
+            value: buf,
         };
-        let topic = self.router.invalid_topic();
-        match self
-            .sink
-            .send(topic, None, buf, &headers, RecordKind::Invalid)
-        {
+        match self.sink.send(&record, RecordKind::Invalid) {
             Ok(()) => self.inspector.rejected(meta.source_id, why.code, buf),
             Err(e) => {
                 metrics::delivery(false, true, 1);
                 tracing::warn!(error = %e, "could not enqueue an invalid-topic record");
             }
+        }
+    }
+}
+
+/// Events handled between two yields to the scheduler: a slice of a large
+/// batch costs well under a millisecond, so a small request arriving on
+/// the same worker waits at most that long.
+const EVENTS_PER_SLICE: usize = 64;
+
+/// How one event left the pipeline. Each event of a request ends as exactly
+/// one of these, returned by [`Pipeline::process`] and handed to the
+/// request's [`Tally`]: no branch counts on its own, so
+/// `received = accepted + rejected + dropped` holds by construction.
+#[must_use = "every event must be handed to the request's tally"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Accepted,
+    /// Rejected (written to the invalid topic, or refused by the producer).
+    Rejected(&'static str),
+    /// Dropped by policy (opt-out, consent, bot, duplicate…).
+    Dropped(&'static str),
+}
+
+/// A request's dispositions, counted together at its end: one metric
+/// update per distinct reason rather than one per event.
+#[derive(Default)]
+struct Tally {
+    out: Outcome,
+    rejected: Vec<(&'static str, u64)>,
+    dropped: Vec<(&'static str, u64)>,
+}
+
+impl Tally {
+    fn record(&mut self, d: Disposition) {
+        self.record_many(d, 1);
+    }
+
+    fn record_many(&mut self, d: Disposition, n: u64) {
+        fn bump(list: &mut Vec<(&'static str, u64)>, reason: &'static str, n: u64) {
+            match list.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, c)) => *c += n,
+                None => list.push((reason, n)),
+            }
+        }
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        match d {
+            Disposition::Accepted => self.out.accepted += n32,
+            Disposition::Rejected(r) => {
+                self.out.rejected += n32;
+                bump(&mut self.rejected, r, n);
+            }
+            Disposition::Dropped(r) => {
+                self.out.dropped += n32;
+                bump(&mut self.dropped, r, n);
+            }
+        }
+    }
+
+    /// The request's accepted events could not be kept after all (the spool
+    /// refused its write): they count as rejected for `reason`.
+    fn accepted_became(&mut self, reason: &'static str) {
+        let n = u64::from(std::mem::take(&mut self.out.accepted));
+        if n > 0 {
+            self.record_many(Disposition::Rejected(reason), n);
+        }
+    }
+
+    /// Counts the request's events in the metrics and the inspector.
+    fn publish(self, inspector: &Inspector, source_id: &str) -> Outcome {
+        if self.out.accepted > 0 {
+            metrics::events_accepted(u64::from(self.out.accepted));
+        }
+        for (reason, n) in self.rejected {
+            metrics::events_rejected(reason, n);
+        }
+        for (reason, n) in self.dropped {
+            metrics::events_dropped(reason, n);
+            inspector.dropped(source_id, reason, n);
+        }
+        self.out
+    }
+}
+
+/// What one request's walk through its events carries along.
+struct RequestWork<'r> {
+    sending: Sending,
+    /// The record being written (reused from event to event).
+    buf: Vec<u8>,
+    /// The producer queue filled up: the rest of the request is refused.
+    queue_full: bool,
+    bot_policy: crate::bots::BotPolicy,
+    /// The request's user agent, judged once by the bot patterns.
+    agent: RequestAgent<'r>,
+}
+
+#[derive(Debug)]
+enum WriteError {
+    Serialize,
+    Sink(SinkError),
+}
+
+/// Writes one accepted event's record once, where it goes: straight into
+/// the request's spool batch (framed as it will be produced), or into
+/// `buf` and on to the producer with the spool off. `seen` gets the value
+/// bytes once written (the inspector's tap).
+fn write_record(
+    sink: &dyn Sink,
+    sending: &mut Sending,
+    buf: &mut Vec<u8>,
+    route: &Route<'_>,
+    body: &serde_json::Map<String, Value>,
+    seen: impl FnOnce(&[u8]),
+) -> Result<(), WriteError> {
+    let key = route.key.as_bytes();
+    match sending {
+        Sending::Direct => {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
+            let record = Record {
+                topic: route.topic,
+                key: Some(key),
+                headers: route.headers[..].into(),
+                value: buf,
+            };
+            sink.send(&record, RecordKind::Event)
+                .map_err(WriteError::Sink)?;
+            seen(buf);
+            Ok(())
+        }
+        Sending::Spool(batch, _) => {
+            batch.begin_record(route.topic, Some(key), &route.headers);
+            let start = batch.buf.len();
+            if serde_json::to_writer(&mut batch.buf, body).is_err() {
+                batch.abandon_record();
+                return Err(WriteError::Serialize);
+            }
+            seen(&batch.buf[start..]);
+            batch.finish_record();
+            Ok(())
         }
     }
 }
@@ -567,7 +671,113 @@ fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate_at_char_boundary;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sink::memory::MemorySink;
+    use crate::spool::config::SpoolConfig;
+
+    /// A pipeline spooling into `dir` (nothing reaches a broker), with the
+    /// privacy stage, bots and quality at their defaults.
+    fn pipeline(dir: &std::path::Path) -> Pipeline {
+        let cfg = Config::from_toml(
+            "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[sources]]\nid = \"web\"\nwrite_key = \"wk_test\"\n",
+        )
+        .expect("config");
+        let cfg = Arc::new(cfg);
+        let sink = MemorySink::new();
+        let privacy = PrivacyStage::local(&cfg).expect("privacy");
+        let spool_cfg = SpoolConfig {
+            dir: dir.to_path_buf(),
+            ..SpoolConfig::default()
+        };
+        let (spool, _) = Spool::open(&spool_cfg, MemorySink::new()).expect("spool");
+        Pipeline::new(cfg, sink, privacy)
+            .expect("pipeline")
+            .with_spool(spool)
+    }
+
+    fn meta() -> RequestMeta<'static> {
+        RequestMeta {
+            source_id: "web",
+            received_at: chrono::Utc::now(),
+            client_ip: std::net::IpAddr::from([203, 0, 113, 9]),
+            user_agent: Some(
+                "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+            ),
+            batch_sent_at: None,
+            batch_context: None,
+            signals: Default::default(),
+        }
+    }
+
+    fn page(i: usize) -> String {
+        format!(r#"{{"type":"page","anonymousId":"v{i}","messageId":"m{i}","name":"Home"}}"#)
+    }
+
+    #[test]
+    fn every_event_of_a_mixed_request_gets_exactly_one_outcome() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = pipeline(dir.path());
+        let texts = [
+            page(1),
+            r#"{"type":"page"}"#.to_string(), // no identity: rejected
+            r#"{"type":"nope","anonymousId":"a"}"#.to_string(), // rejected
+            page(1),                          // same messageId: duplicate, dropped
+            page(2),
+        ];
+        let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let out = rt
+            .block_on(p.ingest(raws, None, &meta()))
+            .expect("admitted");
+        assert_eq!(
+            out,
+            Outcome {
+                accepted: 2,
+                rejected: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(2));
+    }
+
+    #[test]
+    fn a_large_batch_lets_other_tasks_run_while_it_is_processed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = pipeline(dir.path());
+        let n = 2_500;
+        let texts: Vec<String> = (0..n).map(page).collect();
+        let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+        // One thread: another task runs only when the ingest yields.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let ticks = Arc::new(AtomicU64::new(0));
+        let (out, ticks_during) = rt.block_on(async {
+            let t = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    t.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let out = p.ingest(raws, None, &meta()).await;
+            let during = ticks.load(Ordering::Relaxed);
+            ticker.abort();
+            (out, during)
+        });
+        assert_eq!(out.expect("admitted").accepted, n as u32);
+        let slices = (n / EVENTS_PER_SLICE) as u64;
+        assert!(
+            ticks_during >= slices - 1,
+            "the other task ran {ticks_during} times during a {n}-event batch; expected at least {}",
+            slices - 1
+        );
+    }
 
     #[test]
     fn truncation_respects_utf8() {

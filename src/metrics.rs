@@ -264,12 +264,8 @@ pub fn events_accepted(n: u64) {
     counter!(EVENTS, "outcome" => OUTCOME_ACCEPTED, "reason" => "ok").increment(n);
 }
 
-pub fn event_rejected(reason: &'static str) {
-    counter!(EVENTS, "outcome" => OUTCOME_REJECTED, "reason" => reason).increment(1);
-}
-
-pub fn event_dropped(reason: &'static str) {
-    events_dropped(reason, 1);
+pub fn events_rejected(reason: &'static str, n: u64) {
+    counter!(EVENTS, "outcome" => OUTCOME_REJECTED, "reason" => reason).increment(n);
 }
 
 pub fn events_dropped(reason: &'static str, n: u64) {

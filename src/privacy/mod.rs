@@ -644,14 +644,5 @@ fn strip_context(ctx: &mut Map<String, Value>) {
     }
 }
 
-/// A random record key for events without a visitor id (anonymized): a
-/// UUIDv4, so such events spread across partitions whatever the
-/// partitioner.
-pub fn random_record_key() -> [u8; uuid::fmt::Hyphenated::LENGTH] {
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-    buf
-}
-
 #[cfg(test)]
 mod tests;

@@ -387,15 +387,6 @@ fn a_rejected_payload_keeps_no_gateway_owned_field() {
 }
 
 #[test]
-fn random_record_keys_are_uuids_and_differ() {
-    let a = random_record_key();
-    let b = random_record_key();
-    assert_ne!(a, b);
-    let s = std::str::from_utf8(&a).unwrap();
-    assert_eq!(uuid::Uuid::parse_str(s).unwrap().get_version_num(), 4);
-}
-
-#[test]
 fn identity_pii_is_pseudonymized_or_rejected_by_policy_on_both_paths() {
     let m_web = meta("web", RequestSignals::default());
     let m_alt = meta("alt", RequestSignals::default());

@@ -57,7 +57,7 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::{Delivery, DeliveryListener, Record, RecordId, SendRefused, Sink};
+use super::{Delivery, DeliveryListener, Record, RecordId, RecordKind, SendRefused, Sink};
 use crate::config::KafkaConfig;
 use crate::metrics;
 
@@ -111,7 +111,7 @@ fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
 pub fn client_config(config: &KafkaConfig, brokers: &str) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", brokers)
-        .set("client.id", crate::route::PRODUCER_VERSION);
+        .set("client.id", super::PRODUCER_VERSION);
     for (k, v) in &config.properties {
         cc.set(k, v);
     }
@@ -141,15 +141,6 @@ pub enum SinkError {
     PauseResume(RDKafkaErrorCode),
     #[error("the producer is closed")]
     Closed,
-}
-
-/// Which kind of record a send is, for the accounting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
-    /// An accepted event on its raw topic.
-    Event,
-    /// A rejected event on the invalid topic.
-    Invalid,
 }
 
 /// Counters shared between the producer's delivery callback and the rest.
@@ -334,13 +325,6 @@ pub struct Closing {
     pub written_off: u64,
 }
 
-/// Headers of one record.
-pub struct RecordHeaders<'a> {
-    pub source: &'a str,
-    pub event_type: &'a str,
-    pub reason: Option<&'a str>,
-}
-
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
     stats: Arc<DeliveryStats>,
@@ -498,83 +482,6 @@ impl KafkaSink {
             h = h.insert(Header { key, value });
         }
         h
-    }
-
-    /// Enqueues one record; never waits for the broker.
-    pub fn send(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        payload: &[u8],
-        headers: &RecordHeaders<'_>,
-        kind: RecordKind,
-    ) -> Result<(), SinkError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SinkError::Closed);
-        }
-        let mut h = OwnedHeaders::new_with_capacity(4)
-            .insert(Header {
-                key: crate::route::HEADER_SOURCE,
-                value: Some(headers.source),
-            })
-            .insert(Header {
-                key: crate::route::HEADER_TYPE,
-                value: Some(headers.event_type),
-            })
-            .insert(Header {
-                key: crate::route::HEADER_PRODUCER,
-                value: Some(crate::route::PRODUCER_VERSION),
-            });
-        if let Some(reason) = headers.reason {
-            h = h.insert(Header {
-                key: crate::route::HEADER_REASON,
-                value: Some(reason),
-            });
-        }
-        let opaque = match kind {
-            RecordKind::Event => KIND_EVENT,
-            RecordKind::Invalid => KIND_INVALID,
-        };
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, opaque)
-                .payload(payload)
-                .headers(h);
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        let bytes = (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
-        if kind == RecordKind::Event {
-            // Counted before the send so a fast delivery report can't underflow.
-            self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .in_flight_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
-        }
-        match self.producer.send(record) {
-            Ok(()) => {
-                if kind == RecordKind::Event {
-                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err((e, _)) => {
-                if kind == RecordKind::Event {
-                    // Never below zero: a shutdown write-off may have taken it.
-                    self.stats.take_in_flight();
-                    let _ = self.stats.in_flight_bytes.fetch_update(
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                        |n| Some(n.saturating_sub(bytes)),
-                    );
-                }
-                match e {
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                        Err(SinkError::QueueFull)
-                    }
-                    other => Err(SinkError::Kafka(other)),
-                }
-            }
-        }
     }
 
     /// Makes readiness also wait for `ready`; `/readyz` names `reason`
@@ -909,6 +816,65 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
+    /// Enqueues one record; never waits for the broker.
+    fn send(&self, record: &Record<'_>, kind: RecordKind) -> Result<(), SinkError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SinkError::Closed);
+        }
+        let opaque = match kind {
+            RecordKind::Event => KIND_EVENT,
+            RecordKind::Invalid => KIND_INVALID,
+        };
+        let mut r: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(record.topic, opaque)
+                .payload(record.value)
+                .headers(Self::owned_headers(record.headers.iter().copied()));
+        if let Some(k) = record.key {
+            r = r.key(k);
+        }
+        let bytes = (record.value.len() + record.key.map_or(0, <[u8]>::len)) as u64;
+        if kind == RecordKind::Event {
+            // Counted before the send so a fast delivery report can't underflow.
+            self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .in_flight_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        match self.producer.send(r) {
+            Ok(()) => {
+                if kind == RecordKind::Event {
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err((e, _)) => {
+                if kind == RecordKind::Event {
+                    // Never below zero: a shutdown write-off may have taken it.
+                    self.stats.take_in_flight();
+                    let _ = self.stats.in_flight_bytes.fetch_update(
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        |n| Some(n.saturating_sub(bytes)),
+                    );
+                }
+                match e {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                        Err(SinkError::QueueFull)
+                    }
+                    other => Err(SinkError::Kafka(other)),
+                }
+            }
+        }
+    }
+
+    fn has_room(&self, records: u64, bytes: u64) -> bool {
+        self.headroom() >= records && self.byte_headroom() >= bytes && !self.production_paused()
+    }
+
+    fn count_spooled(&self, n: u64) {
+        self.stats.count_spooled(n);
+    }
+
     fn send_spooled(&self, record: &Record<'_>, id: RecordId) -> Result<(), SendRefused> {
         if self.closed.load(Ordering::Acquire) {
             return Err(SendRefused::Full);

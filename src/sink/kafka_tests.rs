@@ -30,20 +30,19 @@ fn sink(
 }
 
 fn send(sink: &KafkaSink, n: usize) {
-    let headers = RecordHeaders {
-        source: "s",
-        event_type: "track",
-        reason: None,
-    };
+    let headers: [crate::sink::Header<'_>; 2] = [
+        (crate::route::HEADER_SOURCE, Some(&b"s"[..])),
+        (crate::route::HEADER_TYPE, Some(&b"track"[..])),
+    ];
     for i in 0..n {
-        sink.send(
-            TOPICS[2],
-            Some(i.to_string().as_bytes()),
-            b"{}",
-            &headers,
-            RecordKind::Event,
-        )
-        .expect("enqueued");
+        let key = i.to_string();
+        let record = Record {
+            topic: TOPICS[2],
+            key: Some(key.as_bytes()),
+            headers: headers[..].into(),
+            value: b"{}",
+        };
+        sink.send(&record, RecordKind::Event).expect("enqueued");
     }
 }
 

@@ -1,10 +1,13 @@
-//! An in-memory sink for unit tests and benches: it keeps what it was sent
-//! and reports outcomes when told to, so the spool's bookkeeping runs
-//! without a broker.
+//! An in-memory sink for unit tests, benches and fuzz targets: it keeps what
+//! it was sent (or, [`MemorySink::discarding`], only counts it) and reports
+//! spooled outcomes when told to, so the real pipeline and the spool's
+//! bookkeeping run without a broker.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use super::{Delivery, DeliveryListener, Record, RecordId, SendRefused, Sink};
+use super::{
+    Delivery, DeliveryListener, Record, RecordId, RecordKind, SendRefused, Sink, SinkError,
+};
 
 /// A record the memory sink was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +18,26 @@ pub struct SentRecord {
     pub value: Vec<u8>,
 }
 
+/// A record the pipeline handed over directly (spool off, or the invalid
+/// topic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedRecord {
+    pub kind: RecordKind,
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub value: Vec<u8>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     sent: Vec<SentRecord>,
+    produced: Vec<ProducedRecord>,
+    /// Records handed over directly, kept or not.
+    produced_count: u64,
+    spooled_count: u64,
+    /// Keep nothing, count only (benches).
+    discard: bool,
     /// Records sent but not yet reported, oldest first.
     pending: Vec<RecordId>,
     capacity: Option<usize>,
@@ -61,6 +81,28 @@ impl MemorySink {
         self.lock().up = up;
     }
 
+    /// A sink that keeps nothing and only counts (benches).
+    pub fn discarding() -> Arc<MemorySink> {
+        let sink = MemorySink::default();
+        sink.lock().discard = true;
+        Arc::new(sink)
+    }
+
+    /// Records the pipeline handed over directly, in order.
+    pub fn produced(&self) -> Vec<ProducedRecord> {
+        self.lock().produced.clone()
+    }
+
+    /// How many records the pipeline handed over directly.
+    pub fn produced_count(&self) -> u64 {
+        self.lock().produced_count
+    }
+
+    /// Records counted as appended to the spool.
+    pub fn spooled_count(&self) -> u64 {
+        self.lock().spooled_count
+    }
+
     /// Everything sent so far, in order.
     pub fn sent(&self) -> Vec<SentRecord> {
         self.lock().sent.clone()
@@ -93,6 +135,36 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
+    fn send(&self, record: &Record<'_>, kind: RecordKind) -> Result<(), SinkError> {
+        let mut inner = self.lock();
+        if !inner.up {
+            return Err(SinkError::QueueFull);
+        }
+        inner.produced_count += 1;
+        if !inner.discard {
+            inner.produced.push(ProducedRecord {
+                kind,
+                topic: record.topic.to_string(),
+                key: record.key.map(<[u8]>::to_vec),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.map(<[u8]>::to_vec)))
+                    .collect(),
+                value: record.value.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    fn has_room(&self, _records: u64, _bytes: u64) -> bool {
+        self.lock().up
+    }
+
+    fn count_spooled(&self, n: u64) {
+        self.lock().spooled_count += n;
+    }
+
     fn send_spooled(&self, record: &Record<'_>, id: RecordId) -> Result<(), SendRefused> {
         let mut inner = self.lock();
         if inner.capacity.is_some_and(|c| inner.pending.len() >= c) {
@@ -136,7 +208,7 @@ mod tests {
         let r = Record {
             topic: "t",
             key: None,
-            headers: vec![],
+            headers: Default::default(),
             value: b"v",
         };
         let id = |index| RecordId { segment: 1, index };

@@ -186,7 +186,7 @@ pub fn decode_payload(p: &[u8]) -> Result<Framed<'_>, FrameError> {
         record: Record {
             topic,
             key,
-            headers,
+            headers: headers.into(),
             value: &p[r.pos..],
         },
         written_at_ms,
@@ -238,11 +238,11 @@ mod tests {
 
     const AT: u64 = 1_700_000_000_000;
 
-    fn sample() -> Record<'static> {
+    fn sample<'a>() -> Record<'a> {
         Record {
             topic: "tracking.raw.events",
             key: Some(b"visitor-1"),
-            headers: vec![("source", Some(b"web")), ("empty", None)],
+            headers: vec![("source", Some(&b"web"[..])), ("empty", None)].into(),
             value: br#"{"type":"track"}"#,
         }
     }
@@ -326,7 +326,7 @@ mod tests {
                 let headers: Vec<(&str, Option<&[u8]>)> =
                     headers.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
                 encode(&mut buf, &Record {
-                    topic, key: key.as_deref(), headers, value,
+                    topic, key: key.as_deref(), headers: headers.into(), value,
                 }, *at);
                 ends.push(buf.len());
             }

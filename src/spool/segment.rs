@@ -205,7 +205,7 @@ mod tests {
             &Record {
                 topic: "t",
                 key: Some(&[i]),
-                headers: vec![],
+                headers: Default::default(),
                 value: &[i; 40],
             },
             u64::from(i),
