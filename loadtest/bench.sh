@@ -27,7 +27,8 @@
 # CONNECTIONS (32), OUT (target/bench), SPOOL (on: the write-ahead spool in
 # $OUT/trackgate-spool, emptied first; off: memory-only producer queue),
 # MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1), STALL_RATE (200),
-# STALL_BATCHES (4).
+# STALL_BATCHES (4), BIN (a directory holding trackgate, trackgate-load and
+# ceiling to measure instead of building them: e.g. an earlier commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,9 +52,13 @@ die() { echo "bench: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is needed for ports and the summary"
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-step "building release binaries"
-cargo build --release -p trackgate -p trackgate-load --bins >&2
-BIN="target/release"
+if [ -n "${BIN:-}" ]; then
+  step "using the binaries in $BIN (trackgate, trackgate-load, ceiling), not building"
+else
+  step "building release binaries"
+  cargo build --release -p trackgate -p trackgate-load --bins >&2
+  BIN="target/release"
+fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
 

@@ -21,9 +21,11 @@
 //! and those refused by a limit (429, 503 `overloaded`) also by
 //! `rate_limited_total{limiter}`: their events are never received.
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// How often recorded histogram samples are folded into their buckets.
@@ -152,6 +154,9 @@ pub fn install() -> Option<PrometheusHandle> {
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
+    // Registered once, after the recorder: a handle taken before it would
+    // be a no-op forever.
+    let _ = HOT.set(Hot::register());
     describe();
     spawn_upkeep(handle.clone());
     Some(handle)
@@ -256,20 +261,104 @@ pub fn config_version(version: u64) {
     gauge!(CONFIG_VERSION).set(version as f64);
 }
 
+/// Handles of the metrics updated for every request, event or delivery
+/// report, registered once when the recorder is installed: the hot path
+/// never looks a metric up by name. Labelled ones are kept per label value
+/// (static strings, a handful each) after their first use.
+struct Hot {
+    received: Counter,
+    accepted: Counter,
+    rejected: ByLabel<&'static str, Counter>,
+    dropped: ByLabel<&'static str, Counter>,
+    /// `[event delivered, event failed, invalid delivered, invalid failed]`.
+    deliveries: [Counter; 4],
+    requests: ByLabel<(&'static str, u16), (Counter, Histogram)>,
+    redactions: ByLabel<&'static str, Counter>,
+    owned_discarded: ByLabel<&'static str, Counter>,
+    privacy_decisions: ByLabel<(&'static str, &'static str), Counter>,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+impl Hot {
+    fn register() -> Hot {
+        let delivery =
+            |name: &'static str, result: &'static str| counter!(name, "result" => result);
+        Hot {
+            received: counter!(EVENTS_RECEIVED),
+            accepted: counter!(EVENTS, "outcome" => OUTCOME_ACCEPTED, "reason" => "ok"),
+            rejected: ByLabel::default(),
+            dropped: ByLabel::default(),
+            deliveries: [
+                delivery(DELIVERIES, "delivered"),
+                delivery(DELIVERIES, "failed"),
+                delivery(INVALID_DELIVERIES, "delivered"),
+                delivery(INVALID_DELIVERIES, "failed"),
+            ],
+            requests: ByLabel::default(),
+            redactions: ByLabel::default(),
+            owned_discarded: ByLabel::default(),
+            privacy_decisions: ByLabel::default(),
+        }
+    }
+}
+
+/// Handles by label value, registered with the recorder on first use.
+struct ByLabel<K, H> {
+    handles: RwLock<HashMap<K, H>>,
+}
+
+impl<K, H> Default for ByLabel<K, H> {
+    fn default() -> Self {
+        ByLabel {
+            handles: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, H> ByLabel<K, H> {
+    fn with(&self, key: K, register: impl FnOnce(K) -> H, f: impl FnOnce(&H)) {
+        if let Some(h) = self
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return f(h);
+        }
+        let mut w = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        f(w.entry(key).or_insert_with(|| register(key)));
+    }
+}
+
 pub fn events_received(n: u64) {
-    counter!(EVENTS_RECEIVED).increment(n);
+    match HOT.get() {
+        Some(h) => h.received.increment(n),
+        None => counter!(EVENTS_RECEIVED).increment(n),
+    }
 }
 
 pub fn events_accepted(n: u64) {
-    counter!(EVENTS, "outcome" => OUTCOME_ACCEPTED, "reason" => "ok").increment(n);
+    match HOT.get() {
+        Some(h) => h.accepted.increment(n),
+        None => counter!(EVENTS, "outcome" => OUTCOME_ACCEPTED, "reason" => "ok").increment(n),
+    }
 }
 
 pub fn events_rejected(reason: &'static str, n: u64) {
-    counter!(EVENTS, "outcome" => OUTCOME_REJECTED, "reason" => reason).increment(n);
+    let register = |reason| counter!(EVENTS, "outcome" => OUTCOME_REJECTED, "reason" => reason);
+    match HOT.get() {
+        Some(h) => h.rejected.with(reason, register, |c| c.increment(n)),
+        None => register(reason).increment(n),
+    }
 }
 
 pub fn events_dropped(reason: &'static str, n: u64) {
-    counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason).increment(n);
+    let register = |reason| counter!(EVENTS, "outcome" => OUTCOME_DROPPED, "reason" => reason);
+    match HOT.get() {
+        Some(h) => h.dropped.with(reason, register, |c| c.increment(n)),
+        None => register(reason).increment(n),
+    }
 }
 
 pub fn timestamp_out_of_window() {
@@ -277,7 +366,13 @@ pub fn timestamp_out_of_window() {
 }
 
 pub fn privacy_decision(decision: &'static str, reason: &'static str, n: u64) {
-    counter!(PRIVACY_DECISIONS, "decision" => decision, "reason" => reason).increment(n);
+    let register = |(decision, reason)| counter!(PRIVACY_DECISIONS, "decision" => decision, "reason" => reason);
+    match HOT.get() {
+        Some(h) => h
+            .privacy_decisions
+            .with((decision, reason), register, |c| c.increment(n)),
+        None => register((decision, reason)).increment(n),
+    }
 }
 
 pub fn optout_list_entries(n: usize) {
@@ -285,7 +380,11 @@ pub fn optout_list_entries(n: usize) {
 }
 
 pub fn owned_field_discarded(field: &'static str) {
-    counter!(OWNED_FIELDS_DISCARDED, "field" => field).increment(1);
+    let register = |field| counter!(OWNED_FIELDS_DISCARDED, "field" => field);
+    match HOT.get() {
+        Some(h) => h.owned_discarded.with(field, register, |c| c.increment(1)),
+        None => register(field).increment(1),
+    }
 }
 
 pub fn optout_list_full() {
@@ -301,6 +400,11 @@ pub fn geoip_reload(ok: bool) {
 }
 
 pub fn delivery(delivered: bool, invalid_record: bool, n: u64) {
+    if let Some(h) = HOT.get() {
+        let i = usize::from(!delivered) + 2 * usize::from(invalid_record);
+        h.deliveries[i].increment(n);
+        return;
+    }
     let name = if invalid_record {
         INVALID_DELIVERIES
     } else {
@@ -311,8 +415,20 @@ pub fn delivery(delivered: bool, invalid_record: bool, n: u64) {
 }
 
 pub fn request(endpoint: &'static str, status: u16, seconds: f64) {
-    counter!(REQUESTS, "endpoint" => endpoint, "status" => status_label(status)).increment(1);
-    histogram!(REQUEST_SECONDS, "endpoint" => endpoint).record(seconds);
+    let register = |(endpoint, status)| {
+        (
+            counter!(REQUESTS, "endpoint" => endpoint, "status" => status_label(status)),
+            histogram!(REQUEST_SECONDS, "endpoint" => endpoint),
+        )
+    };
+    let record = |(c, h): &(Counter, Histogram)| {
+        c.increment(1);
+        h.record(seconds);
+    };
+    match HOT.get() {
+        Some(hot) => hot.requests.with((endpoint, status), register, record),
+        None => record(&register((endpoint, status))),
+    }
 }
 
 pub fn in_flight(n: u64, queue: u64) {
@@ -321,7 +437,11 @@ pub fn in_flight(n: u64, queue: u64) {
 }
 
 pub fn redaction(kind: &'static str) {
-    counter!(REDACTIONS, "kind" => kind).increment(1);
+    let register = |kind| counter!(REDACTIONS, "kind" => kind);
+    match HOT.get() {
+        Some(h) => h.redactions.with(kind, register, |c| c.increment(1)),
+        None => register(kind).increment(1),
+    }
 }
 
 pub fn ready(ready: bool) {
