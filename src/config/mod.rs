@@ -37,8 +37,11 @@ macro_rules! default_from_serde {
 mod env;
 mod kafka;
 mod limits;
+mod privacy;
+mod rate_limit;
 mod server;
 mod sources;
+mod spool;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -47,8 +50,13 @@ pub use env::ENV_PREFIX;
 use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
 pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
 pub use limits::LimitsConfig;
+pub use privacy::{
+    CookieSecure, DntPolicy, GpcPolicy, InvalidPayload, IpMode, PrivacyConfig, SourcePrivacyConfig,
+};
+pub use rate_limit::{RateLimitConfig, MIN_HEADER_BYTES};
 pub use server::ServerConfig;
-pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS};
+pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
+pub use spool::{FsyncPolicy, SpoolConfig};
 
 /// The value of `kafka.brokers` that starts librdkafka's in-process mock
 /// cluster instead of connecting to a real broker (local development only).
@@ -93,16 +101,16 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// GeoIP database, opt-out topic and cookie, invalid-topic payloads.
     #[serde(default)]
-    pub privacy: crate::privacy::config::PrivacyConfig,
+    pub privacy: PrivacyConfig,
     /// Per-client-IP and concurrency limits (see `limits`).
     #[serde(default)]
-    pub rate_limit: crate::limits::RateLimitConfig,
+    pub rate_limit: RateLimitConfig,
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
     pub bots: crate::bots::BotsConfig,
     /// The local write-ahead spool (see `spool`).
     #[serde(default)]
-    pub spool: crate::spool::SpoolConfig,
+    pub spool: SpoolConfig,
     /// Shared data-quality settings (see `quality`; per source in
     /// `[sources.quality]`).
     #[serde(default)]

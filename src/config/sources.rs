@@ -26,7 +26,7 @@ pub struct SourceConfig {
     pub allowed_origins: Vec<String>,
     /// This source's IP, GPC, DNT and geo-coordinate rules.
     #[serde(default)]
-    pub privacy: crate::privacy::config::SourcePrivacyConfig,
+    pub privacy: super::SourcePrivacyConfig,
     /// Most events per second accepted from this source (a batch counts
     /// its events); over it: 429. Unset: no per-source cap.
     #[serde(default)]
@@ -42,3 +42,8 @@ pub struct SourceConfig {
 
 /// Shortest server key accepted.
 pub const MIN_SERVER_KEY_CHARS: usize = 16;
+
+/// The opt-out scope of entries that apply to every source (see
+/// `privacy::optout`). A source id can never be it, nor contain `:`, which
+/// ends the scope in an opt-out record key.
+pub const SCOPE_ALL: &str = "*";

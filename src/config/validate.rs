@@ -1,7 +1,7 @@
 //! Checks of a deserialized configuration that span keys or sections, and
 //! the resolution of `server_key_env`. Every error names the offending key.
 
-use super::{Config, ConfigError, MIN_SERVER_KEY_CHARS};
+use super::{rate_limit, Config, ConfigError, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
 
 impl Config {
     /// Reads each `server_key_env` into `server_key`.
@@ -72,7 +72,7 @@ impl Config {
             // The id is the scope of the source's opt-outs in their record
             // keys (`anon@<id>:<anonymousId>`), where `:` ends the scope and
             // `*` is every source.
-            if s.id.contains(':') || s.id == crate::privacy::optout::SCOPE_ALL {
+            if s.id.contains(':') || s.id == SCOPE_ALL {
                 return Err(ConfigError::key(
                     format!("sources[{i}].id"),
                     "must not contain `:` nor be `*`",
@@ -167,7 +167,7 @@ impl Config {
         self.privacy.validate()?;
         self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
-        crate::limits::validate(self)?;
+        rate_limit::validate(self)?;
         crate::bots::validate(self)?;
         crate::quality::validate(self)?;
         if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {

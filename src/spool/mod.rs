@@ -28,7 +28,6 @@
 //! within the last round) at a crash can be duplicated; consumers drop them
 //! by `messageId`. A torn or corrupt tail is cut off and counted.
 
-pub mod config;
 pub mod frame;
 pub mod ledger;
 pub mod segment;
@@ -39,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use config::{FsyncPolicy, SpoolConfig};
+pub use crate::config::{FsyncPolicy, SpoolConfig};
 use ledger::{Ledger, Mode};
 use segment::{Slot, Writer};
 

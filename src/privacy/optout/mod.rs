@@ -66,8 +66,9 @@ pub const KIND_ANON: &str = "anon";
 /// Kind name of a `userId` in a record key.
 pub const KIND_USER: &str = "user";
 /// The scope of entries that apply to every source: those of records
-/// written before opt-outs were scoped (key `anon:<id>`).
-pub const SCOPE_ALL: &str = "*";
+/// written before opt-outs were scoped (key `anon:<id>`). Defined in
+/// `config`, which refuses it as a source id.
+pub use crate::config::SCOPE_ALL;
 /// Most browser proofs one entry keeps; an id opted out from more browsers
 /// than this can only be opted back in with the server key.
 pub const MAX_PROOFS: usize = 4;
