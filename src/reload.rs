@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -35,35 +35,8 @@ use crate::http::AppState;
 use crate::ingest::Pipeline;
 use crate::metrics;
 
-/// `[reload]`: how the gateway notices a changed configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReloadConfig {
-    /// Reload when the configuration file changes (SIGHUP always reloads).
-    #[serde(default = "defaults::watch")]
-    pub watch: bool,
-    /// How often the file's modification time and length are looked at.
-    #[serde(default = "defaults::watch_interval_ms")]
-    pub watch_interval_ms: u64,
-}
-
-mod defaults {
-    pub fn watch() -> bool {
-        true
-    }
-    pub fn watch_interval_ms() -> u64 {
-        250
-    }
-}
-
-impl Default for ReloadConfig {
-    fn default() -> Self {
-        ReloadConfig {
-            watch: defaults::watch(),
-            watch_interval_ms: defaults::watch_interval_ms(),
-        }
-    }
-}
+/// `[reload]`: lives in `config` with the other sections.
+pub use crate::config::ReloadConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {

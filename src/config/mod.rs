@@ -35,10 +35,13 @@ macro_rules! default_from_serde {
 }
 
 mod env;
+mod inspect;
 mod kafka;
 mod limits;
 mod privacy;
 mod rate_limit;
+mod reload;
+mod sdk;
 mod server;
 mod sources;
 mod spool;
@@ -48,12 +51,15 @@ mod validate;
 
 pub use env::ENV_PREFIX;
 use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
+pub use inspect::InspectConfig;
 pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
 pub use limits::LimitsConfig;
 pub use privacy::{
     CookieSecure, DntPolicy, GpcPolicy, InvalidPayload, IpMode, PrivacyConfig, SourcePrivacyConfig,
 };
 pub use rate_limit::{RateLimitConfig, MIN_HEADER_BYTES};
+pub use reload::ReloadConfig;
+pub use sdk::SdkConfig;
 pub use server::ServerConfig;
 pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
 pub use spool::{FsyncPolicy, SpoolConfig};
@@ -117,13 +123,13 @@ pub struct Config {
     pub quality: crate::quality::config::QualityConfig,
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
-    pub inspect: crate::inspect::InspectConfig,
+    pub inspect: InspectConfig,
     /// Configuration reload: SIGHUP and the file watch (see `reload`).
     #[serde(default)]
-    pub reload: crate::reload::ReloadConfig,
+    pub reload: ReloadConfig,
     /// The browser SDK served by the gateway (see `http::sdk`).
     #[serde(default)]
-    pub sdk: crate::http::sdk::SdkConfig,
+    pub sdk: SdkConfig,
     /// The sites and apps allowed to send events, one per write key.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
