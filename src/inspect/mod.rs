@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
 
@@ -242,18 +243,15 @@ impl Inspector {
     }
 
     /// Sends the stats once per interval while a page is open and keeps
-    /// the metrics current; ends when `stop` turns true.
-    pub async fn run_ticker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// the metrics current; ends when `stop` is cancelled.
+    pub async fn run_ticker(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(STATS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published = [0u64; 3];
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = stop.cancelled() => return,
             }
             if self.watched() {
                 let s = self.stats();

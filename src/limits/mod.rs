@@ -38,7 +38,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics;
@@ -248,19 +249,19 @@ fn per_second_quota(rate: u32, burst: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-/// Purges the per-IP limiter every `interval` until `stop` turns true;
+/// Purges the per-IP limiter every `interval` until `stop` is cancelled;
 /// `limits` gives the running limiters (they change on a configuration reload).
 pub async fn purge_loop(
     limits: impl Fn() -> Arc<Limits> + Send + 'static,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         let l = limits();

@@ -525,8 +525,13 @@ impl Spool {
     /// (last fsync, checkpoint and deletions). Undelivered records stay on
     /// disk for the next start.
     pub fn close(&self) {
-        self.close_appends();
+        let mut st = self.state();
+        st.closed = true;
+        self.roll(&mut st);
+        // Set under the lock the threads read it under before they wait, so
+        // none can miss the notification and sleep out its timeout.
         self.stop.store(true, Ordering::Release);
+        drop(st);
         self.wake.notify_all();
     }
 

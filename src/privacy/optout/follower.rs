@@ -16,12 +16,14 @@ use tokio::sync::watch;
 use super::{OptOutError, OptOutList};
 use crate::config::KafkaConfig;
 use crate::metrics;
+use crate::shutdown::Stop;
 
 /// Longest wait for one metadata, watermark or admin request.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause before retrying after the broker could not be reached.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
-/// How long one consumer poll blocks (bounds the reaction to shutdown).
+/// How long one consumer poll blocks (bounds the reaction to shutdown while
+/// the topic is being followed; a pause between retries ends at once).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
 /// Consumer group id: required by the client, never joined (partitions are
 /// assigned) and never committed to.
@@ -65,26 +67,14 @@ pub fn spawn_follower(
     cfg: FollowerConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>, OptOutError> {
+    let stop = Stop::from_watch(stop);
     std::thread::Builder::new()
         .name("optout-follower".into())
         .spawn(move || follow(&list, &cfg, &stop))
         .map_err(OptOutError::Thread)
 }
 
-fn stopped(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow()
-}
-
-fn pause(stop: &watch::Receiver<bool>) {
-    let step = POLL_TIMEOUT;
-    let mut slept = Duration::ZERO;
-    while slept < RETRY_PAUSE && !stopped(stop) {
-        std::thread::sleep(step);
-        slept += step;
-    }
-}
-
-fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>) {
+fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &Stop) {
     let mut cc = crate::sink::kafka::client_config(&cfg.kafka, &cfg.brokers);
     cc.set("group.id", FOLLOWER_GROUP)
         .set("enable.auto.commit", "false")
@@ -99,7 +89,7 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>)
         }
     };
     let mut warned = false;
-    while !stopped(stop) {
+    while !stop.is_cancelled() {
         match prepare(&consumer, cfg) {
             Ok(ends) => {
                 warned = false;
@@ -112,7 +102,7 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &watch::Receiver<bool>)
                 }
             }
         }
-        pause(stop);
+        stop.wait_timeout(RETRY_PAUSE);
     }
 }
 
@@ -202,7 +192,7 @@ fn consume(
     list: &OptOutList,
     consumer: &FollowerConsumer,
     mut ends: HashMap<i32, i64>,
-    stop: &watch::Receiver<bool>,
+    stop: &Stop,
 ) {
     let mut applied: u64 = 0;
     loop {
@@ -214,7 +204,7 @@ fn consume(
                 "opt-out list loaded"
             );
         }
-        if stopped(stop) {
+        if stop.is_cancelled() {
             return;
         }
         match consumer.poll(POLL_TIMEOUT) {
