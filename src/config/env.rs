@@ -2,6 +2,17 @@
 //! applied as `(dotted.path, raw value)` pairs to the parsed TOML tree
 //! before it is deserialized, so unknown keys and wrong types are reported
 //! exactly as for the file.
+//!
+//! Why hand-written rather than `figment` (TOML + `TRACKGATE_` env layers),
+//! checked against figment 0.10.19: its env provider turns
+//! `TRACKGATE_SOURCES__0__WRITE_KEY` into a map `{sources: {"0": …}}` that
+//! replaces the `[[sources]]` array instead of indexing into it, so array
+//! overrides (documented above, and how deployments set per-source keys)
+//! fail with "found map, expected a sequence"; and its errors name keys as
+//! `default.limits.max_evnt_bytes` (profile prefix, dotted indices) where
+//! ours say `limits.max_evnt_bytes` and `sources[0].id`. Unknown-key errors
+//! and scalar overrides would work, but not all of the contract; these
+//! eighty lines keep it whole.
 
 use std::path::Path;
 
