@@ -1,6 +1,6 @@
-//! The `[rate_limit]` section, and the checks of every key the limits in
-//! `crate::limits` rely on (`sources[].events_per_second`, the connection
-//! limits of `[server]`, `limits.max_json_depth`).
+//! The `[rate_limit]` section, and the checks of every key the `limits`
+//! stage relies on (`sources[].events_per_second`, the connection limits of
+//! `[server]`, `limits.max_json_depth`).
 
 use serde::Deserialize;
 

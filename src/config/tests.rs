@@ -160,8 +160,5 @@ fn example_config_is_valid_and_complete() {
     let c = Config::from_toml(text).unwrap();
     assert_eq!(c.sources.len(), 2);
     assert_eq!(c.privacy.optout_topic, "tracking.optouts");
-    assert_eq!(
-        c.sources[0].privacy.ip,
-        crate::privacy::config::IpMode::Truncate
-    );
+    assert_eq!(c.sources[0].privacy.ip, IpMode::Truncate);
 }
