@@ -13,9 +13,17 @@
 //! literals when they parse as one (`true`, `5`, `["a","b"]`), else as strings.
 //!
 //! Layout: one file per section (`server`, `kafka` with `routing`,
-//! `limits`, `sources`), `validate` for the checks that span sections,
-//! `env` for the override layer. Every type is re-exported here, so callers
-//! name `crate::config::X` whatever file it lives in.
+//! `limits`, `rate_limit`, `sources`, `privacy`, `spool`, `inspect`,
+//! `reload`, `sdk`), `validate` for the checks that span sections, `env`
+//! for the override layer. Every type is re-exported here, so callers name
+//! `crate::config::X` whatever file it lives in.
+//!
+//! Dependencies point one way: stages use `config`, and `config` uses no
+//! stage for its own sections. What is left: the types of `[bots]`,
+//! `[quality]` and the scrub rules still live in their stages (`bots`,
+//! `quality::config`, `privacy::scrub`), and loading runs the checks that
+//! need a stage's code (bot patterns, tracking plans, scrub rules, the GeoIP
+//! file) through it.
 
 use std::path::Path;
 
