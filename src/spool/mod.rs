@@ -33,6 +33,12 @@ pub mod ledger;
 pub mod segment;
 mod worker;
 
+/// The `[spool]` section: it lives in `config` with every other section;
+/// this path stays for the code that names it here.
+pub mod config {
+    pub use crate::config::{FsyncPolicy, SpoolConfig};
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
