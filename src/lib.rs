@@ -28,6 +28,7 @@ pub mod quality;
 pub mod reload;
 pub mod route;
 pub mod server;
+pub mod shutdown;
 pub mod sink;
 pub mod spool;
 pub mod tail;

@@ -26,44 +26,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, LoadOptions};
 use crate::http::AppState;
 use crate::ingest::Pipeline;
 use crate::metrics;
 
-/// `[reload]`: how the gateway notices a changed configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReloadConfig {
-    /// Reload when the configuration file changes (SIGHUP always reloads).
-    #[serde(default = "defaults::watch")]
-    pub watch: bool,
-    /// How often the file's modification time and length are looked at.
-    #[serde(default = "defaults::watch_interval_ms")]
-    pub watch_interval_ms: u64,
-}
-
-mod defaults {
-    pub fn watch() -> bool {
-        true
-    }
-    pub fn watch_interval_ms() -> u64 {
-        250
-    }
-}
-
-impl Default for ReloadConfig {
-    fn default() -> Self {
-        ReloadConfig {
-            watch: defaults::watch(),
-            watch_interval_ms: defaults::watch_interval_ms(),
-        }
-    }
-}
+/// `[reload]`: lives in `config` with the other sections.
+pub use crate::config::ReloadConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -319,8 +292,8 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
 }
 
 /// Reloads on SIGHUP and, with `reload.watch`, when the file changes;
-/// ends when `stop` turns true.
-pub fn spawn(live: Arc<Live>, stop: watch::Receiver<bool>) {
+/// ends when `stop` is cancelled.
+pub fn spawn(live: Arc<Live>, stop: CancellationToken) {
     #[cfg(unix)]
     tokio::spawn(on_sighup(live.clone(), stop.clone()));
     let cfg = live.current().config.reload.clone();
@@ -337,7 +310,7 @@ async fn reload_off_thread(live: &Arc<Live>) {
 }
 
 #[cfg(unix)]
-async fn on_sighup(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
+async fn on_sighup(live: Arc<Live>, stop: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -352,7 +325,7 @@ async fn on_sighup(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
                 tracing::info!("SIGHUP: reloading the configuration");
                 reload_off_thread(&live).await;
             }
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }
@@ -364,19 +337,14 @@ fn stamp(file: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-async fn watch_file(
-    live: Arc<Live>,
-    file: PathBuf,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn watch_file(live: Arc<Live>, file: PathBuf, every: Duration, stop: CancellationToken) {
     let mut last = stamp(&file);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
         let now = stamp(&file);
         // A missing file (an editor's rename in progress) is waited out.

@@ -25,7 +25,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::{Config, LoadOptions};
@@ -37,6 +38,7 @@ use crate::limits::{self, IdleTimeout};
 use crate::metrics;
 use crate::privacy::PrivacyStage;
 use crate::reload::{self, Live};
+use crate::shutdown::Stop;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::DeliveryListener;
 use crate::spool::{Spool, SpoolError};
@@ -47,7 +49,10 @@ pub const READY_OPTOUT_LIST: &str = "optout_list_loading";
 /// Largest request head (request line + headers) a connection may send.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// How often the broker threads look at the stop flag.
+/// The broker monitor's pause before checking again when a check passed
+/// while production was paused; also how long the broker watcher waits for
+/// a "brokers down" report before it looks at the stop signal again (that
+/// wait belongs to the sink and cannot be woken by the signal).
 const MONITOR_STEP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
@@ -135,15 +140,17 @@ pub async fn run_reloadable(
         None
     };
     let spool_workers = spool.as_ref().map(Spool::start);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Given after the producer's flush and the spool's close: ends every
+    // task and thread started below, at once.
+    let stop = Stop::new();
     let inspector = Arc::new(crate::inspect::Inspector::new(&config.inspect));
     let spool_room = config.limits.max_request_bytes as u64;
     let monitor = spawn_broker_monitor(
         config.clone(),
         (sink.clone(), spool.clone(), spool_room),
-        stop_rx.clone(),
+        stop.clone(),
     );
-    let watcher = spawn_broker_watcher(sink.clone(), stop_rx.clone());
+    let watcher = spawn_broker_watcher(sink.clone(), stop.clone());
 
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.server.admin_listen).await?;
@@ -157,10 +164,10 @@ pub async fn run_reloadable(
     on_bound(&bound);
     tracing::info!(listen = %bound.listen, admin = %bound.admin, brokers = %bound.brokers, "trackgate listening");
 
-    let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop_rx.clone())?;
+    let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop.subscribe())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
     let sdk = crate::http::sdk::SdkAsset::load(&config.sdk)?.map(Arc::new);
-    tokio::spawn(inspector.clone().run_ticker(stop_rx.clone()));
+    tokio::spawn(inspector.clone().run_ticker(stop.token()));
     let mut pipeline = Pipeline::new(config.clone(), sink.clone(), privacy)?;
     pipeline.inspector = inspector.clone();
     if let Some(s) = &spool {
@@ -173,7 +180,7 @@ pub async fn run_reloadable(
         None => (String::new(), None),
     };
     let live = Arc::new(Live::new(state, &text, opts));
-    reload::spawn(live.clone(), stop_rx.clone());
+    reload::spawn(live.clone(), stop.token());
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),
         spool: spool.clone(),
@@ -181,16 +188,16 @@ pub async fn run_reloadable(
         prometheus,
         inspector,
         live: live.clone(),
-        stop: stop_rx.clone(),
+        stop: stop.token(),
     });
     let purge_live = live.clone();
     tokio::spawn(limits::purge_loop(
         move || purge_live.current().limits.clone(),
         Duration::from_millis(config.rate_limit.purge_interval_ms),
-        stop_rx.clone(),
+        stop.token(),
     ));
     let graceful = GracefulShutdown::new();
-    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx.clone()));
+    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop.token()));
     let conn_limit = Arc::new(Semaphore::new(config.server.max_connections));
     let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
     let idle_timeout = Duration::from_millis(config.server.keep_alive_timeout_ms);
@@ -309,7 +316,7 @@ pub async fn run_reloadable(
     if let Some(w) = spool_workers {
         w.join();
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
     let _ = admin_task.await;
     let _ = monitor.join();
     let _ = watcher.join();
@@ -348,14 +355,10 @@ async fn admit(
     }
 }
 
-async fn serve_admin(
-    listener: TcpListener,
-    state: Arc<AdminState>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve_admin(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
     loop {
         let (stream, _) = tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(_) => continue,
@@ -377,7 +380,7 @@ async fn serve_admin(
 fn spawn_broker_monitor(
     config: Arc<Config>,
     (sink, spool, spool_room): (Arc<KafkaSink>, Option<Arc<Spool>>, u64),
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 ) -> std::thread::JoinHandle<()> {
     let interval = Duration::from_millis(config.kafka.metadata_interval_ms);
     std::thread::Builder::new()
@@ -385,7 +388,7 @@ fn spawn_broker_monitor(
         .spawn(move || {
             let topics = config.kafka.topics.all();
             let mut was_ok = None;
-            while !*stop.borrow() {
+            while !stop.is_cancelled() {
                 let result = sink.check_broker(&topics);
                 let ok = result.is_ok();
                 if was_ok != Some(ok) {
@@ -404,10 +407,8 @@ fn spawn_broker_monitor(
                 } else {
                     interval
                 };
-                let mut slept = Duration::ZERO;
-                while slept < wait && !*stop.borrow() {
-                    std::thread::sleep(MONITOR_STEP);
-                    slept += MONITOR_STEP;
+                if stop.wait_timeout(wait) {
+                    break;
                 }
             }
         })
@@ -417,14 +418,11 @@ fn spawn_broker_monitor(
 /// Acts on librdkafka's "all broker connections down" the moment it is
 /// reported: readiness 503 and production paused, before the broker can come
 /// back without its topics (the monitor may be blocked in a metadata call).
-fn spawn_broker_watcher(
-    sink: Arc<KafkaSink>,
-    stop: watch::Receiver<bool>,
-) -> std::thread::JoinHandle<()> {
+fn spawn_broker_watcher(sink: Arc<KafkaSink>, stop: Stop) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("broker-watcher".into())
         .spawn(move || {
-            while !*stop.borrow() {
+            while !stop.is_cancelled() {
                 if sink.wait_brokers_down(MONITOR_STEP) {
                     tracing::warn!("all broker connections down: not ready");
                 }

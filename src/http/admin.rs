@@ -35,8 +35,8 @@ pub struct AdminState {
     pub inspector: Arc<Inspector>,
     /// The running configuration (`GET /config`).
     pub live: Arc<crate::reload::Live>,
-    /// Turns true on shutdown: ends the inspector's streams.
-    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Cancelled on shutdown: ends the inspector's streams.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// Serves one request of the admin listener.

@@ -12,7 +12,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::{Inspector, Watch};
 
@@ -39,7 +40,7 @@ pub fn full_body(b: Full<Bytes>) -> AdminBody {
 pub fn route<B>(
     inspector: &Arc<Inspector>,
     req: &Request<B>,
-    stop: &watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Option<Response<AdminBody>> {
     let path = req.uri().path();
     let page = matches!(path, "/inspect" | "/inspect/");
@@ -119,14 +120,14 @@ fn sse_frame(message: &str) -> Bytes {
 }
 
 /// The event stream of one page, until it disconnects or the gateway stops.
-fn stream(watch: Watch, stop: watch::Receiver<bool>) -> Response<AdminBody> {
+fn stream(watch: Watch, stop: CancellationToken) -> Response<AdminBody> {
     let hello = Bytes::from_static(b"retry: 1000\n: trackgate inspector\n\n");
     let state = (watch, stop, Some(hello));
-    let frames = futures_util::stream::unfold(state, |(mut w, mut stop, hello)| async move {
+    let frames = futures_util::stream::unfold(state, |(mut w, stop, hello)| async move {
         if let Some(h) = hello {
             return Some((Ok::<_, Infallible>(Frame::data(h)), (w, stop, None)));
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return None;
         }
         let bytes = tokio::select! {
@@ -139,7 +140,7 @@ fn stream(watch: Watch, stop: watch::Receiver<bool>) -> Response<AdminBody> {
                 Err(broadcast::error::RecvError::Closed) => return None,
             },
             _ = tokio::time::sleep(HEARTBEAT) => Bytes::from_static(b": keep-alive\n\n"),
-            _ = stop.changed() => return None,
+            _ = stop.cancelled() => return None,
         };
         Some((Ok(Frame::data(bytes)), (w, stop, None)))
     });
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_token_is_required_when_set() {
-        let (_tx, stop) = watch::channel(false);
+        let stop = CancellationToken::new();
         let i = with_token(Some("s3cret"));
         let status =
             |uri: &str, auth: Option<&str>| route(&i, &req(uri, auth), &stop).map(|r| r.status());
@@ -200,7 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_carries_messages_as_sse_events_and_ends_on_stop() {
-        let (tx, stop) = watch::channel(false);
+        let stop = CancellationToken::new();
         let i = with_token(None);
         let r = route(&i, &req("/inspect/events", None), &stop).unwrap();
         assert_eq!(r.headers()[CONTENT_TYPE], "text/event-stream");
@@ -218,7 +219,7 @@ mod tests {
         let m: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(m["kind"], "event");
         assert_eq!(m["value"]["type"], "page");
-        tx.send(true).unwrap();
+        stop.cancel();
         assert!(body.frame().await.is_none());
         drop(body);
         assert!(!i.watched());

@@ -19,75 +19,17 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigError;
 use crate::metrics;
 
 /// How often a page gets the per-source counts (one sparkline point).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// `[inspect]`: the live inspector on the admin listener.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InspectConfig {
-    /// Serve `/inspect` on the admin listener.
-    #[serde(default = "defaults::enabled")]
-    pub enabled: bool,
-    /// When set, `/inspect` requires it: `Authorization: Bearer <token>`
-    /// or `?token=<token>` (the page passes it on to its event stream).
-    #[serde(default)]
-    pub token: Option<String>,
-    /// Most records per second copied to the pages; more are sampled out.
-    #[serde(default = "defaults::max_events_per_second")]
-    pub max_events_per_second: u32,
-    /// Messages the broadcast ring holds for slow pages.
-    #[serde(default = "defaults::buffer")]
-    pub buffer: usize,
-}
-
-mod defaults {
-    pub fn enabled() -> bool {
-        true
-    }
-    pub fn max_events_per_second() -> u32 {
-        200
-    }
-    pub fn buffer() -> usize {
-        1024
-    }
-}
-
-impl Default for InspectConfig {
-    fn default() -> Self {
-        InspectConfig {
-            enabled: defaults::enabled(),
-            token: None,
-            max_events_per_second: defaults::max_events_per_second(),
-            buffer: defaults::buffer(),
-        }
-    }
-}
-
-impl InspectConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.buffer == 0 {
-            return Err(ConfigError::Key {
-                key: "inspect.buffer".into(),
-                message: "must be positive".into(),
-            });
-        }
-        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            return Err(ConfigError::Key {
-                key: "inspect.token".into(),
-                message: "must not be empty (leave it out for no token)".into(),
-            });
-        }
-        Ok(())
-    }
-}
+/// `[inspect]`: lives in `config` with the other sections.
+pub use crate::config::InspectConfig;
 
 /// Counts of the current stats interval, and drops since the first page.
 #[derive(Debug, Default)]
@@ -301,18 +243,15 @@ impl Inspector {
     }
 
     /// Sends the stats once per interval while a page is open and keeps
-    /// the metrics current; ends when `stop` turns true.
-    pub async fn run_ticker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// the metrics current; ends when `stop` is cancelled.
+    pub async fn run_ticker(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(STATS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published = [0u64; 3];
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = stop.cancelled() => return,
             }
             if self.watched() {
                 let s = self.stats();

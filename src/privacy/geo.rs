@@ -219,22 +219,18 @@ impl GeoIp {
         Ok(true)
     }
 
-    /// Polls the file every `interval` until `stop` says so.
+    /// Polls the file every `interval` until `stop` says so (the thread
+    /// wakes at once then).
     pub fn spawn_reloader(
         geo: std::sync::Arc<GeoIp>,
         interval: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let stop = crate::shutdown::Stop::from_watch(stop);
         std::thread::Builder::new()
             .name("geoip-reload".into())
             .spawn(move || {
-                let step = Duration::from_millis(100).min(interval);
-                while !*stop.borrow() {
-                    let mut slept = Duration::ZERO;
-                    while slept < interval && !*stop.borrow() {
-                        std::thread::sleep(step);
-                        slept += step;
-                    }
+                while !stop.wait_timeout(interval) {
                     match geo.reload_if_changed() {
                         Ok(false) => {}
                         Ok(true) => {

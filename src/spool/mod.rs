@@ -28,18 +28,23 @@
 //! within the last round) at a crash can be duplicated; consumers drop them
 //! by `messageId`. A torn or corrupt tail is cut off and counted.
 
-pub mod config;
 pub mod frame;
 pub mod ledger;
 pub mod segment;
 mod worker;
+
+/// The `[spool]` section: it lives in `config` with every other section;
+/// this path stays for the code that names it here.
+pub mod config {
+    pub use crate::config::{FsyncPolicy, SpoolConfig};
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use config::{FsyncPolicy, SpoolConfig};
+pub use crate::config::{FsyncPolicy, SpoolConfig};
 use ledger::{Ledger, Mode};
 use segment::{Slot, Writer};
 
@@ -526,8 +531,13 @@ impl Spool {
     /// (last fsync, checkpoint and deletions). Undelivered records stay on
     /// disk for the next start.
     pub fn close(&self) {
-        self.close_appends();
+        let mut st = self.state();
+        st.closed = true;
+        self.roll(&mut st);
+        // Set under the lock the threads read it under before they wait, so
+        // none can miss the notification and sleep out its timeout.
         self.stop.store(true, Ordering::Release);
+        drop(st);
         self.wake.notify_all();
     }
 

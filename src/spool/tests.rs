@@ -272,3 +272,23 @@ async fn with_fsync_always_the_append_waits_for_a_sync() {
     spool.close();
     workers.join();
 }
+
+#[test]
+fn close_wakes_the_threads_at_once_whatever_the_fsync_interval() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = MemorySink::new();
+    let mut cfg = config(dir.path(), 1 << 20, 64 * 1024);
+    // Long enough that sleeping it out would fail the assertion below.
+    cfg.fsync_interval_ms = 60_000;
+    for _ in 0..20 {
+        let (spool, _) = open(&cfg, &sink);
+        let workers = spool.start();
+        // Let the syncer reach its wait (or not: both orders must end fast).
+        std::thread::sleep(Duration::from_millis(1));
+        let t = Instant::now();
+        spool.close();
+        workers.join();
+        assert!(t.elapsed() < WAIT, "{:?}", t.elapsed());
+        drop(spool);
+    }
+}

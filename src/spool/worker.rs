@@ -155,9 +155,11 @@ fn sync_loop(spool: &Spool) {
     let interval = Duration::from_millis(spool.config.fsync_interval_ms);
     let mut synced_written = 0;
     loop {
-        let stopping = stopped(spool);
-        let round = {
+        let (stopping, round) = {
             let mut st = spool.state();
+            // Read under the lock `Spool::close` sets it under: a close
+            // between this read and the wait below wakes the wait.
+            let stopping = stopped(spool);
             let sync_now = spool.config.fsync == FsyncPolicy::Always && st.written > synced_written;
             if !(stopping || sync_now) {
                 st = spool
@@ -175,7 +177,7 @@ fn sync_loop(spool: &Spool) {
                     .map(|(id, s)| (*id, s.low_water))
                     .collect::<Vec<_>>()
             });
-            Round {
+            let round = Round {
                 written: st.written,
                 files: std::mem::take(&mut st.to_sync)
                     .into_iter()
@@ -183,7 +185,8 @@ fn sync_loop(spool: &Spool) {
                     .collect(),
                 delete: std::mem::take(&mut st.to_delete),
                 checkpoint,
-            }
+            };
+            (stopping, round)
         };
         let new_segments = !round.files.is_empty() && round.written > synced_written;
         for f in &round.files {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// When spooled bytes are forced to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

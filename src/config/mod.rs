@@ -1,0 +1,215 @@
+//! Configuration: one TOML file, every key overridable by `TRACKGATE_…`
+//! environment variables, the common ones by CLI flags.
+//!
+//! The structs below are the reference documentation: every field carries a
+//! doc comment and a default. Unknown keys are errors, and validation runs
+//! once at load, naming the offending key. `config/trackgate.example.toml`
+//! shows every key with its default.
+//!
+//! Environment overrides: `TRACKGATE_<SECTION>__<KEY>` (double underscore
+//! between path segments, array indices as numbers), e.g.
+//! `TRACKGATE_KAFKA__BROKERS=10.0.0.1:9092` or
+//! `TRACKGATE_SOURCES__0__WRITE_KEY=wk_live_x`. Values are read as TOML
+//! literals when they parse as one (`true`, `5`, `["a","b"]`), else as strings.
+//!
+//! Layout: one file per section (`server`, `kafka` with `routing`,
+//! `limits`, `rate_limit`, `sources`, `privacy`, `spool`, `inspect`,
+//! `reload`, `sdk`), `validate` for the checks that span sections, `env`
+//! for the override layer. Every type is re-exported here, so callers name
+//! `crate::config::X` whatever file it lives in.
+//!
+//! Dependencies point one way: stages use `config`, and `config` uses no
+//! stage for its own sections. What is left: the types of `[bots]`,
+//! `[quality]` and the scrub rules still live in their stages (`bots`,
+//! `quality::config`, `privacy::scrub`), and loading runs the checks that
+//! need a stage's code (bot patterns, tracking plans, scrub rules, the GeoIP
+//! file) through it.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// `impl Default` from the serde defaults, for sections whose every field
+/// has one. Defined before the submodules so they can use it.
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // Every field has a serde default, so an empty table is complete.
+                toml::from_str("").expect("all fields have defaults")
+            }
+        }
+    )*};
+}
+
+mod env;
+mod inspect;
+mod kafka;
+mod limits;
+mod privacy;
+mod rate_limit;
+mod reload;
+mod sdk;
+mod server;
+mod sources;
+mod spool;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use env::ENV_PREFIX;
+use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
+pub use inspect::InspectConfig;
+pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
+pub use limits::LimitsConfig;
+pub use privacy::{
+    CookieSecure, DntPolicy, GpcPolicy, InvalidPayload, IpMode, PrivacyConfig, SourcePrivacyConfig,
+};
+pub use rate_limit::{RateLimitConfig, MIN_HEADER_BYTES};
+pub use reload::ReloadConfig;
+pub use sdk::SdkConfig;
+pub use server::ServerConfig;
+pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
+pub use spool::{FsyncPolicy, SpoolConfig};
+
+/// The value of `kafka.brokers` that starts librdkafka's in-process mock
+/// cluster instead of connecting to a real broker (local development only).
+pub const EMBEDDED_BROKER: &str = "embedded";
+
+/// Write key of the development source used by the zero-setup run.
+pub const DEV_WRITE_KEY: &str = "wk_dev_local_only";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// GeoIP database, opt-out topic and cookie, invalid-topic payloads.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Per-client-IP and concurrency limits (see `limits`).
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// User-agent bot detection (see `bots`).
+    #[serde(default)]
+    pub bots: crate::bots::BotsConfig,
+    /// The local write-ahead spool (see `spool`).
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// Shared data-quality settings (see `quality`; per source in
+    /// `[sources.quality]`).
+    #[serde(default)]
+    pub quality: crate::quality::config::QualityConfig,
+    /// The live inspector on the admin listener (see `inspect`).
+    #[serde(default)]
+    pub inspect: InspectConfig,
+    /// Configuration reload: SIGHUP and the file watch (see `reload`).
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    /// The browser SDK served by the gateway (see `http::sdk`).
+    #[serde(default)]
+    pub sdk: SdkConfig,
+    /// The sites and apps allowed to send events, one per write key.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    /// The TOML file; `None` means the zero-setup development configuration.
+    pub file: Option<std::path::PathBuf>,
+    /// `(dotted.key, value)` overrides from CLI flags, applied last.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Config {
+    /// The zero-setup configuration: embedded broker, one development source.
+    pub fn development_toml() -> String {
+        format!(
+            "[kafka]\nbrokers = \"{EMBEDDED_BROKER}\"\n\n[[sources]]\nid = \"dev\"\nwrite_key = \"{DEV_WRITE_KEY}\"\nallowed_origins = [\"*\"]\n"
+        )
+    }
+
+    /// Loads the file (or the development config), applies environment and
+    /// CLI overrides, deserializes and validates.
+    pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_text(opts).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text the configuration was read
+    /// from (the file's, or the development configuration's).
+    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
+        let text = match &opts.file {
+            Some(path) => read_file(path)?,
+            None => Self::development_toml(),
+        };
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
+            .map(|(k, v)| (env_key_to_path(&k), v))
+            .collect();
+        let mut config =
+            Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
+        if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
+            config.spool.resolve_dir(base);
+        }
+        Ok((config, text))
+    }
+
+    /// Parses TOML text with `(dotted.path, raw value)` overrides.
+    pub fn from_toml_with_overrides<'a>(
+        text: &str,
+        overrides: impl Iterator<Item = &'a (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        for (path, raw) in overrides {
+            apply_override(&mut root, path, raw)?;
+        }
+        let mut config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::key(key, e.into_inner().to_string())
+        })?;
+        config.resolve_server_keys(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without overrides.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_toml_with_overrides(text, std::iter::empty())
+    }
+
+    pub fn uses_embedded_broker(&self) -> bool {
+        self.kafka.brokers.trim() == EMBEDDED_BROKER
+    }
+}
