@@ -72,8 +72,20 @@ pub async fn read(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    decode(enc, collected, max)
+    let compressed = enc != Encoding::Identity || collected.starts_with(&GZIP_MAGIC);
+    // Inflating costs about what it produces: several times the bytes read.
+    let work = if compressed {
+        collected.len().saturating_mul(TYPICAL_COMPRESSION_RATIO)
+    } else {
+        0
+    };
+    super::offload::heavy(work, || decode(enc, collected, max))
 }
+
+/// How many times larger than its compressed form a tracking body
+/// typically is (JSON of repetitive events under gzip), to judge how much
+/// inflating it will cost before doing it.
+const TYPICAL_COMPRESSION_RATIO: usize = 8;
 
 /// Decodes an already received body per its `Content-Encoding`, refusing
 /// more than `max` bytes after decompression (what [`read`] does once the

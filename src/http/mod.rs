@@ -18,6 +18,7 @@ pub mod body;
 pub mod client_ip;
 pub mod cors;
 pub mod error;
+pub mod offload;
 pub mod optout;
 pub mod pixel;
 pub mod response;
@@ -250,7 +251,8 @@ async fn post_inner(
 
     let outcome = match implied {
         None => {
-            let batch = decode::batch(&bytes).map_err(decode_error)?;
+            let batch =
+                offload::heavy(bytes.len(), || decode::batch(&bytes)).map_err(decode_error)?;
             let key = header_key
                 .or(batch.write_key.clone())
                 .or_else(query_key)
