@@ -56,9 +56,6 @@ pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
-/// Reason label of an accepted event whose record could not be written
-/// (never seen: a JSON object always serializes).
-pub const REASON_SERIALIZATION: &str = "serialization";
 
 /// Room reserved on the spool per event beyond its JSON text: the fields the
 /// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
@@ -342,18 +339,12 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(WriteError::Serialize) => {
-                // A `Map<String, Value>` always serializes; kept as a reject
-                // rather than a panic.
-                unrecord();
-                Disposition::Rejected(REASON_SERIALIZATION)
-            }
-            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
+            Err(SinkError::QueueFull | SinkError::Closed) => {
                 unrecord();
                 work.queue_full = true;
                 Disposition::Rejected(REASON_QUEUE_FULL)
             }
-            Err(WriteError::Sink(e)) => {
+            Err(e) => {
                 unrecord();
                 tracing::warn!(error = %e, topic, "produce failed");
                 Disposition::Rejected(REASON_PRODUCE_ERROR)
@@ -533,12 +524,6 @@ struct RequestWork<'r> {
     agent: RequestAgent<'r>,
 }
 
-#[derive(Debug)]
-enum WriteError {
-    Serialize,
-    Sink(SinkError),
-}
-
 /// Writes one accepted event's record once, where it goes: straight into
 /// the request's spool batch (framed as it will be produced), or into
 /// `buf` and on to the producer with the spool off. `seen` gets the value
@@ -550,30 +535,26 @@ fn write_record(
     route: &Route<'_>,
     body: &serde_json::Map<String, Value>,
     seen: impl FnOnce(&[u8]),
-) -> Result<(), WriteError> {
+) -> Result<(), SinkError> {
     let key = route.key.as_bytes();
     match sending {
         Sending::Direct => {
             buf.clear();
-            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
+            crate::write::object(buf, body);
             let record = Record {
                 topic: route.topic,
                 key: Some(key),
                 headers: route.headers[..].into(),
                 value: buf,
             };
-            sink.send(&record, RecordKind::Event)
-                .map_err(WriteError::Sink)?;
+            sink.send(&record, RecordKind::Event)?;
             seen(buf);
             Ok(())
         }
         Sending::Spool(batch, _) => {
             batch.begin_record(route.topic, Some(key), &route.headers);
             let start = batch.buf.len();
-            if serde_json::to_writer(&mut batch.buf, body).is_err() {
-                batch.abandon_record();
-                return Err(WriteError::Serialize);
-            }
+            crate::write::object(&mut batch.buf, body);
             seen(&batch.buf[start..]);
             batch.finish_record();
             Ok(())

@@ -32,3 +32,4 @@ pub mod shutdown;
 pub mod sink;
 pub mod spool;
 pub mod tail;
+pub mod write;
