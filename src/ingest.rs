@@ -56,6 +56,9 @@ pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
+/// Reason label of an accepted event whose record could not be written
+/// (never seen: a JSON object always serializes).
+pub const REASON_SERIALIZATION: &str = "serialization";
 
 /// Room reserved on the spool per event beyond its JSON text: the fields the
 /// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
@@ -339,12 +342,18 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(SinkError::QueueFull | SinkError::Closed) => {
+            Err(WriteError::Serialize) => {
+                // A `Map<String, Value>` always serializes; kept as a reject
+                // rather than a panic.
+                unrecord();
+                Disposition::Rejected(REASON_SERIALIZATION)
+            }
+            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
                 unrecord();
                 work.queue_full = true;
                 Disposition::Rejected(REASON_QUEUE_FULL)
             }
-            Err(e) => {
+            Err(WriteError::Sink(e)) => {
                 unrecord();
                 tracing::warn!(error = %e, topic, "produce failed");
                 Disposition::Rejected(REASON_PRODUCE_ERROR)
@@ -524,6 +533,12 @@ struct RequestWork<'r> {
     agent: RequestAgent<'r>,
 }
 
+#[derive(Debug)]
+enum WriteError {
+    Serialize,
+    Sink(SinkError),
+}
+
 /// Writes one accepted event's record once, where it goes: straight into
 /// the request's spool batch (framed as it will be produced), or into
 /// `buf` and on to the producer with the spool off. `seen` gets the value
@@ -535,26 +550,30 @@ fn write_record(
     route: &Route<'_>,
     body: &serde_json::Map<String, Value>,
     seen: impl FnOnce(&[u8]),
-) -> Result<(), SinkError> {
+) -> Result<(), WriteError> {
     let key = route.key.as_bytes();
     match sending {
         Sending::Direct => {
             buf.clear();
-            crate::write::object(buf, body);
+            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
             let record = Record {
                 topic: route.topic,
                 key: Some(key),
                 headers: route.headers[..].into(),
                 value: buf,
             };
-            sink.send(&record, RecordKind::Event)?;
+            sink.send(&record, RecordKind::Event)
+                .map_err(WriteError::Sink)?;
             seen(buf);
             Ok(())
         }
         Sending::Spool(batch, _) => {
             batch.begin_record(route.topic, Some(key), &route.headers);
             let start = batch.buf.len();
-            crate::write::object(&mut batch.buf, body);
+            if serde_json::to_writer(&mut batch.buf, body).is_err() {
+                batch.abandon_record();
+                return Err(WriteError::Serialize);
+            }
             seen(&batch.buf[start..]);
             batch.finish_record();
             Ok(())

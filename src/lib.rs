@@ -32,4 +32,3 @@ pub mod shutdown;
 pub mod sink;
 pub mod spool;
 pub mod tail;
-pub mod write;
