@@ -27,7 +27,8 @@
 # CONNECTIONS (32), OUT (target/bench), SPOOL (on: the write-ahead spool in
 # $OUT/trackgate-spool, emptied first; off: memory-only producer queue),
 # MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1), STALL_RATE (200),
-# STALL_BATCHES (4), BIN (a directory holding trackgate, trackgate-load and
+# STALL_BATCHES (4), KAFKA_TOML (lines added to the gateway's [kafka] table,
+# e.g. 'linger_ms = 20' or 'compression = "none"'), BIN (a directory holding trackgate, trackgate-load and
 # ceiling to measure instead of building them: e.g. an earlier commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +112,7 @@ trusted_proxies = ["127.0.0.1"]
 [kafka]
 brokers = "127.0.0.1:$TANSU_PORT"
 max_in_flight_requests = $MAX_IN_FLIGHT
+${KAFKA_TOML:-}
 
 [spool]
 enabled = $([ "$SPOOL" = off ] && echo false || echo true)
