@@ -630,15 +630,34 @@ pub fn prepare_tracked(
 ) -> Result<(Event, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
-    let too_deep = |t: &str| t.len() <= max && limits::json_too_deep(t.as_bytes(), max_depth);
+    // Depth is checked on the parsed tree: the parser's own recursion limit
+    // keeps parsing safe, and walking the tree costs far less than a second
+    // scan of the text. Text too deep for the parser is still `too_deep`.
     let mut ev = match raw {
-        RawEvent::Json(t) if too_deep(t) => return Err(RejectReason::TooDeep),
-        RawEvent::Json(t) => Event::parse(t, implied, max)?,
+        RawEvent::Json(t) => {
+            if t.len() > max {
+                return Err(RejectReason::EventTooLarge);
+            }
+            let value: Value = match serde_json::from_str(t) {
+                Ok(v) => v,
+                Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
+                    return Err(RejectReason::TooDeep)
+                }
+                Err(_) => return Err(RejectReason::InvalidJson),
+            };
+            if limits::value_too_deep(&value, max_depth) {
+                return Err(RejectReason::TooDeep);
+            }
+            let Value::Object(body) = value else {
+                return Err(RejectReason::NotAnObject);
+            };
+            Event::from_object(body, implied)?
+        }
         RawEvent::Parsed(map, t) => {
             if t.len() > max {
                 return Err(RejectReason::EventTooLarge);
             }
-            if too_deep(t) {
+            if limits::object_too_deep(&map, max_depth) {
                 return Err(RejectReason::TooDeep);
             }
             Event::from_object(map, implied)?
@@ -743,6 +762,39 @@ mod tests {
             }
         );
         assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(2));
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_passes_and_deeper_is_too_deep_even_past_the_parsers_limit() {
+        let limits = Config::from_toml("[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n")
+            .expect("config")
+            .limits;
+        let max = limits.max_json_depth;
+        // The event object is level 1; `properties.x` nests arrays below it.
+        let nested = |levels: usize| {
+            let inner = levels - 2;
+            format!(
+                r#"{{"type":"page","anonymousId":"a","properties":{{"x":{}1{}}}}}"#,
+                "[".repeat(inner),
+                "]".repeat(inner)
+            )
+        };
+        let m = meta();
+        let at = |levels| prepare(RawEvent::Json(&nested(levels)), None, &m, &limits).map(|_| ());
+        assert_eq!(at(max), Ok(()));
+        assert_eq!(at(max + 1), Err(RejectReason::TooDeep));
+        // Deeper than serde_json's own recursion limit (128): still too deep,
+        // not invalid JSON.
+        assert_eq!(at(5_000), Err(RejectReason::TooDeep));
+        let broken = "[".repeat(5_000);
+        assert_eq!(
+            prepare(RawEvent::Json(&broken), None, &m, &limits).map(|_| ()),
+            Err(RejectReason::TooDeep)
+        );
+        assert_eq!(
+            prepare(RawEvent::Json("{\"type\":"), None, &m, &limits).map(|_| ()),
+            Err(RejectReason::InvalidJson)
+        );
     }
 
     #[test]
