@@ -107,15 +107,19 @@ impl Referrers {
             out.insert("channel".into(), Value::String(DIRECT.into()));
             return Some(Value::Object(out));
         }
-        let parsed = url::Url::parse(referrer).ok()?;
-        let host = parsed.host_str()?.to_ascii_lowercase();
-        let page_host = page_url
-            .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        // Without a list only the hosts matter: no full parse of the URLs.
+        let (host, path) = if self.by_host.is_empty() {
+            (host_of(referrer)?, None)
+        } else {
+            let parsed = url::Url::parse(referrer).ok()?;
+            let host = parsed.host_str()?.to_ascii_lowercase();
+            (host, Some(parsed.path().to_owned()))
+        };
+        let page_host = page_url.and_then(host_of);
         let (channel, source) = if page_host.as_deref() == Some(host.as_str()) {
             (INTERNAL, None)
         } else {
-            match self.lookup(&host, parsed.path()) {
+            match path.and_then(|p| self.lookup(&host, &p)) {
                 Some(k) => (k.channel, Some(k.source.as_str())),
                 None => (REFERRAL, None),
             }
@@ -147,6 +151,45 @@ impl Referrers {
             }
         }
     }
+}
+
+/// The lowercased host of an absolute URL, as the `url` crate gives it
+/// (`None` when it does not parse or has no host).
+///
+/// Most referrers and page URLs are plain `https://host/…` with an ASCII
+/// host name: that host is read off the text. Anything the URL parser
+/// would rewrite or could reject in the host (user info, a port, an IP
+/// address, escapes, IDNA, other schemes or spellings) goes through the
+/// parser, so both paths agree (see the property test).
+pub(crate) fn host_of(u: &str) -> Option<String> {
+    if let Some(host) = plain_host(u) {
+        return Some(host.to_ascii_lowercase());
+    }
+    let parsed = url::Url::parse(u).ok()?;
+    parsed.host_str().map(str::to_ascii_lowercase)
+}
+
+fn plain_host(u: &str) -> Option<&str> {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    let plain = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with("xn--")
+            && !label.starts_with("XN--")
+    };
+    let last = host.rsplit('.').next()?;
+    // A numeric last label makes the parser read the host as an IPv4
+    // address (which it may rewrite or refuse).
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || last.starts_with("0x")
+        || last.starts_with("0X");
+    (host.split('.').all(plain) && !numeric).then_some(host)
 }
 
 fn channel_of(medium: &str) -> &'static str {
@@ -237,5 +280,31 @@ mod tests {
         );
         let missing = Referrers::load(Path::new("/nonexistent/referers.json"));
         assert!(missing.is_err());
+    }
+
+    mod host_property {
+        use super::super::host_of;
+        use proptest::prelude::*;
+
+        fn by_parser(u: &str) -> Option<String> {
+            url::Url::parse(u)
+                .ok()
+                .and_then(|p| p.host_str().map(str::to_ascii_lowercase))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+            #[test]
+            fn the_host_read_off_the_text_is_the_parsers(
+                scheme in prop::sample::select(vec!["https://", "http://", "HTTPS://", "ftp://", "android-app://", "https:/", ""]),
+                user in prop::sample::select(vec!["", "user@", "u:p@"]),
+                labels in prop::collection::vec("[a-zA-Z0-9-]{0,6}|xn--[a-z0-9]{1,6}|[0-9]{1,3}|0x[0-9a-f]{1,2}|[a-zé ]{1,4}|%41", 1..4),
+                port in prop::sample::select(vec!["", ":8080", ":", ":x"]),
+                rest in prop::sample::select(vec!["", "/", "/a/../b?q=1#f", "?x", "#y", "\\z"]),
+            ) {
+                let u = format!("{scheme}{user}{}{port}{rest}", labels.join("."));
+                prop_assert_eq!(host_of(&u), by_parser(&u), "{}", u);
+            }
+        }
     }
 }
