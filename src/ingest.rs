@@ -39,7 +39,7 @@ use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
 use crate::normalize::{self, format_time, RequestMeta};
-use crate::privacy::{PrivacyStage, Rejected, Verdict};
+use crate::privacy::{PrivacyStage, Rejected, RequestAddress, Verdict};
 use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage, Recorded};
 use crate::route::{Route, Router};
@@ -225,6 +225,7 @@ impl Pipeline {
             queue_full: false,
             bot_policy: self.bots.policy(meta.source_id),
             agent: RequestAgent::new(meta.user_agent),
+            address: RequestAddress::default(),
         };
         for (i, raw) in events.into_iter().enumerate() {
             if i > 0 && i % EVENTS_PER_SLICE == 0 {
@@ -292,7 +293,7 @@ impl Pipeline {
         {
             return Disposition::Dropped(crate::bots::REASON_BOT);
         }
-        match self.privacy.apply(&mut ev, meta) {
+        match self.privacy.apply_in(&mut ev, meta, &mut work.address) {
             Verdict::Keep => {}
             Verdict::Drop(reason) => return Disposition::Dropped(reason),
             Verdict::Reject(reason) => {
@@ -531,6 +532,8 @@ struct RequestWork<'r> {
     bot_policy: crate::bots::BotPolicy,
     /// The request's user agent, judged once by the bot patterns.
     agent: RequestAgent<'r>,
+    /// The request's client address, looked up and hashed once.
+    address: RequestAddress,
 }
 
 #[derive(Debug)]

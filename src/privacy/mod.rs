@@ -350,6 +350,18 @@ impl PrivacyStage {
 
     /// Applies the source's privacy rules to one event, in place.
     pub fn apply(&self, ev: &mut Event, meta: &RequestMeta<'_>) -> Verdict {
+        self.apply_in(ev, meta, &mut RequestAddress::default())
+    }
+
+    /// [`PrivacyStage::apply`] for one event of a request whose client
+    /// address is looked up and hashed once, in `address`, for all its
+    /// events.
+    pub fn apply_in(
+        &self,
+        ev: &mut Event,
+        meta: &RequestMeta<'_>,
+        address: &mut RequestAddress,
+    ) -> Verdict {
         let rules = self.rules(meta.source_id);
         let policy = &rules.policy;
         let d = self.decide_event(rules, &ev.body, meta);
@@ -358,8 +370,8 @@ impl PrivacyStage {
         }
         match (d.action, d.reason) {
             (Action::Drop, Some(r)) => return Verdict::Drop(r.label()),
-            (Action::Anonymize, Some(r)) => self.anonymize(ev, meta.client_ip, r),
-            _ => self.locate_and_mask(ev, meta, policy),
+            (Action::Anonymize, Some(r)) => self.anonymize(ev, meta.client_ip, r, address),
+            _ => self.locate_and_mask(ev, meta, policy, address),
         }
         let outcome = self.scrub(rules, &mut ev.body);
         let rejects = rules
@@ -384,16 +396,26 @@ impl PrivacyStage {
     }
 
     /// GeoIP on the raw address, then the address as the source's mode says.
-    fn locate_and_mask(&self, ev: &mut Event, meta: &RequestMeta<'_>, policy: &SourcePolicy) {
+    fn locate_and_mask(
+        &self,
+        ev: &mut Event,
+        meta: &RequestMeta<'_>,
+        policy: &SourcePolicy,
+        address: &mut RequestAddress,
+    ) {
         let detail = if policy.geo_coordinates {
             Detail::CityAndCoordinates
         } else {
             Detail::City
         };
-        let geo = self
-            .geo
-            .as_ref()
-            .and_then(|g| g.lookup(meta.client_ip, detail));
+        let geo = address
+            .located
+            .get_or_insert_with(|| {
+                self.geo
+                    .as_ref()
+                    .and_then(|g| g.lookup(meta.client_ip, detail))
+            })
+            .clone();
         let ctx = ev.context_mut();
         set_geo(ctx, geo);
         if policy.ip != IpMode::Hash {
@@ -413,11 +435,11 @@ impl PrivacyStage {
             },
             IpMode::Hash => {
                 ctx.remove("ip");
-                let day = ip::utc_day(meta.received_at.timestamp());
-                ctx.insert(
-                    "ipHash".into(),
-                    Value::String(self.hasher.hash(meta.client_ip, day)),
-                );
+                let hash = address.hash.get_or_insert_with(|| {
+                    let day = ip::utc_day(meta.received_at.timestamp());
+                    self.hasher.hash(meta.client_ip, day)
+                });
+                ctx.insert("ipHash".into(), Value::String(hash.clone()));
             }
             IpMode::Drop => {
                 ctx.remove("ip");
@@ -426,14 +448,24 @@ impl PrivacyStage {
     }
 
     /// Removes every identifier; keeps the country.
-    fn anonymize(&self, ev: &mut Event, client_ip: IpAddr, reason: Reason) {
+    fn anonymize(
+        &self,
+        ev: &mut Event,
+        client_ip: IpAddr,
+        reason: Reason,
+        address: &mut RequestAddress,
+    ) {
         for f in ANONYMIZED_FIELDS {
             ev.body.remove(f);
         }
-        let geo = self
-            .geo
-            .as_ref()
-            .and_then(|g| g.lookup(client_ip, Detail::Country));
+        let geo = address
+            .country
+            .get_or_insert_with(|| {
+                self.geo
+                    .as_ref()
+                    .and_then(|g| g.lookup(client_ip, Detail::Country))
+            })
+            .clone();
         let ctx = ev.context_mut();
         strip_context(ctx);
         set_geo(ctx, geo);
@@ -621,6 +653,17 @@ impl PrivacyStage {
 
 /// `context.geo` is the gateway's: set from the lookup, or removed (a
 /// client-sent one could hold precise coordinates).
+/// What the privacy stage works out once per request from its client
+/// address (the same for all its events): the GeoIP results, at the
+/// source's detail and at country level for anonymized events, and the
+/// address's hash.
+#[derive(Debug, Default)]
+pub struct RequestAddress {
+    located: Option<Option<Map<String, Value>>>,
+    country: Option<Option<Map<String, Value>>>,
+    hash: Option<String>,
+}
+
 fn set_geo(ctx: &mut Map<String, Value>, geo: Option<Map<String, Value>>) {
     match geo {
         Some(g) => {

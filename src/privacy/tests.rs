@@ -428,3 +428,32 @@ fn identity_pii_is_pseudonymized_or_rejected_by_policy_on_both_paths() {
         }
     }
 }
+
+#[test]
+fn a_requests_events_share_its_address_work_and_get_what_each_would_alone() {
+    // Looked up and hashed once per request, the events of a request carry
+    // what each would carry on its own; anonymized ones get the country only.
+    let f = stage_with("", "ip = \"hash\"\ngeo_coordinates = true");
+    for source in ["web", "alt"] {
+        let m = meta(source, RequestSignals::default());
+        let mut alone = full_event();
+        assert_eq!(f.stage.apply(&mut alone, &m), Verdict::Keep);
+        let mut shared = RequestAddress::default();
+        for _ in 0..3 {
+            let mut e = full_event();
+            assert_eq!(f.stage.apply_in(&mut e, &m, &mut shared), Verdict::Keep);
+            assert_eq!(e.body["context"], alone.body["context"], "{source}");
+        }
+        let gpc = meta(source, GPC);
+        let mut anon_alone = full_event();
+        let _ = f.stage.apply(&mut anon_alone, &gpc);
+        let mut e = full_event();
+        let _ = f.stage.apply_in(&mut e, &gpc, &mut shared);
+        assert_eq!(e.body["context"], anon_alone.body["context"], "{source}");
+    }
+    let m = meta("alt", RequestSignals::default());
+    let mut e = full_event();
+    let _ = f.stage.apply_in(&mut e, &m, &mut RequestAddress::default());
+    assert_eq!(e.body["context"]["geo"]["latitude"], 51.5);
+    assert!(e.body["context"]["ipHash"].is_string());
+}
