@@ -91,7 +91,7 @@ if [ "${SKIP_SDK:-0}" != 1 ] && [ -f sdk-js/package.json ]; then
   bash sdk-js/scripts/ensure-chromium.sh
   step "sdk-js: unit tests, build, size budget, end-to-end in Chromium"
   cargo build --bin trackgate
-  export TRACKGATE_BIN="$PWD/target/debug/trackgate"
+  export TRACKGATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/trackgate"
   (cd sdk-js && npm ci --no-audit --no-fund && npm run build && npm test && npm run test:e2e)
 fi
 
