@@ -38,7 +38,7 @@ use crate::event::{Event, EventType, RejectReason};
 use crate::inspect::Inspector;
 use crate::limits;
 use crate::metrics;
-use crate::normalize::{self, format_time, RequestMeta};
+use crate::normalize::{self, format_time, RequestMeta, RequestTexts};
 use crate::privacy::{PrivacyStage, Rejected, RequestAddress, Verdict};
 use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage, Recorded};
@@ -226,6 +226,7 @@ impl Pipeline {
             bot_policy: self.bots.policy(meta.source_id),
             agent: RequestAgent::new(meta.user_agent),
             address: RequestAddress::default(),
+            texts: RequestTexts::of(meta),
         };
         for (i, raw) in events.into_iter().enumerate() {
             if i > 0 && i % EVENTS_PER_SLICE == 0 {
@@ -279,7 +280,7 @@ impl Pipeline {
         work: &mut RequestWork<'_>,
     ) -> Disposition {
         let text = raw_text(&raw);
-        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta) {
+        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta, &work.texts) {
             Ok(prepared) => prepared,
             Err(reason) => {
                 let why = Invalid::new(reason.code(), reason.to_string());
@@ -367,8 +368,9 @@ impl Pipeline {
         raw: RawEvent<'_>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
+        texts: &RequestTexts,
     ) -> Result<(Event, bool), RejectReason> {
-        prepare_tracked(raw, implied, meta, &self.config.limits)
+        prepare_in(raw, implied, meta, &self.config.limits, texts)
     }
 
     /// One event rejected for `why`, whose JSON text is `text`: the privacy
@@ -534,6 +536,8 @@ struct RequestWork<'r> {
     agent: RequestAgent<'r>,
     /// The request's client address, looked up and hashed once.
     address: RequestAddress,
+    /// `receivedAt` and `context.ip` as text, written once.
+    texts: RequestTexts,
 }
 
 #[derive(Debug)]
@@ -631,6 +635,17 @@ pub fn prepare_tracked(
     meta: &RequestMeta<'_>,
     limits_cfg: &LimitsConfig,
 ) -> Result<(Event, bool), RejectReason> {
+    prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
+}
+
+/// [`prepare_tracked`] with the request's texts written already.
+fn prepare_in(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+    texts: &RequestTexts,
+) -> Result<(Event, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     // Depth is checked on the parsed tree: the parser's own recursion limit
@@ -669,7 +684,7 @@ pub fn prepare_tracked(
     };
     // `Event` validation left `messageId` absent or a non-empty string.
     let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
-    normalize::normalize(&mut ev, meta, limits_cfg.clock_skew_window())?;
+    normalize::normalize_with(&mut ev, meta, texts, limits_cfg.clock_skew_window())?;
     Ok((ev, client_message_id))
 }
 

@@ -104,6 +104,35 @@ pub fn normalize(
     meta: &RequestMeta<'_>,
     skew_window: TimeDelta,
 ) -> Result<(), RejectReason> {
+    normalize_with(ev, meta, &RequestTexts::of(meta), skew_window)
+}
+
+/// The values the gateway writes into every event of a request, as text:
+/// formatted once per request rather than once per event.
+#[derive(Debug, Clone)]
+pub struct RequestTexts {
+    /// `receivedAt` (and `timestamp` when the client sent no time).
+    pub received_at: String,
+    /// `context.ip`, before the privacy stage masks it.
+    pub client_ip: String,
+}
+
+impl RequestTexts {
+    pub fn of(meta: &RequestMeta<'_>) -> RequestTexts {
+        RequestTexts {
+            received_at: format_time(meta.received_at),
+            client_ip: meta.client_ip.to_string(),
+        }
+    }
+}
+
+/// [`normalize`] with the request's texts written already.
+pub fn normalize_with(
+    ev: &mut Event,
+    meta: &RequestMeta<'_>,
+    texts: &RequestTexts,
+    skew_window: TimeDelta,
+) -> Result<(), RejectReason> {
     let body = &mut ev.body;
     // The write key authenticated the request; it is not part of the record.
     body.remove("writeKey");
@@ -154,8 +183,16 @@ pub fn normalize(
     if let Some(sent) = sent_at {
         body.insert("sentAt".into(), Value::String(format_time(sent)));
     }
-    body.insert("timestamp".into(), Value::String(format_time(timestamp)));
-    body.insert("receivedAt".into(), Value::String(format_time(received)));
+    let timestamp = if timestamp == received {
+        texts.received_at.clone()
+    } else {
+        format_time(timestamp)
+    };
+    body.insert("timestamp".into(), Value::String(timestamp));
+    body.insert(
+        "receivedAt".into(),
+        Value::String(texts.received_at.clone()),
+    );
 
     let ctx = ev.context_mut();
     // A client's own flag was discarded with the other owned fields.
@@ -165,7 +202,7 @@ pub fn normalize(
     }
     // The address is always the server's view: a client-supplied `context.ip`
     // could name anyone.
-    ctx.insert("ip".into(), Value::String(meta.client_ip.to_string()));
+    ctx.insert("ip".into(), Value::String(texts.client_ip.clone()));
     if let Some(ua) = meta.user_agent {
         if !matches!(ctx.get("userAgent"), Some(Value::String(_))) {
             ctx.insert("userAgent".into(), Value::String(ua.to_string()));
