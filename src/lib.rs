@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod limits;
 pub mod metrics;
 pub mod normalize;
+pub mod owned;
 pub mod privacy;
 pub mod quality;
 pub mod reload;

@@ -65,7 +65,7 @@ pub const PRIVACY_DECISIONS: &str = "trackgate_privacy_decisions_total";
 /// Ids on this instance's opt-out list.
 pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// Client values discarded because they were sent under a gateway-owned
-/// field (`privacy::owned`), by `field` (`context.privacy`, `context.bot` …).
+/// field (`owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
 /// Opt-outs refused because the list holds `privacy.optout_max_entries`
 /// (answered 503 `optout_list_full`).

@@ -1,7 +1,7 @@
 //! Server-side enrichment of a validated event: batch context, `messageId`,
 //! `receivedAt`, clock-skew corrected `timestamp`, `context.ip` and
 //! `context.userAgent`. First of all, whatever the client sent under a
-//! gateway-owned field (`privacy::owned`) is discarded.
+//! gateway-owned field (`owned`) is discarded.
 //!
 //! Clock skew: a device clock may be off by hours. When the client says when
 //! it sent the request (`sentAt`), the time between the event and the send
@@ -23,6 +23,18 @@ use serde_json::{Map, Value};
 
 use crate::event::{Event, RejectReason};
 
+/// What the request's headers say about the visitor's wishes (read by
+/// `privacy::signals`, acted on by the privacy stage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestSignals {
+    /// `Cookie: tg_optout=1`.
+    pub optout_cookie: bool,
+    /// `Sec-GPC: 1`.
+    pub gpc: bool,
+    /// `DNT: 1`.
+    pub dnt: bool,
+}
+
 /// What the HTTP layer knows about the request an event came in.
 #[derive(Debug, Clone)]
 pub struct RequestMeta<'a> {
@@ -36,7 +48,7 @@ pub struct RequestMeta<'a> {
     /// `context` of a batch envelope, merged under each event's own.
     pub batch_context: Option<&'a Map<String, Value>>,
     /// Privacy signals of the request's headers (opt-out cookie, GPC, DNT).
-    pub signals: crate::privacy::RequestSignals,
+    pub signals: RequestSignals,
 }
 
 /// Formats a time the way every timestamp in a record is written:
@@ -143,7 +155,7 @@ pub fn normalize_with(
     }
     // What the client sent under the fields the gateway writes is not kept,
     // whether it came with the event or the batch.
-    crate::privacy::owned::discard_client_values(&mut ev.body);
+    crate::owned::discard_client_values(&mut ev.body);
     let body = &mut ev.body;
 
     if !matches!(body.get("messageId"), Some(Value::String(_))) {

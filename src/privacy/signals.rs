@@ -20,16 +20,7 @@ pub const SEC_GPC: &str = "sec-gpc";
 /// Header of Do Not Track.
 pub const DNT: &str = "dnt";
 
-/// What the request's headers say about the visitor's wishes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestSignals {
-    /// `Cookie: tg_optout=1`.
-    pub optout_cookie: bool,
-    /// `Sec-GPC: 1`.
-    pub gpc: bool,
-    /// `DNT: 1`.
-    pub dnt: bool,
-}
+pub use crate::normalize::RequestSignals;
 
 impl RequestSignals {
     pub fn from_headers(headers: &HeaderMap) -> RequestSignals {

@@ -3,7 +3,7 @@
 //!
 //! Per source, in this order:
 //! 1. (gateway-owned fields the client sent, this stage's included, were
-//!    already discarded by `normalize`: see `privacy::owned`);
+//!    already discarded by `normalize`: see `owned`);
 //! 2. **tracking plan** ([`plan`]): the event is checked against its JSON
 //!    Schema; violations are listed (`warn`), undeclared or invalid
 //!    properties removed (`omit`), or the event is blocked (`block`: the
@@ -175,7 +175,7 @@ impl QualityStage {
         client_message_id: bool,
     ) -> Verdict {
         // Client-sent values under the fields this stage writes were
-        // discarded by `normalize` (`privacy::owned`).
+        // discarded by `normalize` (`owned`).
         let mut edits: Vec<Edit> = Vec::new();
         let Some(source) = self.sources.get(meta.source_id) else {
             return Verdict::Keep(None);

@@ -11,7 +11,7 @@
 //! `properties`. Enrichment runs after privacy on what privacy kept, and
 //! only returns [`Edit`]s; `context.userAgentParsed` and
 //! `context.referrerParsed` are the gateway's (a client-sent one is removed
-//! before, see `privacy::owned`).
+//! before, see `owned`).
 
 pub mod campaign;
 pub mod referrer;
