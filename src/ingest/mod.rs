@@ -33,18 +33,25 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::bots::{BotStage, BotVerdict, RequestAgent};
-use crate::config::{Config, LimitsConfig};
+use crate::config::Config;
 use crate::event::{Event, EventType, RejectReason};
 use crate::inspect::Inspector;
-use crate::limits;
 use crate::metrics;
-use crate::normalize::{self, format_time, RequestMeta, RequestTexts};
+use crate::normalize::{format_time, RequestMeta, RequestTexts};
 use crate::privacy::{PrivacyStage, Rejected, RequestAddress, Verdict};
-use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::quality::{self, QualityError, QualityStage, Recorded};
-use crate::route::{Route, Router};
+use crate::route::Router;
 use crate::sink::{Record, RecordKind, Sink, SinkError};
 use crate::spool::{Appended, Batch, Spool};
+
+mod prepare;
+mod record;
+mod tally;
+
+use prepare::prepare_in;
+pub use prepare::{prepare, prepare_tracked};
+use record::{truncate_at_char_boundary, write_record, Invalid, WriteError};
+use tally::{Disposition, Tally};
 
 /// Reason label of events refused because the producer queue filled up
 /// in the middle of their request.
@@ -450,80 +457,6 @@ impl Pipeline {
 /// the same worker waits at most that long.
 const EVENTS_PER_SLICE: usize = 64;
 
-/// How one event left the pipeline. Each event of a request ends as exactly
-/// one of these, returned by [`Pipeline::process`] and handed to the
-/// request's [`Tally`]: no branch counts on its own, so
-/// `received = accepted + rejected + dropped` holds by construction.
-#[must_use = "every event must be handed to the request's tally"]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Disposition {
-    Accepted,
-    /// Rejected (written to the invalid topic, or refused by the producer).
-    Rejected(&'static str),
-    /// Dropped by policy (opt-out, consent, bot, duplicate…).
-    Dropped(&'static str),
-}
-
-/// A request's dispositions, counted together at its end: one metric
-/// update per distinct reason rather than one per event.
-#[derive(Default)]
-struct Tally {
-    out: Outcome,
-    rejected: Vec<(&'static str, u64)>,
-    dropped: Vec<(&'static str, u64)>,
-}
-
-impl Tally {
-    fn record(&mut self, d: Disposition) {
-        self.record_many(d, 1);
-    }
-
-    fn record_many(&mut self, d: Disposition, n: u64) {
-        fn bump(list: &mut Vec<(&'static str, u64)>, reason: &'static str, n: u64) {
-            match list.iter_mut().find(|(r, _)| *r == reason) {
-                Some((_, c)) => *c += n,
-                None => list.push((reason, n)),
-            }
-        }
-        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-        match d {
-            Disposition::Accepted => self.out.accepted += n32,
-            Disposition::Rejected(r) => {
-                self.out.rejected += n32;
-                bump(&mut self.rejected, r, n);
-            }
-            Disposition::Dropped(r) => {
-                self.out.dropped += n32;
-                bump(&mut self.dropped, r, n);
-            }
-        }
-    }
-
-    /// The request's accepted events could not be kept after all (the spool
-    /// refused its write): they count as rejected for `reason`.
-    fn accepted_became(&mut self, reason: &'static str) {
-        let n = u64::from(std::mem::take(&mut self.out.accepted));
-        if n > 0 {
-            self.record_many(Disposition::Rejected(reason), n);
-        }
-    }
-
-    /// Counts the request's events in the metrics and the inspector.
-    fn publish(self, inspector: &Inspector, source_id: &str) -> Outcome {
-        if self.out.accepted > 0 {
-            metrics::events_accepted(u64::from(self.out.accepted));
-        }
-        for (reason, n) in self.rejected {
-            metrics::events_rejected(reason, n);
-        }
-        for (reason, n) in self.dropped {
-            metrics::events_dropped(reason, n);
-            inspector.dropped(source_id, reason, n);
-        }
-        self.out
-    }
-}
-
 /// What one request's walk through its events carries along.
 struct RequestWork<'r> {
     sending: Sending,
@@ -540,154 +473,6 @@ struct RequestWork<'r> {
     texts: RequestTexts,
 }
 
-#[derive(Debug)]
-enum WriteError {
-    Serialize,
-    Sink(SinkError),
-}
-
-/// Writes one accepted event's record once, where it goes: straight into
-/// the request's spool batch (framed as it will be produced), or into
-/// `buf` and on to the producer with the spool off. `seen` gets the value
-/// bytes once written (the inspector's tap).
-fn write_record(
-    sink: &dyn Sink,
-    sending: &mut Sending,
-    buf: &mut Vec<u8>,
-    route: &Route<'_>,
-    body: &serde_json::Map<String, Value>,
-    seen: impl FnOnce(&[u8]),
-) -> Result<(), WriteError> {
-    let key = route.key.as_bytes();
-    match sending {
-        Sending::Direct => {
-            buf.clear();
-            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
-            let record = Record {
-                topic: route.topic,
-                key: Some(key),
-                headers: route.headers[..].into(),
-                value: buf,
-            };
-            sink.send(&record, RecordKind::Event)
-                .map_err(WriteError::Sink)?;
-            seen(buf);
-            Ok(())
-        }
-        Sending::Spool(batch, _) => {
-            batch.begin_record(route.topic, Some(key), &route.headers);
-            let start = batch.buf.len();
-            if serde_json::to_writer(&mut batch.buf, body).is_err() {
-                batch.abandon_record();
-                return Err(WriteError::Serialize);
-            }
-            seen(&batch.buf[start..]);
-            batch.finish_record();
-            Ok(())
-        }
-    }
-}
-
-/// Why an event goes to the invalid topic.
-struct Invalid {
-    code: &'static str,
-    message: String,
-    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
-    violations: Option<Value>,
-}
-
-impl Invalid {
-    fn new(code: &'static str, message: String) -> Invalid {
-        Invalid {
-            code,
-            message,
-            violations: None,
-        }
-    }
-
-    fn schema_violation(violations: &[Violation]) -> Invalid {
-        Invalid {
-            code: REASON_SCHEMA_VIOLATION,
-            message: "event violates the source's tracking plan".into(),
-            violations: Some(Value::Array(
-                violations.iter().map(Violation::to_json).collect(),
-            )),
-        }
-    }
-}
-
-/// Validates (size, depth, shape) and normalizes one raw event: the part
-/// of the pipeline that needs no broker.
-pub fn prepare(
-    raw: RawEvent<'_>,
-    implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
-    limits_cfg: &LimitsConfig,
-) -> Result<Event, RejectReason> {
-    prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
-}
-
-/// [`prepare`], also saying whether the event's `messageId` was sent by the
-/// client (before `normalize` generates one for events without it).
-pub fn prepare_tracked(
-    raw: RawEvent<'_>,
-    implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
-    limits_cfg: &LimitsConfig,
-) -> Result<(Event, bool), RejectReason> {
-    prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
-}
-
-/// [`prepare_tracked`] with the request's texts written already.
-fn prepare_in(
-    raw: RawEvent<'_>,
-    implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
-    limits_cfg: &LimitsConfig,
-    texts: &RequestTexts,
-) -> Result<(Event, bool), RejectReason> {
-    let max = limits_cfg.max_event_bytes;
-    let max_depth = limits_cfg.max_json_depth;
-    // Depth is checked on the parsed tree: the parser's own recursion limit
-    // keeps parsing safe, and walking the tree costs far less than a second
-    // scan of the text. Text too deep for the parser is still `too_deep`.
-    let mut ev = match raw {
-        RawEvent::Json(t) => {
-            if t.len() > max {
-                return Err(RejectReason::EventTooLarge);
-            }
-            let value: Value = match serde_json::from_str(t) {
-                Ok(v) => v,
-                Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
-                    return Err(RejectReason::TooDeep)
-                }
-                Err(_) => return Err(RejectReason::InvalidJson),
-            };
-            if limits::value_too_deep(&value, max_depth) {
-                return Err(RejectReason::TooDeep);
-            }
-            let Value::Object(body) = value else {
-                return Err(RejectReason::NotAnObject);
-            };
-            Event::from_object(body, implied)?
-        }
-        RawEvent::Parsed(map, t) => {
-            if t.len() > max {
-                return Err(RejectReason::EventTooLarge);
-            }
-            if limits::object_too_deep(&map, max_depth) {
-                return Err(RejectReason::TooDeep);
-            }
-            Event::from_object(map, implied)?
-        }
-        RawEvent::Undecodable(_, reason) => return Err(reason),
-    };
-    // `Event` validation left `messageId` absent or a non-empty string.
-    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
-    normalize::normalize_with(&mut ev, meta, texts, limits_cfg.clock_skew_window())?;
-    Ok((ev, client_message_id))
-}
-
 /// The JSON text of a raw event, as received.
 fn raw_text<'a>(raw: &RawEvent<'a>) -> &'a str {
     match raw {
@@ -695,164 +480,5 @@ fn raw_text<'a>(raw: &RawEvent<'a>) -> &'a str {
     }
 }
 
-fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::sink::memory::MemorySink;
-    use crate::spool::config::SpoolConfig;
-
-    /// A pipeline spooling into `dir` (nothing reaches a broker), with the
-    /// privacy stage, bots and quality at their defaults.
-    fn pipeline(dir: &std::path::Path) -> Pipeline {
-        let cfg = Config::from_toml(
-            "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[sources]]\nid = \"web\"\nwrite_key = \"wk_test\"\n",
-        )
-        .expect("config");
-        let cfg = Arc::new(cfg);
-        let sink = MemorySink::new();
-        let privacy = PrivacyStage::local(&cfg).expect("privacy");
-        let spool_cfg = SpoolConfig {
-            dir: dir.to_path_buf(),
-            ..SpoolConfig::default()
-        };
-        let (spool, _) = Spool::open(&spool_cfg, MemorySink::new()).expect("spool");
-        Pipeline::new(cfg, sink, privacy)
-            .expect("pipeline")
-            .with_spool(spool)
-    }
-
-    fn meta() -> RequestMeta<'static> {
-        RequestMeta {
-            source_id: "web",
-            received_at: chrono::Utc::now(),
-            client_ip: std::net::IpAddr::from([203, 0, 113, 9]),
-            user_agent: Some(
-                "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
-            ),
-            batch_sent_at: None,
-            batch_context: None,
-            signals: Default::default(),
-        }
-    }
-
-    fn page(i: usize) -> String {
-        format!(r#"{{"type":"page","anonymousId":"v{i}","messageId":"m{i}","name":"Home"}}"#)
-    }
-
-    #[test]
-    fn every_event_of_a_mixed_request_gets_exactly_one_outcome() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = pipeline(dir.path());
-        let texts = [
-            page(1),
-            r#"{"type":"page"}"#.to_string(), // no identity: rejected
-            r#"{"type":"nope","anonymousId":"a"}"#.to_string(), // rejected
-            page(1),                          // same messageId: duplicate, dropped
-            page(2),
-        ];
-        let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let out = rt
-            .block_on(p.ingest(raws, None, &meta()))
-            .expect("admitted");
-        assert_eq!(
-            out,
-            Outcome {
-                accepted: 2,
-                rejected: 2,
-                dropped: 1
-            }
-        );
-        assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(2));
-    }
-
-    #[test]
-    fn nesting_up_to_the_limit_passes_and_deeper_is_too_deep_even_past_the_parsers_limit() {
-        let limits = Config::from_toml("[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n")
-            .expect("config")
-            .limits;
-        let max = limits.max_json_depth;
-        // The event object is level 1; `properties.x` nests arrays below it.
-        let nested = |levels: usize| {
-            let inner = levels - 2;
-            format!(
-                r#"{{"type":"page","anonymousId":"a","properties":{{"x":{}1{}}}}}"#,
-                "[".repeat(inner),
-                "]".repeat(inner)
-            )
-        };
-        let m = meta();
-        let at = |levels| prepare(RawEvent::Json(&nested(levels)), None, &m, &limits).map(|_| ());
-        assert_eq!(at(max), Ok(()));
-        assert_eq!(at(max + 1), Err(RejectReason::TooDeep));
-        // Deeper than serde_json's own recursion limit (128): still too deep,
-        // not invalid JSON.
-        assert_eq!(at(5_000), Err(RejectReason::TooDeep));
-        let broken = "[".repeat(5_000);
-        assert_eq!(
-            prepare(RawEvent::Json(&broken), None, &m, &limits).map(|_| ()),
-            Err(RejectReason::TooDeep)
-        );
-        assert_eq!(
-            prepare(RawEvent::Json("{\"type\":"), None, &m, &limits).map(|_| ()),
-            Err(RejectReason::InvalidJson)
-        );
-    }
-
-    #[test]
-    fn a_large_batch_lets_other_tasks_run_while_it_is_processed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = pipeline(dir.path());
-        let n = 2_500;
-        let texts: Vec<String> = (0..n).map(page).collect();
-        let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
-        // One thread: another task runs only when the ingest yields.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let ticks = Arc::new(AtomicU64::new(0));
-        let (out, ticks_during) = rt.block_on(async {
-            let t = ticks.clone();
-            let ticker = tokio::spawn(async move {
-                loop {
-                    t.fetch_add(1, Ordering::Relaxed);
-                    tokio::task::yield_now().await;
-                }
-            });
-            let out = p.ingest(raws, None, &meta()).await;
-            let during = ticks.load(Ordering::Relaxed);
-            ticker.abort();
-            (out, during)
-        });
-        assert_eq!(out.expect("admitted").accepted, n as u32);
-        let slices = (n / EVENTS_PER_SLICE) as u64;
-        assert!(
-            ticks_during >= slices - 1,
-            "the other task ran {ticks_during} times during a {n}-event batch; expected at least {}",
-            slices - 1
-        );
-    }
-
-    #[test]
-    fn truncation_respects_utf8() {
-        assert_eq!(truncate_at_char_boundary("héllo", 2), "h");
-        assert_eq!(truncate_at_char_boundary("héllo", 3), "hé");
-        assert_eq!(truncate_at_char_boundary("abc", 10), "abc");
-    }
-}
+mod tests;

@@ -1,0 +1,82 @@
+//! The part of the pipeline that needs no broker: an event's size, depth
+//! and shape are validated, then `normalize` enriches it.
+
+use serde_json::Value;
+
+use super::RawEvent;
+use crate::config::LimitsConfig;
+use crate::event::{Event, EventType, RejectReason};
+use crate::limits;
+use crate::normalize::{self, RequestMeta, RequestTexts};
+
+/// Validates (size, depth, shape) and normalizes one raw event: the part
+/// of the pipeline that needs no broker.
+pub fn prepare(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<Event, RejectReason> {
+    prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
+}
+
+/// [`prepare`], also saying whether the event's `messageId` was sent by the
+/// client (before `normalize` generates one for events without it).
+pub fn prepare_tracked(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+) -> Result<(Event, bool), RejectReason> {
+    prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
+}
+
+/// [`prepare_tracked`] with the request's texts written already.
+pub(super) fn prepare_in(
+    raw: RawEvent<'_>,
+    implied: Option<EventType>,
+    meta: &RequestMeta<'_>,
+    limits_cfg: &LimitsConfig,
+    texts: &RequestTexts,
+) -> Result<(Event, bool), RejectReason> {
+    let max = limits_cfg.max_event_bytes;
+    let max_depth = limits_cfg.max_json_depth;
+    // Depth is checked on the parsed tree: the parser's own recursion limit
+    // keeps parsing safe, and walking the tree costs far less than a second
+    // scan of the text. Text too deep for the parser is still `too_deep`.
+    let mut ev = match raw {
+        RawEvent::Json(t) => {
+            if t.len() > max {
+                return Err(RejectReason::EventTooLarge);
+            }
+            let value: Value = match serde_json::from_str(t) {
+                Ok(v) => v,
+                Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
+                    return Err(RejectReason::TooDeep)
+                }
+                Err(_) => return Err(RejectReason::InvalidJson),
+            };
+            if limits::value_too_deep(&value, max_depth) {
+                return Err(RejectReason::TooDeep);
+            }
+            let Value::Object(body) = value else {
+                return Err(RejectReason::NotAnObject);
+            };
+            Event::from_object(body, implied)?
+        }
+        RawEvent::Parsed(map, t) => {
+            if t.len() > max {
+                return Err(RejectReason::EventTooLarge);
+            }
+            if limits::object_too_deep(&map, max_depth) {
+                return Err(RejectReason::TooDeep);
+            }
+            Event::from_object(map, implied)?
+        }
+        RawEvent::Undecodable(_, reason) => return Err(reason),
+    };
+    // `Event` validation left `messageId` absent or a non-empty string.
+    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
+    normalize::normalize_with(&mut ev, meta, texts, limits_cfg.clock_skew_window())?;
+    Ok((ev, client_message_id))
+}

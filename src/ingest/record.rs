@@ -1,0 +1,97 @@
+//! Writing records: an accepted event's record, written once where it goes
+//! (the request's spool batch, or the producer), and what a rejected event's
+//! invalid-topic record says.
+
+use serde_json::Value;
+
+use super::Sending;
+use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
+use crate::route::Route;
+use crate::sink::{Record, RecordKind, Sink, SinkError};
+
+#[derive(Debug)]
+pub(super) enum WriteError {
+    Serialize,
+    Sink(SinkError),
+}
+
+/// Writes one accepted event's record once, where it goes: straight into
+/// the request's spool batch (framed as it will be produced), or into
+/// `buf` and on to the producer with the spool off. `seen` gets the value
+/// bytes once written (the inspector's tap).
+pub(super) fn write_record(
+    sink: &dyn Sink,
+    sending: &mut Sending,
+    buf: &mut Vec<u8>,
+    route: &Route<'_>,
+    body: &serde_json::Map<String, Value>,
+    seen: impl FnOnce(&[u8]),
+) -> Result<(), WriteError> {
+    let key = route.key.as_bytes();
+    match sending {
+        Sending::Direct => {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
+            let record = Record {
+                topic: route.topic,
+                key: Some(key),
+                headers: route.headers[..].into(),
+                value: buf,
+            };
+            sink.send(&record, RecordKind::Event)
+                .map_err(WriteError::Sink)?;
+            seen(buf);
+            Ok(())
+        }
+        Sending::Spool(batch, _) => {
+            batch.begin_record(route.topic, Some(key), &route.headers);
+            let start = batch.buf.len();
+            if serde_json::to_writer(&mut batch.buf, body).is_err() {
+                batch.abandon_record();
+                return Err(WriteError::Serialize);
+            }
+            seen(&batch.buf[start..]);
+            batch.finish_record();
+            Ok(())
+        }
+    }
+}
+
+/// Why an event goes to the invalid topic.
+pub(super) struct Invalid {
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    /// Tracking-plan violations (`[{path, rule}]`), for `schema_violation`.
+    pub(super) violations: Option<Value>,
+}
+
+impl Invalid {
+    pub(super) fn new(code: &'static str, message: String) -> Invalid {
+        Invalid {
+            code,
+            message,
+            violations: None,
+        }
+    }
+
+    pub(super) fn schema_violation(violations: &[Violation]) -> Invalid {
+        Invalid {
+            code: REASON_SCHEMA_VIOLATION,
+            message: "event violates the source's tracking plan".into(),
+            violations: Some(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
+        }
+    }
+}
+
+pub(super) fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,145 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::sink::memory::MemorySink;
+use crate::spool::config::SpoolConfig;
+
+/// A pipeline spooling into `dir` (nothing reaches a broker), with the
+/// privacy stage, bots and quality at their defaults.
+fn pipeline(dir: &std::path::Path) -> Pipeline {
+    let cfg = Config::from_toml(
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[sources]]\nid = \"web\"\nwrite_key = \"wk_test\"\n",
+    )
+    .expect("config");
+    let cfg = Arc::new(cfg);
+    let sink = MemorySink::new();
+    let privacy = PrivacyStage::local(&cfg).expect("privacy");
+    let spool_cfg = SpoolConfig {
+        dir: dir.to_path_buf(),
+        ..SpoolConfig::default()
+    };
+    let (spool, _) = Spool::open(&spool_cfg, MemorySink::new()).expect("spool");
+    Pipeline::new(cfg, sink, privacy)
+        .expect("pipeline")
+        .with_spool(spool)
+}
+
+fn meta() -> RequestMeta<'static> {
+    RequestMeta {
+        source_id: "web",
+        received_at: chrono::Utc::now(),
+        client_ip: std::net::IpAddr::from([203, 0, 113, 9]),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"),
+        batch_sent_at: None,
+        batch_context: None,
+        signals: Default::default(),
+    }
+}
+
+fn page(i: usize) -> String {
+    format!(r#"{{"type":"page","anonymousId":"v{i}","messageId":"m{i}","name":"Home"}}"#)
+}
+
+#[test]
+fn every_event_of_a_mixed_request_gets_exactly_one_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(dir.path());
+    let texts = [
+        page(1),
+        r#"{"type":"page"}"#.to_string(), // no identity: rejected
+        r#"{"type":"nope","anonymousId":"a"}"#.to_string(), // rejected
+        page(1),                          // same messageId: duplicate, dropped
+        page(2),
+    ];
+    let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let out = rt
+        .block_on(p.ingest(raws, None, &meta()))
+        .expect("admitted");
+    assert_eq!(
+        out,
+        Outcome {
+            accepted: 2,
+            rejected: 2,
+            dropped: 1
+        }
+    );
+    assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(2));
+}
+
+#[test]
+fn nesting_up_to_the_limit_passes_and_deeper_is_too_deep_even_past_the_parsers_limit() {
+    let limits = Config::from_toml("[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n")
+        .expect("config")
+        .limits;
+    let max = limits.max_json_depth;
+    // The event object is level 1; `properties.x` nests arrays below it.
+    let nested = |levels: usize| {
+        let inner = levels - 2;
+        format!(
+            r#"{{"type":"page","anonymousId":"a","properties":{{"x":{}1{}}}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    };
+    let m = meta();
+    let at = |levels| prepare(RawEvent::Json(&nested(levels)), None, &m, &limits).map(|_| ());
+    assert_eq!(at(max), Ok(()));
+    assert_eq!(at(max + 1), Err(RejectReason::TooDeep));
+    // Deeper than serde_json's own recursion limit (128): still too deep,
+    // not invalid JSON.
+    assert_eq!(at(5_000), Err(RejectReason::TooDeep));
+    let broken = "[".repeat(5_000);
+    assert_eq!(
+        prepare(RawEvent::Json(&broken), None, &m, &limits).map(|_| ()),
+        Err(RejectReason::TooDeep)
+    );
+    assert_eq!(
+        prepare(RawEvent::Json("{\"type\":"), None, &m, &limits).map(|_| ()),
+        Err(RejectReason::InvalidJson)
+    );
+}
+
+#[test]
+fn a_large_batch_lets_other_tasks_run_while_it_is_processed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(dir.path());
+    let n = 2_500;
+    let texts: Vec<String> = (0..n).map(page).collect();
+    let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+    // One thread: another task runs only when the ingest yields.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let ticks = Arc::new(AtomicU64::new(0));
+    let (out, ticks_during) = rt.block_on(async {
+        let t = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                t.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        let out = p.ingest(raws, None, &meta()).await;
+        let during = ticks.load(Ordering::Relaxed);
+        ticker.abort();
+        (out, during)
+    });
+    assert_eq!(out.expect("admitted").accepted, n as u32);
+    let slices = (n / EVENTS_PER_SLICE) as u64;
+    assert!(
+        ticks_during >= slices - 1,
+        "the other task ran {ticks_during} times during a {n}-event batch; expected at least {}",
+        slices - 1
+    );
+}
+
+#[test]
+fn truncation_respects_utf8() {
+    assert_eq!(truncate_at_char_boundary("héllo", 2), "h");
+    assert_eq!(truncate_at_char_boundary("héllo", 3), "hé");
+    assert_eq!(truncate_at_char_boundary("abc", 10), "abc");
+}
