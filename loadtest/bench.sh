@@ -28,7 +28,8 @@
 # $OUT/trackgate-spool, emptied first; off: memory-only producer queue),
 # MAX_IN_FLIGHT (kafka.max_in_flight_requests, default 1), STALL_RATE (200),
 # STALL_BATCHES (4), KAFKA_TOML (lines added to the gateway's [kafka] table,
-# e.g. 'linger_ms = 20' or 'compression = "none"'), BIN (a directory holding trackgate, trackgate-load and
+# e.g. 'linger_ms = 20' or 'compression = "none"'), OPEN_RATE (the open
+# loop's rate, req/s; default half the measured single-event maximum), BIN (a directory holding trackgate, trackgate-load and
 # ceiling to measure instead of building them: e.g. an earlier commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -190,7 +191,9 @@ rps = [json.load(open(f"{out}/single-gateway-{r}.json"))["requests_2xx_per_secon
 print(max(1, round(statistics.median(rps) / 2)))
 EOF
 )"
-step "open loop at half the measured maximum ($HALF_RATE req/s), verified end to end"
+# OPEN_RATE fixes the open loop's rate instead (to compare builds at one load).
+HALF_RATE="${OPEN_RATE:-$HALF_RATE}"
+step "open loop at $HALF_RATE req/s (half the measured maximum unless OPEN_RATE), verified end to end"
 load open-gateway "$GW_PORT" "$GW_PID" --mode open --rate "$HALF_RATE" --duration "$OPEN_SECS" \
   "${SINGLE[@]}" --verify-brokers "127.0.0.1:$TANSU_PORT" || true
 
@@ -283,7 +286,7 @@ print(row("gateway events/s", series("mix", "gateway", ev_s)))
 print(row("gateway events per gateway CPU-second", mixcpu))
 print(row("gateway non-2xx/errors", series("mix", "gateway", non2xx)))
 print()
-print(f"open loop at {openj['target_rate']:.0f} req/s (half the gateway's median maximum) for {openj['elapsed_seconds']:.1f} s")
+print(f"open loop at {openj['target_rate']:.0f} req/s (half the gateway's median maximum unless OPEN_RATE) for {openj['elapsed_seconds']:.1f} s")
 l = openj["latency_us"]
 print(f"  latency p50 {l['p50']} µs, p90 {l['p90']} µs, p99 {l['p99']} µs, p99.9 {l['p999']} µs, max {l['max']} µs")
 print(f"  send lag p99 {openj['send_lag_us']['p99']} µs (generator lateness, included above)")
