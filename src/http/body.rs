@@ -79,13 +79,15 @@ pub async fn read(
     } else {
         0
     };
-    super::offload::heavy(work, || decode(enc, collected, max))
+    super::offload::heavy_owned(work, move || decode(enc, collected, max))
+        .await
+        .unwrap_or(Err(ApiError::BodyRead))
 }
 
 /// How many times larger than its compressed form a tracking body
 /// typically is (JSON of repetitive events under gzip), to judge how much
 /// inflating it will cost before doing it.
-const TYPICAL_COMPRESSION_RATIO: usize = 8;
+pub const TYPICAL_COMPRESSION_RATIO: usize = 8;
 
 /// Decodes an already received body per its `Content-Encoding`, refusing
 /// more than `max` bytes after decompression (what [`read`] does once the

@@ -3,10 +3,14 @@
 //! Decompressing and splitting a large body (a 2,500-event batch is about
 //! 1.5 MB) costs milliseconds of CPU in one go. Run on a runtime worker,
 //! every other connection that worker serves would wait that long, so the
-//! p99 of small requests would follow the size of the largest batches. For
-//! large inputs the work runs under `block_in_place`: the worker first hands
-//! its other tasks to a fresh worker thread, which the kernel schedules as
-//! soon as they have something to do.
+//! p99 of small requests would follow the size of the largest batches.
+//!
+//! - Work on owned data (inflating a body) goes to the blocking pool
+//!   ([`heavy_owned`]): its threads are kept and reused, so memory stays
+//!   where the first large request put it.
+//! - Work whose result borrows the request (splitting a batch into slices of
+//!   its body) runs under `block_in_place` ([`heavy`]): the worker first
+//!   hands its other tasks to another thread.
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -28,6 +32,19 @@ pub fn heavy<T>(len: usize, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs `f`, whose input is `len` bytes, on the blocking pool when it is
+/// large; `None` if it panicked there.
+pub async fn heavy_owned<T: Send + 'static>(
+    len: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if len >= OFFLOAD_BYTES {
+        tokio::task::spawn_blocking(f).await.ok()
+    } else {
+        Some(f())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +56,15 @@ mod tests {
             .build()
             .expect("runtime");
         assert_eq!(rt.block_on(async { heavy(OFFLOAD_BYTES, || 2) }), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_owned_work_runs_on_the_blocking_pool_and_small_work_inline() {
+        let here = std::thread::current().id();
+        let small = heavy_owned(10, move || std::thread::current().id()).await;
+        assert_eq!(small, Some(here));
+        let large = heavy_owned(OFFLOAD_BYTES, move || std::thread::current().id()).await;
+        assert!(large.is_some_and(|t| t != here));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
