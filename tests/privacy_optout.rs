@@ -894,3 +894,61 @@ fn an_instance_started_while_the_broker_was_away_delivers_nothing_of_an_opted_ou
     // The refused requests were never received: nothing to account for.
     assert_eq!(first.metric("trackgate_events_received_total", &[]), 8.0);
 }
+
+#[test]
+fn an_instance_outlives_its_broker_restarting_empty_and_follows_the_recreated_topic() {
+    // A broker that comes back empty answers the follower's fetches of the
+    // opt-out topic with "unknown topic" until the topic is created again.
+    // The follower stops fetching when it loses the broker and prepares
+    // the topic again when the broker answers, so the instance keeps
+    // running and keeps following.
+    let mut broker = Broker::start();
+    let mut one = start_gateway(&broker.addr(), &Setup::default());
+    for round in 0..6 {
+        broker.stop();
+        wait_until(
+            "the instance to notice the broker is gone",
+            Duration::from_secs(30),
+            || one.metric("trackgate_production_paused", &[]) == 1.0,
+        );
+        broker.restart();
+        wait_until(
+            "the instance to resume production",
+            Duration::from_secs(60),
+            || one.metric("trackgate_production_paused", &[]) == 0.0,
+        );
+        // A fetch the follower had in flight, answered by the empty broker,
+        // would show here.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(one.running(), "the instance exited in round {round}");
+    }
+
+    // Another instance records an opt-out on the recreated topic; the first
+    // one follows it.
+    let two = start_gateway(&broker.addr(), &Setup::default());
+    let out = from_browser(&two, "/v1/optout", r#"{"anonymousId":"anon-late"}"#, "");
+    assert_eq!(out.status, 200);
+    wait_until(
+        "the first instance lists the id",
+        Duration::from_secs(30),
+        || one.metric("trackgate_optout_list_entries", &[]) == 1.0,
+    );
+    let r = send(
+        &one,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-late").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["dropped"], 4);
+    let r = send(
+        &one,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-ctl").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 4);
+    let recs = every_event_topic(&broker.addr(), 4);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
+    assert_nowhere(&recs, &["anon-late"]);
+}

@@ -396,6 +396,13 @@ impl Gateway {
         c.wait().expect("wait gateway")
     }
 
+    /// Whether the gateway process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn wait_exit(&mut self) -> ExitStatus {
         self.child.take().expect("running").wait().expect("wait")
     }
@@ -403,12 +410,18 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        let mut exited_before = None;
         if let Some(mut c) = self.child.take() {
+            exited_before = c.try_wait().ok().flatten();
             let _ = c.kill();
             let _ = c.wait();
         }
-        // A failing test shows what the gateway logged.
+        // A failing test shows what the gateway logged, and how it ended if
+        // it ended before the test was done with it.
         if std::thread::panicking() {
+            if let Some(status) = exited_before {
+                eprintln!("---- the gateway had already exited: {status} ----");
+            }
             let log = self.log();
             if !log.is_empty() {
                 eprintln!("---- gateway log ----\n{log}---- end of gateway log ----");

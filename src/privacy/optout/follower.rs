@@ -2,6 +2,7 @@
 //! list loaded) and keeps applying its records until stopped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +31,19 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(200);
 const FOLLOWER_GROUP: &str = "trackgate-optout-follower";
 
 /// Routes the follower's client logs to tracing; end-of-partition notices
-/// (expected: the follower reads to the end) are not errors.
-struct FollowerContext;
+/// (expected: the follower reads to the end) are not errors. Notes when
+/// every broker connection is lost.
+#[derive(Default)]
+struct FollowerContext {
+    brokers_lost: AtomicBool,
+}
+
+impl FollowerContext {
+    /// Whether every broker connection was lost since the last call.
+    fn take_brokers_lost(&self) -> bool {
+        self.brokers_lost.swap(false, Ordering::Relaxed)
+    }
+}
 
 impl ClientContext for FollowerContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -45,6 +57,9 @@ impl ClientContext for FollowerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.brokers_lost.store(true, Ordering::Relaxed);
+        }
         tracing::debug!(target: "librdkafka", "opt-out follower: {error}: {reason}");
     }
 }
@@ -81,7 +96,7 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &Stop) {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: FollowerConsumer = match cc.create_with_context(FollowerContext) {
+    let consumer: FollowerConsumer = match cc.create_with_context(FollowerContext::default()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot create the opt-out consumer; the list will not load");
@@ -205,6 +220,23 @@ fn consume(
             );
         }
         if stop.is_cancelled() {
+            return;
+        }
+        if consumer.context().take_brokers_lost() {
+            // A broker that comes back may have lost the topic (a restarted
+            // in-memory broker does). The client must not fetch it before
+            // it is seen in metadata again: the client library crashes on
+            // some brokers' "unknown topic" answers to a fetch (librdkafka
+            // 2.12 reads a null topic name from Fetch v12 leader hints).
+            // Drop the assignment; `prepare` assigns it again from the
+            // start once the topic is there, and re-reading a compacted
+            // list is harmless.
+            tracing::warn!(
+                "opt-out follower lost the broker; following again once the topic is seen"
+            );
+            if let Err(e) = consumer.unassign() {
+                tracing::warn!(error = %e, "could not drop the opt-out assignment");
+            }
             return;
         }
         match consumer.poll(POLL_TIMEOUT) {
