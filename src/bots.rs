@@ -17,12 +17,11 @@
 //! end-to-end tests run in HeadlessChrome and must still reach Kafka.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use regex::{Regex, RegexBuilder};
-use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::config::{BotPolicy, BotsConfig};
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metrics;
@@ -36,33 +35,6 @@ pub const CONTEXT_KEY: &str = "bot";
 /// Size limit of the compiled expression (the built-in list needs a
 /// fraction of it; the limit stops a pathological configured pattern).
 const REGEX_SIZE_LIMIT: usize = 32 * 1024 * 1024;
-
-/// `[bots]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BotsConfig {
-    /// Further patterns (regular expressions, case-insensitive, matched
-    /// anywhere in the user agent), added to the built-in list. Default none.
-    #[serde(default)]
-    pub extra_patterns: Vec<String>,
-    /// A file of further patterns in the built-in list's format (one per
-    /// line, `#` comments, `!` exceptions). Default none.
-    #[serde(default)]
-    pub patterns_file: Option<PathBuf>,
-}
-
-/// What a source does with bot events: `sources[].bots`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BotPolicy {
-    /// Keep the event and set `context.bot = true`.
-    #[default]
-    Tag,
-    /// Drop the event (counted as dropped, reason `bot`).
-    Drop,
-    /// No detection.
-    Allow,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotsError {
@@ -79,8 +51,8 @@ pub enum BotsError {
     },
 }
 
-/// Validates `[bots]` by compiling it.
-pub fn validate(config: &Config) -> Result<(), ConfigError> {
+/// Checks `[bots]` by compiling it; the error names the offending key.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
     BotDetector::from_config(&config.bots)
         .map(|_| ())
         .map_err(|e| {
@@ -504,7 +476,7 @@ mod tests {
     #[test]
     fn bad_patterns_name_their_key() {
         let cfg = |extra: &str| {
-            Config::from_toml(&format!(
+            crate::load::from_toml(&format!(
                 "[bots]\n{extra}\n[[sources]]\nid = \"w\"\nwrite_key = \"k\"\n"
             ))
         };

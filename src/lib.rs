@@ -21,6 +21,7 @@ pub mod http;
 pub mod ingest;
 pub mod inspect;
 pub mod limits;
+pub mod load;
 pub mod metrics;
 pub mod normalize;
 pub mod owned;

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         file: cli.config.clone(),
         overrides,
     };
-    let (config, text) = match Config::load_with_text(&opts) {
+    let (config, text) = match trackgate::load::load_with_text(&opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("trackgate: invalid configuration: {e}");

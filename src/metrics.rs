@@ -487,9 +487,11 @@ pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
     gauge!(SPOOL_OLDEST_AGE).set(oldest_age_secs);
 }
 
-pub fn spool_recovered(r: &crate::spool::Recovered) {
-    counter!(SPOOL_RECOVERED).increment(r.records);
-    counter!(SPOOL_CORRUPT).increment(r.corrupt);
+/// Records found on the spool at start (`records`) and frames skipped as
+/// corrupt or torn (`corrupt`).
+pub fn spool_recovered(records: u64, corrupt: u64) {
+    counter!(SPOOL_RECOVERED).increment(records);
+    counter!(SPOOL_CORRUPT).increment(corrupt);
 }
 
 pub fn spool_replayed(n: u64) {

@@ -189,7 +189,7 @@ impl Live {
         let Some(opts) = &self.opts else {
             return Ok(Reloaded::Unchanged);
         };
-        let (loaded, text) = match Config::load_with_text(opts) {
+        let (loaded, text) = match crate::load::load_with_text(opts) {
             Ok(loaded) => loaded,
             Err(e) => {
                 // The refused text's hash, for `GET /config`.

@@ -257,6 +257,21 @@ fn an_invalid_file_is_refused_and_the_running_configuration_stays() {
     let (status, _) = post_batch(&gw, OLD_ORIGIN, "still");
     assert_eq!(status, 200);
 
+    // Well-formed sections, but a bot pattern that does not compile: the
+    // stages' own checks refuse it the same way.
+    write_config(
+        &path,
+        &format!("{first}\n[bots]\nextra_patterns = [\"(unclosed\"]\n"),
+    );
+    wait_until("the second refused reload", Duration::from_secs(5), || {
+        gw.metric("trackgate_config_reloads_total", &[("result", "failed")]) == 2.0
+    });
+    let info = config_info(&gw);
+    assert_eq!(info["version"], 1);
+    let error = info["lastFailure"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("bots.extra_patterns[0]"), "{error}");
+    assert_eq!(post_batch(&gw, OLD_ORIGIN, "still2").0, 200);
+
     // A file whose listener moved: the rest applies, the move waits for a
     // restart. Applied on SIGHUP (the watch would see it too).
     let moved = toml(free_port(), admin, &brokers, NEW_ORIGIN, 1_000_000);

@@ -13,17 +13,17 @@
 //! literals when they parse as one (`true`, `5`, `["a","b"]`), else as strings.
 //!
 //! Layout: one file per section (`server`, `kafka` with `routing`,
-//! `limits`, `rate_limit`, `sources`, `privacy`, `spool`, `inspect`,
-//! `reload`, `sdk`), `validate` for the checks that span sections, `env`
-//! for the override layer. Every type is re-exported here, so callers name
-//! `crate::config::X` whatever file it lives in.
+//! `limits`, `rate_limit`, `sources`, `privacy`, `bots`, `quality`,
+//! `spool`, `inspect`, `reload`, `sdk`), `validate` for the checks that span
+//! sections, `env` for the override layer. Every type is re-exported here,
+//! so callers name `crate::config::X` whatever file it lives in.
 //!
 //! Dependencies point one way: stages use `config`, and `config` uses no
-//! stage for its own sections. What is left: the types of `[bots]`,
-//! `[quality]` and the scrub rules still live in their stages (`bots`,
-//! `quality::config`, `privacy::scrub`), and loading runs the checks that
-//! need a stage's code (bot patterns, tracking plans, scrub rules, the GeoIP
-//! file) through it.
+//! stage. Two leaf modules are used to check a section: the scrub rules'
+//! types and compiler (`privacy::scrub`) and the GeoIP reader
+//! (`privacy::geo`); neither uses `config`. The checks that need a stage's
+//! code (bot patterns, tracking plans, the referrer list) run in `load`,
+//! after this module has validated the sections.
 
 use std::path::Path;
 
@@ -42,11 +42,13 @@ macro_rules! default_from_serde {
     )*};
 }
 
+mod bots;
 mod env;
 mod inspect;
 mod kafka;
 mod limits;
 mod privacy;
+mod quality;
 mod rate_limit;
 mod reload;
 mod sdk;
@@ -57,6 +59,7 @@ mod spool;
 mod tests;
 mod validate;
 
+pub use bots::{BotPolicy, BotsConfig};
 pub use env::ENV_PREFIX;
 use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
 pub use inspect::InspectConfig;
@@ -64,6 +67,9 @@ pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
 pub use limits::LimitsConfig;
 pub use privacy::{
     CookieSecure, DntPolicy, GpcPolicy, InvalidPayload, IpMode, PrivacyConfig, SourcePrivacyConfig,
+};
+pub use quality::{
+    DedupConfig, EnrichConfig, PlanConfig, PlanMode, QualityConfig, SourceQualityConfig, Unplanned,
 };
 pub use rate_limit::{RateLimitConfig, MIN_HEADER_BYTES};
 pub use reload::ReloadConfig;
@@ -121,14 +127,14 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// User-agent bot detection (see `bots`).
     #[serde(default)]
-    pub bots: crate::bots::BotsConfig,
+    pub bots: BotsConfig,
     /// The local write-ahead spool (see `spool`).
     #[serde(default)]
     pub spool: SpoolConfig,
     /// Shared data-quality settings (see `quality`; per source in
     /// `[sources.quality]`).
     #[serde(default)]
-    pub quality: crate::quality::config::QualityConfig,
+    pub quality: QualityConfig,
     /// The live inspector on the admin listener (see `inspect`).
     #[serde(default)]
     pub inspect: InspectConfig,

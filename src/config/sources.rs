@@ -34,10 +34,10 @@ pub struct SourceConfig {
     /// What to do with events from bots: `tag` (`context.bot = true`),
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
-    pub bots: crate::bots::BotPolicy,
+    pub bots: super::BotPolicy,
     /// Duplicate suppression, tracking plan and enrichment (see `quality`).
     #[serde(default)]
-    pub quality: crate::quality::config::SourceQualityConfig,
+    pub quality: super::SourceQualityConfig,
 }
 
 /// Shortest server key accepted.

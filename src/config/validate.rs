@@ -1,7 +1,7 @@
 //! Checks of a deserialized configuration that span keys or sections, and
 //! the resolution of `server_key_env`. Every error names the offending key.
 
-use super::{rate_limit, Config, ConfigError, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
+use super::{quality, rate_limit, Config, ConfigError, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
 
 impl Config {
     /// Reads each `server_key_env` into `server_key`.
@@ -168,8 +168,7 @@ impl Config {
         self.sdk.validate(&self.server.path_prefix)?;
         self.inspect.validate()?;
         rate_limit::validate(self)?;
-        crate::bots::validate(self)?;
-        crate::quality::validate(self)?;
+        quality::validate(self)?;
         if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {
             return Err(ConfigError::key(
                 "server.max_buffered_body_bytes",

@@ -34,8 +34,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use crate::config::DedupConfig;
 use fastbloom::BloomFilter;
-use serde::Deserialize;
 use siphasher::sip::SipHasher13;
 
 /// Time buckets in the exact window (ids leave it one bucket at a time).
@@ -49,82 +49,6 @@ const EXACT_SHARE: f64 = 0.5;
 /// the hash set 8 plus one control byte at a load factor between 7/16 and
 /// 7/8 (measured with [`DedupFilter::memory_bytes`]: about 24 on average).
 pub const EXACT_BYTES_PER_ID: usize = 24;
-
-/// `[sources.quality.dedup]`: the duplicate filter of one source.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DedupConfig {
-    /// Drop events whose client-sent `messageId` was already seen.
-    #[serde(default = "defaults::enabled")]
-    pub enabled: bool,
-    /// How long an id is remembered at most (memory permitting).
-    #[serde(default = "defaults::window_secs")]
-    pub window_secs: u64,
-    /// The most recent part of the window kept exactly (memory permitting).
-    #[serde(default = "defaults::exact_window_secs")]
-    pub exact_window_secs: u64,
-    /// Memory bound of this source's filter, in MiB. Half goes to the exact
-    /// window, half to the Bloom slices; under traffic that exceeds it the
-    /// windows shrink.
-    #[serde(default = "defaults::max_memory_mb")]
-    pub max_memory_mb: u64,
-    /// Target probability that a new id is wrongly taken for a duplicate
-    /// (the Bloom part only).
-    #[serde(default = "defaults::false_positive_rate")]
-    pub false_positive_rate: f64,
-}
-
-impl Default for DedupConfig {
-    fn default() -> Self {
-        DedupConfig {
-            enabled: defaults::enabled(),
-            window_secs: defaults::window_secs(),
-            exact_window_secs: defaults::exact_window_secs(),
-            max_memory_mb: defaults::max_memory_mb(),
-            false_positive_rate: defaults::false_positive_rate(),
-        }
-    }
-}
-
-impl DedupConfig {
-    /// Checks the table; returns the offending key (below the table) and why.
-    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
-        if self.window_secs == 0 {
-            return Err(("window_secs", "must be positive"));
-        }
-        if self.exact_window_secs == 0 || self.exact_window_secs > self.window_secs {
-            return Err((
-                "exact_window_secs",
-                "must be positive and at most window_secs",
-            ));
-        }
-        if self.max_memory_mb == 0 {
-            return Err(("max_memory_mb", "must be positive"));
-        }
-        if !(self.false_positive_rate > 0.0 && self.false_positive_rate < 0.1) {
-            return Err(("false_positive_rate", "must be in (0, 0.1)"));
-        }
-        Ok(())
-    }
-}
-
-mod defaults {
-    pub fn enabled() -> bool {
-        true
-    }
-    pub fn window_secs() -> u64 {
-        24 * 3600
-    }
-    pub fn exact_window_secs() -> u64 {
-        3600
-    }
-    pub fn max_memory_mb() -> u64 {
-        64
-    }
-    pub fn false_positive_rate() -> f64 {
-        1e-6
-    }
-}
 
 /// The keys are already uniform keyed hashes: hashing them again is waste.
 #[derive(Default)]

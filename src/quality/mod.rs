@@ -20,7 +20,6 @@
 //! `serde_json::Map` event. Moving to a borrowed event view means giving the
 //! parts a view instead of a `Map` and handing their edits to the writer.
 
-pub mod config;
 pub mod dedup;
 pub mod edit;
 pub mod enrich;
@@ -31,7 +30,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+pub use crate::config::{QualityConfig, SourceQualityConfig};
 use crate::event::Event;
 use crate::normalize::RequestMeta;
 use dedup::DedupFilter;
@@ -221,23 +221,12 @@ impl QualityStage {
     }
 }
 
-/// Validates the `[sources.quality]` tables.
-pub fn validate(config: &Config) -> Result<(), crate::config::ConfigError> {
+/// Checks what needs the stage's code: every source's tracking plan and
+/// the referrer list load. The error names the offending key.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
     for (i, s) in config.sources.iter().enumerate() {
-        if let Err((key, message)) = s.quality.dedup.validate() {
-            return Err(crate::config::ConfigError::Key {
-                key: format!("sources[{i}].quality.dedup.{key}"),
-                message: message.into(),
-            });
-        }
-        if s.quality.enrich.click_ids.iter().any(|c| c.is_empty()) {
-            return Err(crate::config::ConfigError::Key {
-                key: format!("sources[{i}].quality.enrich.click_ids"),
-                message: "must not contain an empty name".into(),
-            });
-        }
         if let Err(e) = TrackingPlan::load(&s.id, &s.quality.plan) {
-            return Err(crate::config::ConfigError::Key {
+            return Err(ConfigError::Key {
                 key: format!("sources[{i}].quality.plan.file"),
                 message: e.to_string(),
             });
@@ -245,17 +234,11 @@ pub fn validate(config: &Config) -> Result<(), crate::config::ConfigError> {
     }
     if let Some(path) = &config.quality.referrers_file {
         if let Err(e) = Referrers::load(path) {
-            return Err(crate::config::ConfigError::Key {
+            return Err(ConfigError::Key {
                 key: "quality.referrers_file".into(),
                 message: e.to_string(),
             });
         }
-    }
-    if config.quality.user_agent_cache_entries == 0 {
-        return Err(crate::config::ConfigError::Key {
-            key: "quality.user_agent_cache_entries".into(),
-            message: "must be positive".into(),
-        });
     }
     Ok(())
 }

@@ -38,14 +38,14 @@
 //! removed.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::Validator;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::edit::Edit;
+pub use crate::config::{PlanConfig, PlanMode, Unplanned};
 use crate::event::EventType;
 use crate::metrics;
 
@@ -60,41 +60,6 @@ pub const RULE_UNPLANNED: &str = "unplanned";
 pub const RULE_UNDECLARED: &str = "undeclared";
 /// Metric label of unplanned event names (keeps label cardinality bounded).
 pub const LABEL_UNPLANNED: &str = "unplanned";
-
-/// What happens to an event that violates its schema.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlanMode {
-    #[default]
-    Warn,
-    Omit,
-    Block,
-}
-
-/// What happens to a `track` event whose name the plan does not list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unplanned {
-    #[default]
-    Allow,
-    Warn,
-    Block,
-}
-
-/// `[sources.quality.plan]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanConfig {
-    /// The tracking plan (JSON). Unset: events are not checked.
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    /// `warn` (default), `omit` or `block`.
-    #[serde(default)]
-    pub mode: PlanMode,
-    /// Unplanned `track` names: `allow` (default), `warn` or `block`.
-    #[serde(default)]
-    pub unplanned: Unplanned,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -127,7 +127,7 @@ fn only_client_sent_message_ids_are_deduplicated_and_unrecord_forgets() {
 #[test]
 fn a_broken_plan_stops_the_config_naming_the_key() {
     let toml = "[[sources]]\nid = \"web\"\nwrite_key = \"k\"\n[sources.quality.plan]\nfile = \"/nonexistent/plan.json\"\n";
-    let err = Config::from_toml(toml)
+    let err = crate::load::from_toml(toml)
         .expect_err("missing plan")
         .to_string();
     assert!(err.contains("sources[0].quality.plan.file"), "{err}");

@@ -284,7 +284,7 @@ impl Spool {
                 index: 0,
             });
         }
-        metrics::spool_recovered(&rec);
+        metrics::spool_recovered(rec.records, rec.corrupt);
         // Never reuse an id the checkpoint may still name.
         let next_segment = ids
             .iter()

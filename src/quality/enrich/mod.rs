@@ -19,10 +19,10 @@ pub mod ua;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::edit::{get, Edit};
+pub use crate::config::EnrichConfig;
 use crate::event::EventType;
 use referrer::Referrers;
 use ua::UaParser;
@@ -33,57 +33,6 @@ pub const USER_AGENT_PATH: &[&str] = &["context", "userAgentParsed"];
 pub const REFERRER_PATH: &[&str] = &["context", "referrerParsed"];
 /// Where the campaign goes (when the client sent none).
 pub const CAMPAIGN_PATH: &[&str] = &["context", "campaign"];
-
-/// `[sources.quality.enrich]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrichConfig {
-    /// Parse `context.userAgent` into `context.userAgentParsed`.
-    #[serde(default = "defaults::yes")]
-    pub user_agent: bool,
-    /// Fill `context.campaign` from the page URL's `utm_*` and click ids.
-    #[serde(default = "defaults::yes")]
-    pub campaign: bool,
-    /// Add `context.referrerParsed` (host, channel, source).
-    #[serde(default = "defaults::yes")]
-    pub referrer: bool,
-    /// URL parameters copied into `context.campaign` under their own name.
-    #[serde(default = "defaults::click_ids")]
-    pub click_ids: Vec<String>,
-}
-
-impl Default for EnrichConfig {
-    fn default() -> Self {
-        EnrichConfig {
-            user_agent: true,
-            campaign: true,
-            referrer: true,
-            click_ids: defaults::click_ids(),
-        }
-    }
-}
-
-mod defaults {
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn click_ids() -> Vec<String> {
-        [
-            "gclid",
-            "gbraid",
-            "wbraid",
-            "dclid",
-            "fbclid",
-            "msclkid",
-            "ttclid",
-            "twclid",
-            "li_fat_id",
-            "yclid",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-}
 
 /// One source's enrichment, with the shared parser and list.
 pub struct Enricher {
