@@ -26,6 +26,10 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long one consumer poll blocks (bounds the reaction to shutdown while
 /// the topic is being followed; a pause between retries ends at once).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
+/// Most queued client events served before following starts (the queue
+/// holds errors from while the broker was away; it is finite, this only
+/// bounds the loop).
+const STALE_EVENTS_MAX: usize = 100_000;
 /// Consumer group id: required by the client, never joined (partitions are
 /// assigned) and never committed to.
 const FOLLOWER_GROUP: &str = "trackgate-optout-follower";
@@ -150,6 +154,15 @@ fn prepare(
         }
         tpl.add_partition_offset(&cfg.topic, p, Offset::Beginning)?;
     }
+    // Errors queued while the broker was away reach the context only when
+    // polled: served now, they would read as a fresh loss of the broker
+    // once following starts.
+    for _ in 0..STALE_EVENTS_MAX {
+        if consumer.poll(Duration::ZERO).is_none() {
+            break;
+        }
+    }
+    consumer.context().take_brokers_lost();
     consumer.assign(&tpl)?;
     Ok(ends)
 }
