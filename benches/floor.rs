@@ -23,7 +23,6 @@ mod cpu_time;
 use std::borrow::Cow;
 use std::fmt;
 use std::hint::black_box;
-use std::time::Duration;
 
 use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, Criterion, Throughput};
@@ -264,10 +263,7 @@ fn floor(c: &mut Criterion<ThreadCpuTime>) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .with_measurement(ThreadCpuTime)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = cpu_time::criterion();
     targets = floor
 }
 

@@ -277,10 +277,7 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .with_measurement(ThreadCpuTime)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = cpu_time::criterion();
     targets = stages, ingest
 }
 

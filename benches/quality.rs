@@ -19,7 +19,6 @@ mod cpu_time;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use cpu_time::ThreadCpuTime;
@@ -328,10 +327,7 @@ fn dedup_figures() {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .with_measurement(ThreadCpuTime)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    config = cpu_time::criterion();
     targets = plan, dedup, enrich, stage
 }
 

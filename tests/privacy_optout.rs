@@ -24,6 +24,35 @@ fn visitor_batch(id_field: &str, id: &str) -> Value {
     ]})
 }
 
+/// Sends a batch of the opted-out visitor `gone` and one of the control
+/// visitor `anon-ctl` to `gw`: the first is dropped whole, the second
+/// accepted.
+fn assert_drops_visitor_keeps_control(gw: &Gateway, gone: &str) {
+    let r = send(
+        gw,
+        "/v1/batch",
+        &visitor_batch("anonymousId", gone).to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["dropped"], 4);
+    let r = send(
+        gw,
+        "/v1/batch",
+        &visitor_batch("anonymousId", "anon-ctl").to_string(),
+        &[],
+    );
+    assert_eq!(r.json()["accepted"], 4);
+}
+
+/// Reads every event topic back: the control visitor's 4 events are there,
+/// nothing of `gone` is.
+fn assert_only_control_reached_kafka(brokers: &str, gone: &str) {
+    let recs = every_event_topic(brokers, 4);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
+    assert_nowhere(&recs, &[gone]);
+}
+
 #[test]
 fn optout_by_anonymous_id_drops_every_later_event_of_that_visitor() {
     let broker = Broker::start();
@@ -642,20 +671,7 @@ fn an_optout_on_one_instance_is_enforced_on_another() {
         Duration::from_secs(30),
         || two.metric("trackgate_optout_list_entries", &[]) == 1.0,
     );
-    let r = send(
-        &two,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-shared").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["dropped"], 4);
-    let r = send(
-        &two,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-ctl").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["accepted"], 4);
+    assert_drops_visitor_keeps_control(&two, "anon-shared");
     // No proof on the second instance either; the visitor's own cookies,
     // taken on the first, opt them in there.
     let body = r#"{"anonymousId":"anon-shared"}"#;
@@ -671,10 +687,7 @@ fn an_optout_on_one_instance_is_enforced_on_another() {
         || one.metric("trackgate_optout_list_entries", &[]) == 0.0,
     );
 
-    let recs = every_event_topic(&broker.addr(), 4);
-    assert_eq!(recs.len(), 4, "{recs:#?}");
-    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
-    assert_nowhere(&recs, &["anon-shared"]);
+    assert_only_control_reached_kafka(&broker.addr(), "anon-shared");
 }
 
 #[test]
@@ -872,25 +885,8 @@ fn an_instance_started_while_the_broker_was_away_delivers_nothing_of_an_opted_ou
     open_gate(gate, &broker.addr());
     first.wait_ready(Duration::from_secs(60));
     assert_eq!(first.metric("trackgate_optout_list_entries", &[]), 1.0);
-    let r = send(
-        &first,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-gone").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["dropped"], 4);
-    let r = send(
-        &first,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-ctl").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["accepted"], 4);
-
-    let recs = every_event_topic(&broker.addr(), 4);
-    assert_eq!(recs.len(), 4, "{recs:#?}");
-    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
-    assert_nowhere(&recs, &["anon-gone"]);
+    assert_drops_visitor_keeps_control(&first, "anon-gone");
+    assert_only_control_reached_kafka(&broker.addr(), "anon-gone");
     // The refused requests were never received: nothing to account for.
     assert_eq!(first.metric("trackgate_events_received_total", &[]), 8.0);
 }
@@ -933,22 +929,6 @@ fn an_instance_outlives_its_broker_restarting_empty_and_follows_the_recreated_to
         Duration::from_secs(30),
         || one.metric("trackgate_optout_list_entries", &[]) == 1.0,
     );
-    let r = send(
-        &one,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-late").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["dropped"], 4);
-    let r = send(
-        &one,
-        "/v1/batch",
-        &visitor_batch("anonymousId", "anon-ctl").to_string(),
-        &[],
-    );
-    assert_eq!(r.json()["accepted"], 4);
-    let recs = every_event_topic(&broker.addr(), 4);
-    assert_eq!(recs.len(), 4, "{recs:#?}");
-    assert_eq!(of_visitor(&recs, "anon-ctl").len(), 4);
-    assert_nowhere(&recs, &["anon-late"]);
+    assert_drops_visitor_keeps_control(&one, "anon-late");
+    assert_only_control_reached_kafka(&broker.addr(), "anon-late");
 }

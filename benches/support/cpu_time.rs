@@ -10,9 +10,18 @@
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::Throughput;
+use criterion::{Criterion, Throughput};
 
 pub struct ThreadCpuTime;
+
+/// The benches' criterion settings: thread CPU time, 1 s of warm-up, 3 s
+/// of measurement.
+pub fn criterion() -> Criterion<ThreadCpuTime> {
+    Criterion::default()
+        .with_measurement(ThreadCpuTime)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+}
 
 fn now() -> Duration {
     let mut ts = libc::timespec {
