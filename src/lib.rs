@@ -13,6 +13,7 @@
 pub mod admission;
 pub mod bots;
 pub mod config;
+pub mod consumer;
 pub mod decode;
 pub mod event;
 #[doc(hidden)]

@@ -11,6 +11,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
+use crate::consumer::{serve_stale_events, LossContext};
+
 /// How long to wait for topic metadata.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,6 +52,11 @@ pub enum TailError {
     NoSuchTopic(String),
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// Every broker connection was lost. Reading on could fetch topics a
+    /// restarted broker no longer has, which the client library does not
+    /// survive (see `consumer`): tail stops instead; run it again.
+    #[error("lost every broker connection; stopped")]
+    BrokerLost,
 }
 
 /// One consumed record as JSON.
@@ -76,12 +83,12 @@ pub fn record_json(m: &rdkafka::message::BorrowedMessage<'_>) -> Value {
 }
 
 pub fn run(args: &TailArgs) -> Result<(), TailError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<LossContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .set("group.id", "trackgate-tail")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .create()?;
+        .create_with_context(LossContext::new("tail"))?;
     let mut tpl = TopicPartitionList::new();
     let start = if args.from_beginning {
         Offset::Beginning
@@ -99,6 +106,7 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
             tpl.add_partition_offset(topic, p.id(), start)?;
         }
     }
+    serve_stale_events(&consumer);
     consumer.assign(&tpl)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -112,6 +120,9 @@ pub fn run(args: &TailArgs) -> Result<(), TailError> {
             if last.elapsed() >= Duration::from_millis(idle) {
                 return Ok(());
             }
+        }
+        if consumer.context().take_lost() {
+            return Err(TailError::BrokerLost);
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => continue,

@@ -2,20 +2,20 @@
 //! list loaded) and keeps applying its records until stopped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::{OptOutError, OptOutList};
 use crate::config::KafkaConfig;
+use crate::consumer::{serve_stale_events, LossContext};
 use crate::metrics;
 use crate::shutdown::Stop;
 
@@ -26,51 +26,11 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long one consumer poll blocks (bounds the reaction to shutdown while
 /// the topic is being followed; a pause between retries ends at once).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
-/// Most queued client events served before following starts (the queue
-/// holds errors from while the broker was away; it is finite, this only
-/// bounds the loop).
-const STALE_EVENTS_MAX: usize = 100_000;
 /// Consumer group id: required by the client, never joined (partitions are
 /// assigned) and never committed to.
 const FOLLOWER_GROUP: &str = "trackgate-optout-follower";
 
-/// Routes the follower's client logs to tracing; end-of-partition notices
-/// (expected: the follower reads to the end) are not errors. Notes when
-/// every broker connection is lost.
-#[derive(Default)]
-struct FollowerContext {
-    brokers_lost: AtomicBool,
-}
-
-impl FollowerContext {
-    /// Whether every broker connection was lost since the last call.
-    fn take_brokers_lost(&self) -> bool {
-        self.brokers_lost.swap(false, Ordering::Relaxed)
-    }
-}
-
-impl ClientContext for FollowerContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
-                tracing::warn!(target: "librdkafka", "opt-out follower {fac}: {log_message}")
-            }
-            _ => tracing::debug!(target: "librdkafka", "opt-out follower {fac}: {log_message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.brokers_lost.store(true, Ordering::Relaxed);
-        }
-        tracing::debug!(target: "librdkafka", "opt-out follower: {error}: {reason}");
-    }
-}
-
-impl ConsumerContext for FollowerContext {}
-
-type FollowerConsumer = BaseConsumer<FollowerContext>;
+type FollowerConsumer = BaseConsumer<LossContext>;
 
 /// What the follower thread needs.
 pub struct FollowerConfig {
@@ -100,7 +60,9 @@ fn follow(list: &OptOutList, cfg: &FollowerConfig, stop: &Stop) {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: FollowerConsumer = match cc.create_with_context(FollowerContext::default()) {
+    let consumer: FollowerConsumer = match cc
+        .create_with_context(LossContext::new("opt-out follower"))
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot create the opt-out consumer; the list will not load");
@@ -154,15 +116,7 @@ fn prepare(
         }
         tpl.add_partition_offset(&cfg.topic, p, Offset::Beginning)?;
     }
-    // Errors queued while the broker was away reach the context only when
-    // polled: served now, they would read as a fresh loss of the broker
-    // once following starts.
-    for _ in 0..STALE_EVENTS_MAX {
-        if consumer.poll(Duration::ZERO).is_none() {
-            break;
-        }
-    }
-    consumer.context().take_brokers_lost();
+    serve_stale_events(consumer);
     consumer.assign(&tpl)?;
     Ok(ends)
 }
@@ -235,7 +189,7 @@ fn consume(
         if stop.is_cancelled() {
             return;
         }
-        if consumer.context().take_brokers_lost() {
+        if consumer.context().take_lost() {
             // A broker that comes back may have lost the topic (a restarted
             // in-memory broker does). The client must not fetch it before
             // it is seen in metadata again: the client library crashes on
