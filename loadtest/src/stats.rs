@@ -163,15 +163,19 @@ impl Percentiles {
     }
 }
 
+/// The resolution of a process's CPU counters in `/proc/PID/stat`.
+const CLOCK_TICK_SECONDS: f64 = 0.01;
+
 /// CPU and memory of the server process under test (`--server-pid`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ServerUsage {
     pub pid: u32,
     /// User + system CPU seconds spent during the measured window.
     pub cpu_seconds: f64,
-    /// Events answered with 2xx per server CPU-second.
+    /// Events answered with 2xx per server CPU-second (NaN, `null` in
+    /// JSON, when the server used less than one clock tick of CPU).
     pub events_per_cpu_second: f64,
-    /// Requests answered per server CPU-second.
+    /// Requests answered per server CPU-second (NaN likewise).
     pub requests_per_cpu_second: f64,
     /// Peak resident set size so far (VmHWM), in KiB.
     pub peak_rss_kib: u64,
@@ -283,12 +287,20 @@ impl Report {
         peak_rss_kib: u64,
         rss_kib: u64,
     ) -> Report {
-        let cpu = cpu_seconds.max(f64::EPSILON);
+        // Below one clock tick of CPU the process's counters say nothing
+        // (they move by ticks): no rate rather than a huge one.
+        let per_cpu = |n: u64| {
+            if cpu_seconds >= CLOCK_TICK_SECONDS {
+                n as f64 / cpu_seconds
+            } else {
+                f64::NAN
+            }
+        };
         self.server = Some(ServerUsage {
             pid,
             cpu_seconds,
-            events_per_cpu_second: self.events_2xx as f64 / cpu,
-            requests_per_cpu_second: self.requests_answered as f64 / cpu,
+            events_per_cpu_second: per_cpu(self.events_2xx),
+            requests_per_cpu_second: per_cpu(self.requests_answered),
             peak_rss_kib,
             rss_kib,
         });
@@ -396,12 +408,12 @@ impl Report {
         if let Some(sv) = &self.server {
             let _ = writeln!(
                 s,
-                "  server     pid {}: {:.2} CPU-s ({:.0}% of one core), {:.0} events/CPU-s, {:.0} req/CPU-s, peak RSS {:.1} MiB (now {:.1} MiB)",
+                "  server     pid {}: {:.2} CPU-s ({:.0}% of one core), {} events/CPU-s, {} req/CPU-s, peak RSS {:.1} MiB (now {:.1} MiB)",
                 sv.pid,
                 sv.cpu_seconds,
                 100.0 * sv.cpu_seconds / self.elapsed_seconds.max(f64::EPSILON),
-                sv.events_per_cpu_second,
-                sv.requests_per_cpu_second,
+                fmt_rate(sv.events_per_cpu_second),
+                fmt_rate(sv.requests_per_cpu_second),
                 sv.peak_rss_kib as f64 / 1024.0,
                 sv.rss_kib as f64 / 1024.0
             );
@@ -410,6 +422,15 @@ impl Report {
             s.push_str(&v.human());
         }
         s
+    }
+}
+
+/// A per-CPU-second rate, or `n/a` when there is none.
+fn fmt_rate(rate: f64) -> String {
+    if rate.is_nan() {
+        "n/a".to_string()
+    } else {
+        format!("{rate:.0}")
     }
 }
 
@@ -517,6 +538,18 @@ mod tests {
         assert_eq!(s.requests_per_cpu_second, 40.0);
         assert!(r.clean());
         assert!(r.human().contains("peak RSS 2.0 MiB"));
+    }
+
+    #[test]
+    fn server_usage_under_one_clock_tick_has_no_rate() {
+        let mut a = Recorder::default();
+        a.sent(50, 1, Duration::ZERO);
+        a.answered(200, Duration::from_micros(100), 50, None);
+        let r = Report::build(info(Duration::from_secs(1)), &a).with_server(7, 0.0, 2048, 1024);
+        let s = r.server.unwrap();
+        assert!(s.events_per_cpu_second.is_nan());
+        assert!(s.requests_per_cpu_second.is_nan());
+        assert!(r.human().contains("n/a events/CPU-s"), "{}", r.human());
     }
 
     #[test]
