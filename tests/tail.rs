@@ -81,19 +81,30 @@ fn tail_prints_the_records_the_gateway_produced() {
 fn tail_stops_with_an_error_when_the_broker_goes_away() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    // The gateway creates the topics.
+    // The gateway creates the topics and writes one record (it keeps
+    // running: its delivery may still be under way).
     let gw = Gateway::start(&brokers);
-    drop(gw);
-    let mut child = tail(&brokers, &["--idle-timeout-ms", "120000"])
-        .spawn()
-        .expect("tail starts");
-    // Tail is following once it has read the topic's partitions; give it
-    // that long, then take the broker away and bring an empty one back.
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        child.try_wait().expect("tail status").is_none(),
-        "tail ended early"
-    );
+    let body = r#"{"type":"page","anonymousId":"tail-c","messageId":"tail-3"}"#;
+    assert_eq!(gw.post("/v1/page", body).status, 200);
+    let mut child = tail(
+        &brokers,
+        &["--from-beginning", "--idle-timeout-ms", "120000"],
+    )
+    .spawn()
+    .expect("tail starts");
+    // Tail is following once it printed the record.
+    let stdout = child.stdout.take().expect("tail's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("tail prints the record");
+    assert!(first.contains("tail-3"), "{first}");
+    // Take the broker away and bring an empty one back.
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
