@@ -24,6 +24,24 @@ fn visitor_batch(id_field: &str, id: &str) -> Value {
     ]})
 }
 
+/// Opts the anonymous id out from a browser on `writer`, then waits until
+/// `follower`, reading the topic, lists it (and nothing else).
+fn opt_out_and_wait_until_followed(writer: &Gateway, follower: &Gateway, id: &str) -> Response {
+    let out = from_browser(
+        writer,
+        "/v1/optout",
+        &format!(r#"{{"anonymousId":"{id}"}}"#),
+        "",
+    );
+    assert_eq!(out.status, 200);
+    wait_until(
+        "the other instance lists the id",
+        Duration::from_secs(30),
+        || follower.metric("trackgate_optout_list_entries", &[]) == 1.0,
+    );
+    out
+}
+
 /// Sends a batch of the opted-out visitor `gone` and one of the control
 /// visitor `anon-ctl` to `gw`: the first is dropped whole, the second
 /// accepted.
@@ -663,14 +681,8 @@ fn an_optout_on_one_instance_is_enforced_on_another() {
     let broker = Broker::start();
     let one = start_gateway(&broker.addr(), &Setup::default());
     let two = start_gateway(&broker.addr(), &Setup::default());
-    let out = from_browser(&one, "/v1/optout", r#"{"anonymousId":"anon-shared"}"#, "");
-    assert_eq!(out.status, 200);
     // The second instance follows the topic.
-    wait_until(
-        "the second instance lists the id",
-        Duration::from_secs(30),
-        || two.metric("trackgate_optout_list_entries", &[]) == 1.0,
-    );
+    let out = opt_out_and_wait_until_followed(&one, &two, "anon-shared");
     assert_drops_visitor_keeps_control(&two, "anon-shared");
     // No proof on the second instance either; the visitor's own cookies,
     // taken on the first, opt them in there.
@@ -922,13 +934,7 @@ fn an_instance_outlives_its_broker_restarting_empty_and_follows_the_recreated_to
     // Another instance records an opt-out on the recreated topic; the first
     // one follows it.
     let two = start_gateway(&broker.addr(), &Setup::default());
-    let out = from_browser(&two, "/v1/optout", r#"{"anonymousId":"anon-late"}"#, "");
-    assert_eq!(out.status, 200);
-    wait_until(
-        "the first instance lists the id",
-        Duration::from_secs(30),
-        || one.metric("trackgate_optout_list_entries", &[]) == 1.0,
-    );
+    opt_out_and_wait_until_followed(&two, &one, "anon-late");
     assert_drops_visitor_keeps_control(&one, "anon-late");
     assert_only_control_reached_kafka(&broker.addr(), "anon-late");
 }
