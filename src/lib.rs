@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod inspect;
+pub mod json;
 pub mod limits;
 pub mod load;
 pub mod metrics;

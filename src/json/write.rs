@@ -1,0 +1,120 @@
+//! Writing the tree as JSON text, once, into the record. A string or key
+//! that borrows from the text the event was parsed from had no escapes
+//! there (the parser owns every string it had to unescape, and rejects raw
+//! control characters), so it is copied as it is; everything else (owned
+//! strings, text from elsewhere) is escaped.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+use super::{Map, Value};
+
+/// Where the parsed text lies in memory: a borrowed string inside it came
+/// from the parser.
+#[derive(Clone)]
+struct Source(Range<usize>);
+
+impl Source {
+    fn of(src: &str) -> Source {
+        let start = src.as_ptr() as usize;
+        Source(start..start + src.len())
+    }
+
+    fn holds(&self, s: &str) -> bool {
+        let p = s.as_ptr() as usize;
+        self.0.start <= p && p + s.len() <= self.0.end
+    }
+}
+
+/// Writes `map` as a JSON object; `src` is the text it was parsed from.
+pub fn write_map(map: &Map<'_>, src: &str, out: &mut Vec<u8>) {
+    write_object(map, &Source::of(src), out);
+}
+
+/// Writes `value` as JSON, escaping every string.
+pub fn write_value(value: &Value<'_>, out: &mut Vec<u8>) {
+    write_any(value, &Source(0..0), out);
+}
+
+fn write_str(s: &Cow<'_, str>, src: &Source, out: &mut Vec<u8>) {
+    match s {
+        Cow::Borrowed(b) if src.holds(b) => {
+            debug_assert!(!b.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20));
+            out.reserve(b.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(b.as_bytes());
+            out.push(b'"');
+        }
+        _ => {
+            // Writing a `str` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s.as_ref());
+        }
+    }
+}
+
+fn write_object(map: &Map<'_>, src: &Source, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.entries().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(k, src, out);
+        out.push(b':');
+        write_any(v, src, out);
+    }
+    out.push(b'}');
+}
+
+fn write_any(value: &Value<'_>, src: &Source, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            let _ = serde_json::to_writer(&mut *out, n);
+        }
+        Value::String(s) => write_str(s, src, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_any(item, src, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(map, src, out),
+    }
+}
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => n.serialize(s),
+            Value::String(v) => s.serialize_str(v),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => map.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Map<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
