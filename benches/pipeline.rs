@@ -70,7 +70,7 @@ fn meta<'a>(batch: Option<&'a decode::Batch<'a>>) -> RequestMeta<'a> {
     }
 }
 
-fn events(batch: &decode::Batch<'_>) -> Vec<Event> {
+fn events<'a>(batch: &decode::Batch<'a>) -> Vec<Event<'a>> {
     batch
         .events
         .iter()

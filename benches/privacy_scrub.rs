@@ -5,8 +5,8 @@
 //! `cargo bench --bench privacy_scrub -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::{Map, Value};
 use std::hint::black_box;
+use trackgate::json::{Map, Value};
 use trackgate::privacy::scrub::{ScrubConfig, Scrubber};
 
 /// A page event as analytics.js sends it, after normalization; nothing in
@@ -60,8 +60,8 @@ const DIRTY: &str = r#"{
   }
 }"#;
 
-fn event(json: &str) -> Map<String, Value> {
-    match serde_json::from_str(json) {
+fn event(json: &str) -> Map<'_> {
+    match trackgate::json::from_str(json) {
         Ok(Value::Object(m)) => m,
         _ => panic!("bench fixture is not a JSON object"),
     }

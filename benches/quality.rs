@@ -26,6 +26,7 @@ use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use serde_json::{json, Map, Value};
 use trackgate::config::Config;
 use trackgate::event::{Event, EventType};
+use trackgate::json as tree;
 use trackgate::normalize::RequestMeta;
 use trackgate::quality::dedup::{DedupConfig, DedupFilter, BLOOM_SLICES};
 use trackgate::quality::enrich::referrer::Referrers;
@@ -73,6 +74,8 @@ fn property(i: usize, j: usize) -> (String, Value, Value) {
 
 /// An event name and an object (its properties, or the whole event).
 type Named = (String, Map<String, Value>);
+/// A named event's body, as the pipeline holds it.
+type NamedBody = (String, tree::Map<'static>);
 
 /// A plan of 30 `track` events with 5–15 properties each (the first three
 /// required), and one valid `properties` object per event.
@@ -99,13 +102,13 @@ fn realistic_plan() -> (Value, Vec<Named>) {
     (json!({"track": track}), events)
 }
 
-fn track(name: &str, props: &Map<String, Value>) -> Map<String, Value> {
+fn track(name: &str, props: &Map<String, Value>) -> tree::Map<'static> {
     let mut m = Map::new();
     m.insert("type".into(), json!("track"));
     m.insert("event".into(), json!(name));
     m.insert("anonymousId".into(), json!("anon-1"));
     m.insert("properties".into(), Value::Object(props.clone()));
-    m
+    tree::Map::from(m)
 }
 
 fn load_plan(dir: &std::path::Path, doc: &Value, mode: PlanMode) -> TrackingPlan {
@@ -124,11 +127,11 @@ fn load_plan(dir: &std::path::Path, doc: &Value, mode: PlanMode) -> TrackingPlan
 fn plan(c: &mut Criterion<ThreadCpuTime>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (doc, events) = realistic_plan();
-    let bodies: Vec<Named> = events
+    let bodies: Vec<NamedBody> = events
         .iter()
         .map(|(n, p)| (n.clone(), track(n, p)))
         .collect();
-    let invalid: Vec<Named> = events
+    let invalid: Vec<NamedBody> = events
         .iter()
         .map(|(n, p)| {
             let mut p = p.clone();
@@ -192,7 +195,7 @@ fn dedup(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
-fn page_view() -> Map<String, Value> {
+fn page_view() -> tree::Map<'static> {
     let v = json!({
         "type": "page", "anonymousId": "anon-1",
         "context": {
@@ -203,7 +206,7 @@ fn page_view() -> Map<String, Value> {
         "properties": {"path": "/p"}
     });
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => tree::Map::from(m),
         _ => unreachable!("a literal object"),
     }
 }
@@ -256,7 +259,7 @@ fn stage(c: &mut Criterion<ThreadCpuTime>) {
         signals: Default::default(),
     };
     let mut base = track(&events[7].0, &events[7].1);
-    base.insert("context".into(), page_view()["context"].clone());
+    base.insert("context", page_view()["context"].clone());
     let mut n = 0u64;
     let mut g = c.benchmark_group("stage");
     g.throughput(Throughput::Elements(1));
@@ -265,7 +268,7 @@ fn stage(c: &mut Criterion<ThreadCpuTime>) {
             || {
                 n += 1;
                 let mut body = base.clone();
-                body.insert("messageId".into(), json!(format!("m-{n}")));
+                body.insert("messageId", tree::Value::from(format!("m-{n}")));
                 Event {
                     kind: EventType::Track,
                     body,

@@ -79,7 +79,9 @@ if [ "${SKIP_CLIENTS:-0}" != 1 ]; then
   bash sdk-js/scripts/ensure-chromium.sh
   bash tests/clients/setup.sh
 else
-  export TRACKGATE_CLIENTS_SKIP=1
+  # Not `TRACKGATE_`-prefixed: the gateways the tests start read every
+  # `TRACKGATE_` variable as configuration and refuse unknown keys.
+  export TEST_CLIENTS_SKIP=1
 fi
 
 step "unit and integration tests (real Tansu broker)"

@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
+use crate::json::Value;
 use regex::{Regex, RegexBuilder};
-use serde_json::Value;
 
 pub use crate::config::{BotPolicy, BotsConfig};
 use crate::config::{Config, ConfigError};
@@ -279,8 +279,7 @@ impl BotStage {
             metrics::bot_event("dropped");
             return BotVerdict::Drop;
         }
-        ev.context_mut()
-            .insert(CONTEXT_KEY.into(), Value::Bool(true));
+        ev.context_mut().insert(CONTEXT_KEY, Value::Bool(true));
         metrics::bot_event("tagged");
         BotVerdict::Tagged
     }
@@ -289,7 +288,7 @@ impl BotStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     /// Real user agents of bots, one per family.
     const BOTS: &[&str] = &[
@@ -505,7 +504,7 @@ mod tests {
         BotStage::new(&c)
     }
 
-    fn event(ua: &str) -> Event {
+    fn event(ua: &str) -> Event<'_> {
         let Value::Object(m) = json!({"type":"page","anonymousId":"a","context":{"userAgent": ua}})
         else {
             unreachable!()

@@ -10,9 +10,9 @@
 //! the field; an event's own field rejects that event alone (see `event`
 //! and `normalize`). `null` is the same as absent.
 
+use crate::json::{Map, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -32,7 +32,8 @@ pub struct Batch<'a> {
     pub events: Vec<&'a RawValue>,
     pub sent_at: Option<String>,
     pub write_key: Option<String>,
-    pub context: Option<Map<String, Value>>,
+    /// The batch-level `context`, borrowing from the body.
+    pub context: Option<Map<'a>>,
 }
 
 /// The envelope, with the events split out in the same pass that reads it.
@@ -40,12 +41,12 @@ pub struct Batch<'a> {
 struct BatchEnvelope<'a> {
     #[serde(borrow)]
     batch: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "sentAt", default)]
-    sent_at: Option<Value>,
-    #[serde(rename = "writeKey", default)]
-    write_key: Option<Value>,
-    #[serde(default)]
-    context: Option<Value>,
+    #[serde(rename = "sentAt", default, borrow)]
+    sent_at: Option<Value<'a>>,
+    #[serde(rename = "writeKey", default, borrow)]
+    write_key: Option<Value<'a>>,
+    #[serde(default, borrow)]
+    context: Option<Value<'a>>,
 }
 
 pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
@@ -59,7 +60,9 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
     let events = env.batch.ok_or(DecodeError::InvalidBatch)?;
     let sent_at = match env.sent_at {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if crate::normalize::parse_time_str(&s).is_ok() => Some(s),
+        Some(Value::String(s)) if crate::normalize::parse_time_str(&s).is_ok() => {
+            Some(s.into_owned())
+        }
         Some(_) => {
             return Err(DecodeError::InvalidEnvelopeField(
                 "sentAt",
@@ -69,7 +72,7 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
     };
     let write_key = match env.write_key {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s).filter(|s| !s.is_empty()),
+        Some(Value::String(s)) => Some(s.into_owned()).filter(|s| !s.is_empty()),
         Some(_) => return Err(DecodeError::InvalidEnvelopeField("writeKey", "a string")),
     };
     let context = match env.context {
@@ -86,14 +89,15 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
 }
 
 /// A single-event body (`/v1/track` …): the event object and its write key.
-pub fn single(body: &[u8]) -> Result<(Map<String, Value>, Option<String>), DecodeError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+/// The object borrows from `body`.
+pub fn single(body: &[u8]) -> Result<(Map<'_>, Option<String>), DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let v = crate::json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let Value::Object(map) = v else {
         return Err(DecodeError::NotAnObject);
     };
     let key = match map.get("writeKey") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s.to_string()),
         _ => None,
     };
     Ok((map, key))

@@ -5,7 +5,7 @@
 //! its own, so one bad event is rejected with its reason while the rest of
 //! its batch goes on.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// Longest `messageId` kept as sent.
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
@@ -115,23 +115,24 @@ impl RejectReason {
 /// One validated event: its type and its JSON object, which later stages
 /// enrich and scrub in place before it is serialized once for Kafka.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct Event<'a> {
     pub kind: EventType,
-    pub body: Map<String, Value>,
+    /// Borrows its strings and keys from the request body.
+    pub body: Map<'a>,
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// Parses and validates one raw event. `implied` is the type named by a
     /// single-event endpoint (`/v1/track` …), which wins over the body's.
     pub fn parse(
-        raw: &str,
+        raw: &'a str,
         implied: Option<EventType>,
         max_bytes: usize,
-    ) -> Result<Event, RejectReason> {
+    ) -> Result<Event<'a>, RejectReason> {
         if raw.len() > max_bytes {
             return Err(RejectReason::EventTooLarge);
         }
-        let value: Value = serde_json::from_str(raw).map_err(|_| RejectReason::InvalidJson)?;
+        let value = crate::json::from_str(raw).map_err(|_| RejectReason::InvalidJson)?;
         let Value::Object(body) = value else {
             return Err(RejectReason::NotAnObject);
         };
@@ -140,12 +141,12 @@ impl Event {
 
     /// Validates an already parsed object.
     pub fn from_object(
-        mut body: Map<String, Value>,
+        mut body: Map<'a>,
         implied: Option<EventType>,
-    ) -> Result<Event, RejectReason> {
+    ) -> Result<Event<'a>, RejectReason> {
         let kind = match implied {
             Some(t) => {
-                body.insert("type".into(), Value::String(t.as_str().into()));
+                body.insert("type", Value::from(t.as_str()));
                 t
             }
             None => match body.get("type") {
@@ -195,6 +196,14 @@ impl Event {
         Ok(Event { kind, body })
     }
 
+    /// The same event owning all of its text.
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            kind: self.kind,
+            body: self.body.into_owned(),
+        }
+    }
+
     /// The visitor identity used as the record key: `userId`, else `anonymousId`.
     pub fn visitor_key(&self) -> Option<&str> {
         self.body
@@ -210,10 +219,9 @@ impl Event {
 
     /// The `context` object, created when absent. Allocates nothing when it
     /// exists (`Map::entry` would allocate the key every time).
-    pub fn context_mut(&mut self) -> &mut Map<String, Value> {
+    pub fn context_mut(&mut self) -> &mut Map<'a> {
         if !matches!(self.body.get("context"), Some(Value::Object(_))) {
-            self.body
-                .insert("context".into(), Value::Object(Map::new()));
+            self.body.insert("context", Value::Object(Map::new()));
         }
         match self.body.get_mut("context") {
             Some(Value::Object(m)) => m,
@@ -226,7 +234,7 @@ impl Event {
 /// server-side libraries send numeric ids) and stores it as a string; an
 /// empty string or `null` is removed. Returns whether it is present, `None`
 /// when it is of another type or too long.
-fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Option<bool> {
+fn normalize_id(body: &mut Map<'_>, field: &'static str) -> Option<bool> {
     let replacement = match body.get(field) {
         None => return Some(false),
         Some(Value::Null) => {
@@ -241,7 +249,7 @@ fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Option<bool> {
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => return None,
     };
-    body.insert(field.into(), Value::String(replacement));
+    body.insert(field, Value::from(replacement));
     Some(true)
 }
 
@@ -249,7 +257,7 @@ fn normalize_id(body: &mut Map<String, Value>, field: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str) -> Result<Event, RejectReason> {
+    fn parse(raw: &str) -> Result<Event<'_>, RejectReason> {
         Event::parse(raw, None, 32 * 1024)
     }
 

@@ -8,7 +8,9 @@
 //! (rate and concurrency limits, idle connections, JSON depth) guards the
 //! HTTP layer; `bots` tags or drops bot events between `normalize` and
 //! `privacy`; `quality` (duplicates, tracking plans, enrichment) runs after
-//! `privacy`.
+//! `privacy`. Every stage works on one tree per event, `json`: parsed once
+//! borrowing its strings from the request body, changed in place, and
+//! written once into the record, copying the untouched strings as they are.
 
 pub mod admission;
 pub mod bots;

@@ -18,8 +18,8 @@
 
 use std::net::IpAddr;
 
+use crate::json::{Map, Value};
 use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Timelike, Utc};
-use serde_json::{Map, Value};
 
 use crate::event::{Event, RejectReason};
 
@@ -46,7 +46,7 @@ pub struct RequestMeta<'a> {
     /// `sentAt` of a batch envelope.
     pub batch_sent_at: Option<&'a str>,
     /// `context` of a batch envelope, merged under each event's own.
-    pub batch_context: Option<&'a Map<String, Value>>,
+    pub batch_context: Option<&'a Map<'a>>,
     /// Privacy signals of the request's headers (opt-out cookie, GPC, DNT).
     pub signals: RequestSignals,
 }
@@ -111,9 +111,9 @@ fn parse_time(v: &Value) -> Result<Option<DateTime<Utc>>, RejectReason> {
 
 /// Enriches `ev` in place. Fails only on unparsable timestamps.
 /// `skew_window` is `limits.clock_skew_window_secs`.
-pub fn normalize(
-    ev: &mut Event,
-    meta: &RequestMeta<'_>,
+pub fn normalize<'a>(
+    ev: &mut Event<'a>,
+    meta: &RequestMeta<'a>,
     skew_window: TimeDelta,
 ) -> Result<(), RejectReason> {
     normalize_with(ev, meta, &RequestTexts::of(meta), skew_window)
@@ -139,9 +139,9 @@ impl RequestTexts {
 }
 
 /// [`normalize`] with the request's texts written already.
-pub fn normalize_with(
-    ev: &mut Event,
-    meta: &RequestMeta<'_>,
+pub fn normalize_with<'a>(
+    ev: &mut Event<'a>,
+    meta: &RequestMeta<'a>,
     texts: &RequestTexts,
     skew_window: TimeDelta,
 ) -> Result<(), RejectReason> {
@@ -159,10 +159,7 @@ pub fn normalize_with(
     let body = &mut ev.body;
 
     if !matches!(body.get("messageId"), Some(Value::String(_))) {
-        body.insert(
-            "messageId".into(),
-            Value::String(uuid::Uuid::now_v7().to_string()),
-        );
+        body.insert("messageId", Value::from(uuid::Uuid::now_v7().to_string()));
     }
 
     let received = meta.received_at;
@@ -190,42 +187,39 @@ pub fn normalize_with(
         (None, _) => received,
     };
     if let Some(orig) = client_ts {
-        body.insert("originalTimestamp".into(), Value::String(format_time(orig)));
+        body.insert("originalTimestamp", Value::from(format_time(orig)));
     }
     if let Some(sent) = sent_at {
-        body.insert("sentAt".into(), Value::String(format_time(sent)));
+        body.insert("sentAt", Value::from(format_time(sent)));
     }
     let timestamp = if timestamp == received {
-        texts.received_at.clone()
+        Value::from(texts.received_at.clone())
     } else {
-        format_time(timestamp)
+        Value::from(format_time(timestamp))
     };
-    body.insert("timestamp".into(), Value::String(timestamp));
-    body.insert(
-        "receivedAt".into(),
-        Value::String(texts.received_at.clone()),
-    );
+    body.insert("timestamp", timestamp);
+    body.insert("receivedAt", Value::from(texts.received_at.clone()));
 
     let ctx = ev.context_mut();
     // A client's own flag was discarded with the other owned fields.
     if out_of_window {
         crate::metrics::timestamp_out_of_window();
-        ctx.insert(OUT_OF_WINDOW_FLAG.into(), Value::Bool(true));
+        ctx.insert(OUT_OF_WINDOW_FLAG, Value::Bool(true));
     }
     // The address is always the server's view: a client-supplied `context.ip`
     // could name anyone.
-    ctx.insert("ip".into(), Value::String(texts.client_ip.clone()));
+    ctx.insert("ip", Value::from(texts.client_ip.clone()));
     if let Some(ua) = meta.user_agent {
         if !matches!(ctx.get("userAgent"), Some(Value::String(_))) {
-            ctx.insert("userAgent".into(), Value::String(ua.to_string()));
+            ctx.insert("userAgent", Value::from(ua));
         }
     }
     Ok(())
 }
 
 /// Deep-merges `under` beneath `over`: keys `over` already has win.
-fn merge_under(over: &mut Map<String, Value>, under: &Map<String, Value>) {
-    for (k, v) in under {
+fn merge_under<'a>(over: &mut Map<'a>, under: &Map<'a>) {
+    for (k, v) in under.entries() {
         match over.get_mut(k) {
             None => {
                 over.insert(k.clone(), v.clone());
@@ -243,9 +237,9 @@ fn merge_under(over: &mut Map<String, Value>, under: &Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
-    fn meta<'a>(ctx: Option<&'a Map<String, Value>>, sent: Option<&'a str>) -> RequestMeta<'a> {
+    fn meta<'a>(ctx: Option<&'a Map<'_>>, sent: Option<&'a str>) -> RequestMeta<'a> {
         RequestMeta {
             source_id: "web",
             received_at: DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
@@ -297,7 +291,7 @@ mod tests {
         assert!(e.body.get("originalTimestamp").is_none());
     }
 
-    fn skewed(orig: &str, sent: &str) -> Event {
+    fn skewed(orig: &str, sent: &str) -> Event<'static> {
         let mut e = event(json!({"type":"page","anonymousId":"a",
             "originalTimestamp":orig,"sentAt":sent,"context":{"timestampOutOfWindow":false}}));
         normalize(&mut e, &meta(None, None), WINDOW).unwrap();
@@ -445,7 +439,7 @@ mod tests {
         );
         normalize(&mut e, &meta(Some(&batch), None), WINDOW).unwrap();
         let ctx = e.body["context"].as_object().unwrap();
-        let mut keys: Vec<&str> = ctx.keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = ctx.keys().collect();
         keys.sort_unstable();
         assert_eq!(keys, ["ip", "userAgent"]);
         assert_eq!(e.body["receivedAt"], "2026-01-01T12:00:00.000Z");

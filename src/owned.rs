@@ -10,7 +10,7 @@
 //! before it goes to the invalid topic. `docs/privacy.md` lists the same
 //! table for consumers.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::metrics;
 
@@ -96,7 +96,7 @@ pub const OWNED_FIELDS: &[OwnedField] = &[
 /// Removes what the client sent under the gateway-owned fields of `body`,
 /// counting each discarded field. Costs a few map look-ups when there is
 /// nothing to discard, and allocates nothing then.
-pub fn discard_client_values(body: &mut Map<String, Value>) {
+pub fn discard_client_values(body: &mut Map<'_>) {
     for f in OWNED_FIELDS {
         if discard(body, f) {
             metrics::owned_field_discarded(f.label);
@@ -105,21 +105,21 @@ pub fn discard_client_values(body: &mut Map<String, Value>) {
 }
 
 /// Discards one field; true when the client had sent something there.
-fn discard(body: &mut Map<String, Value>, f: &OwnedField) -> bool {
+fn discard(body: &mut Map<'_>, f: &OwnedField) -> bool {
     let Some((last, parents)) = f.path.split_last() else {
         return false;
     };
     let mut obj = body;
     for p in parents {
-        match obj.get_mut(*p) {
+        match obj.get_mut(p) {
             Some(Value::Object(o)) => obj = o,
             _ => return false,
         }
     }
     let Some(flag) = f.client_flag else {
-        return obj.remove(*last).is_some();
+        return obj.remove(last).is_some();
     };
-    match obj.get_mut(*last) {
+    match obj.get_mut(last) {
         None => false,
         Some(Value::Object(o)) => {
             let keep = o.get(flag) == Some(&Value::Bool(true));
@@ -128,14 +128,14 @@ fn discard(body: &mut Map<String, Value>, f: &OwnedField) -> bool {
             }
             o.clear();
             if keep {
-                o.insert(flag.into(), Value::Bool(true));
+                o.insert(flag, Value::Bool(true));
             } else {
-                obj.remove(*last);
+                obj.remove(last);
             }
             true
         }
         Some(_) => {
-            obj.remove(*last);
+            obj.remove(last);
             true
         }
     }
@@ -144,7 +144,7 @@ fn discard(body: &mut Map<String, Value>, f: &OwnedField) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn run(v: Value) -> Value {
         let Value::Object(mut m) = v else { panic!() };

@@ -125,7 +125,7 @@ mod tests {
     use super::*;
     use crate::config::{RoutingConfig, TopicsConfig};
 
-    fn ev(raw: &str) -> Event {
+    fn ev(raw: &str) -> Event<'_> {
         Event::parse(raw, None, 4096).unwrap()
     }
 

@@ -7,7 +7,7 @@
 //!
 //! Prerequisites: `tests/clients/setup.sh` (run by scripts/test.sh) installs
 //! the npm packages and the Python virtualenvs; Chromium at /usr/bin/chromium.
-//! TRACKGATE_CLIENTS_SKIP=1 skips these tests; otherwise anything missing
+//! TEST_CLIENTS_SKIP=1 skips these tests; otherwise anything missing
 //! fails them.
 
 mod support;
@@ -34,8 +34,8 @@ struct Tools {
 
 /// The installed clients, or None when skipped on purpose.
 fn tools() -> Option<Tools> {
-    if std::env::var("TRACKGATE_CLIENTS_SKIP").as_deref() == Ok("1") {
-        eprintln!("TRACKGATE_CLIENTS_SKIP=1: client library tests skipped");
+    if std::env::var("TEST_CLIENTS_SKIP").as_deref() == Ok("1") {
+        eprintln!("TEST_CLIENTS_SKIP=1: client library tests skipped");
         return None;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
@@ -56,7 +56,7 @@ fn tools() -> Option<Tools> {
     ] {
         assert!(
             needed.exists(),
-            "{} is missing: run tests/clients/setup.sh (or set TRACKGATE_CLIENTS_SKIP=1)",
+            "{} is missing: run tests/clients/setup.sh (or set TEST_CLIENTS_SKIP=1)",
             needed.display()
         );
     }

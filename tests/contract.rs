@@ -6,7 +6,7 @@
 //! Examples are bounded and the seed fixed, so a run is reproducible. The
 //! gateway's accounting must balance afterwards.
 //!
-//! TRACKGATE_CLIENTS_SKIP=1 skips it; otherwise a missing schemathesis fails it.
+//! TEST_CLIENTS_SKIP=1 skips it; otherwise a missing schemathesis fails it.
 
 mod support;
 
@@ -21,8 +21,8 @@ const MAX_EXAMPLES: &str = "40";
 const SEED: &str = "20261129";
 
 fn schemathesis() -> Option<PathBuf> {
-    if std::env::var("TRACKGATE_CLIENTS_SKIP").as_deref() == Ok("1") {
-        eprintln!("TRACKGATE_CLIENTS_SKIP=1: contract test skipped");
+    if std::env::var("TEST_CLIENTS_SKIP").as_deref() == Ok("1") {
+        eprintln!("TEST_CLIENTS_SKIP=1: contract test skipped");
         return None;
     }
     let venvs = std::env::var("TRACKGATE_CLIENTS_VENVS").map_or_else(
@@ -32,7 +32,7 @@ fn schemathesis() -> Option<PathBuf> {
     let st = venvs.join("clients-venv/bin/st");
     assert!(
         st.exists(),
-        "{} is missing: run tests/clients/setup.sh (or set TRACKGATE_CLIENTS_SKIP=1)",
+        "{} is missing: run tests/clients/setup.sh (or set TEST_CLIENTS_SKIP=1)",
         st.display()
     );
     Some(st)

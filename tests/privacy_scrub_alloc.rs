@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use serde_json::{Map, Value};
+use trackgate::json::{Map, Value};
 use trackgate::privacy::scrub::{ScrubConfig, Scrubber};
 
 struct Counting;
@@ -69,8 +69,8 @@ const CLEAN: &str = r#"{
   }
 }"#;
 
-fn event(json: &str) -> Map<String, Value> {
-    match serde_json::from_str(json) {
+fn event(json: &str) -> Map<'_> {
+    match trackgate::json::from_str(json) {
         Ok(Value::Object(m)) => m,
         other => panic!("fixture is not an object: {other:?}"),
     }

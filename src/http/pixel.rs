@@ -4,10 +4,10 @@
 
 use std::net::SocketAddr;
 
+use crate::json::{self, Value};
 use base64::Engine;
 use http::header::USER_AGENT;
 use http::{Request, Response};
-use serde_json::Value;
 
 use super::response::{self, Body};
 use super::{auth, client_ip, AppState};
@@ -50,11 +50,10 @@ pub async fn serve<B: Sync>(
         .ok()
         .and_then(|b| String::from_utf8(b).ok());
     let text = decoded.as_deref().unwrap_or(&data);
-    let raw = match decoded.as_deref().map(serde_json::from_str::<Value>) {
+    let raw = match decoded.as_deref().map(json::from_str) {
         Some(Ok(Value::Object(mut map))) => {
             // A pixel is a page view unless it says otherwise.
-            map.entry("type")
-                .or_insert_with(|| Value::String(EventType::Page.as_str().into()));
+            map.get_or_insert_with("type", || Value::from(EventType::Page.as_str()));
             RawEvent::Parsed(map, text)
         }
         Some(Ok(_)) => RawEvent::Undecodable(text, RejectReason::NotAnObject),

@@ -63,9 +63,6 @@ pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
-/// Reason label of an accepted event whose record could not be written
-/// (never seen: a JSON object always serializes).
-pub const REASON_SERIALIZATION: &str = "serialization";
 
 /// Room reserved on the spool per event beyond its JSON text: the fields the
 /// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
@@ -77,7 +74,7 @@ pub enum RawEvent<'a> {
     Json(&'a str),
     /// An event the HTTP layer already parsed (single-event endpoints), with
     /// its JSON text for size checks and the invalid topic.
-    Parsed(serde_json::Map<String, Value>, &'a str),
+    Parsed(crate::json::Map<'a>, &'a str),
     /// An event that could not be decoded at all (e.g. bad pixel data).
     Undecodable(&'a str, RejectReason),
 }
@@ -334,6 +331,7 @@ impl Pipeline {
             &mut work.buf,
             &route,
             &ev.body,
+            text,
             |value| {
                 self.inspector.accepted(
                     meta.source_id,
@@ -351,12 +349,6 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(WriteError::Serialize) => {
-                // A `Map<String, Value>` always serializes; kept as a reject
-                // rather than a panic.
-                unrecord();
-                Disposition::Rejected(REASON_SERIALIZATION)
-            }
             Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
                 unrecord();
                 work.queue_full = true;
@@ -370,13 +362,13 @@ impl Pipeline {
         }
     }
 
-    fn prepare(
+    fn prepare<'a>(
         &self,
-        raw: RawEvent<'_>,
+        raw: RawEvent<'a>,
         implied: Option<EventType>,
-        meta: &RequestMeta<'_>,
+        meta: &RequestMeta<'a>,
         texts: &RequestTexts,
-    ) -> Result<(Event, bool), RejectReason> {
+    ) -> Result<(Event<'a>, bool), RejectReason> {
         prepare_in(raw, implied, meta, &self.config.limits, texts)
     }
 

@@ -1,7 +1,7 @@
 //! The part of the pipeline that needs no broker: an event's size, depth
 //! and shape are validated, then `normalize` enriches it.
 
-use serde_json::Value;
+use crate::json::{self, Value};
 
 use super::RawEvent;
 use crate::config::LimitsConfig;
@@ -11,34 +11,34 @@ use crate::normalize::{self, RequestMeta, RequestTexts};
 
 /// Validates (size, depth, shape) and normalizes one raw event: the part
 /// of the pipeline that needs no broker.
-pub fn prepare(
-    raw: RawEvent<'_>,
+pub fn prepare<'a>(
+    raw: RawEvent<'a>,
     implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
+    meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
-) -> Result<Event, RejectReason> {
+) -> Result<Event<'a>, RejectReason> {
     prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
 }
 
 /// [`prepare`], also saying whether the event's `messageId` was sent by the
 /// client (before `normalize` generates one for events without it).
-pub fn prepare_tracked(
-    raw: RawEvent<'_>,
+pub fn prepare_tracked<'a>(
+    raw: RawEvent<'a>,
     implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
+    meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
-) -> Result<(Event, bool), RejectReason> {
+) -> Result<(Event<'a>, bool), RejectReason> {
     prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
 }
 
 /// [`prepare_tracked`] with the request's texts written already.
-pub(super) fn prepare_in(
-    raw: RawEvent<'_>,
+pub(super) fn prepare_in<'a>(
+    raw: RawEvent<'a>,
     implied: Option<EventType>,
-    meta: &RequestMeta<'_>,
+    meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
     texts: &RequestTexts,
-) -> Result<(Event, bool), RejectReason> {
+) -> Result<(Event<'a>, bool), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     // Depth is checked on the parsed tree: the parser's own recursion limit
@@ -49,7 +49,7 @@ pub(super) fn prepare_in(
             if t.len() > max {
                 return Err(RejectReason::EventTooLarge);
             }
-            let value: Value = match serde_json::from_str(t) {
+            let value = match json::from_str(t) {
                 Ok(v) => v,
                 Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
                     return Err(RejectReason::TooDeep)

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::json;
+
 use super::Sending;
 use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::route::Route;
@@ -11,27 +13,28 @@ use crate::sink::{Record, RecordKind, Sink, SinkError};
 
 #[derive(Debug)]
 pub(super) enum WriteError {
-    Serialize,
     Sink(SinkError),
 }
 
 /// Writes one accepted event's record once, where it goes: straight into
 /// the request's spool batch (framed as it will be produced), or into
-/// `buf` and on to the producer with the spool off. `seen` gets the value
-/// bytes once written (the inspector's tap).
+/// `buf` and on to the producer with the spool off. `src` is the event's
+/// JSON text, whose strings the record copies as they are. `seen` gets the
+/// value bytes once written (the inspector's tap).
 pub(super) fn write_record(
     sink: &dyn Sink,
     sending: &mut Sending,
     buf: &mut Vec<u8>,
     route: &Route<'_>,
-    body: &serde_json::Map<String, Value>,
+    body: &json::Map<'_>,
+    src: &str,
     seen: impl FnOnce(&[u8]),
 ) -> Result<(), WriteError> {
     let key = route.key.as_bytes();
     match sending {
         Sending::Direct => {
             buf.clear();
-            serde_json::to_writer(&mut *buf, body).map_err(|_| WriteError::Serialize)?;
+            json::write_map(body, src, buf);
             let record = Record {
                 topic: route.topic,
                 key: Some(key),
@@ -46,10 +49,7 @@ pub(super) fn write_record(
         Sending::Spool(batch, _) => {
             batch.begin_record(route.topic, Some(key), &route.headers);
             let start = batch.buf.len();
-            if serde_json::to_writer(&mut batch.buf, body).is_err() {
-                batch.abandon_record();
-                return Err(WriteError::Serialize);
-            }
+            json::write_map(body, src, &mut batch.buf);
             seen(&batch.buf[start..]);
             batch.finish_record();
             Ok(())

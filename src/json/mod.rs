@@ -35,8 +35,9 @@ pub enum Value<'a> {
     Object(Map<'a>),
 }
 
-/// A JSON object: its entries in the order they came, one per key.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A JSON object: its entries in the order they came, one per key. Two
+/// objects are equal when they hold the same entries, in any order.
+#[derive(Debug, Clone, Default)]
 pub struct Map<'a> {
     entries: Vec<(Cow<'a, str>, Value<'a>)>,
 }
@@ -96,6 +97,16 @@ impl<'a> Value<'a> {
             Value::Number(n) => n.as_u64(),
             _ => None,
         }
+    }
+
+    /// The value under `key` when this is an object.
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        self.as_object().and_then(|m| m.get(key))
+    }
+
+    /// The value under `key` when this is an object, to change.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
+        self.as_object_mut().and_then(|m| m.get_mut(key))
     }
 
     pub fn is_null(&self) -> bool {
@@ -203,6 +214,24 @@ impl PartialEq<&str> for Value<'_> {
     }
 }
 
+impl PartialEq<bool> for Value<'_> {
+    fn eq(&self, other: &bool) -> bool {
+        self.as_bool() == Some(*other)
+    }
+}
+
+impl PartialEq<i32> for Value<'_> {
+    fn eq(&self, other: &i32) -> bool {
+        self.as_i64() == Some(i64::from(*other))
+    }
+}
+
+impl PartialEq<f64> for Value<'_> {
+    fn eq(&self, other: &f64) -> bool {
+        self.as_f64() == Some(*other)
+    }
+}
+
 impl PartialEq<serde_json::Value> for Value<'_> {
     fn eq(&self, other: &serde_json::Value) -> bool {
         match (self, other) {
@@ -231,6 +260,23 @@ impl<'a> std::ops::Index<&str> for Value<'a> {
         match self {
             Value::Object(m) => &m[key],
             _ => &NULL,
+        }
+    }
+}
+
+impl std::ops::IndexMut<&str> for Value<'_> {
+    /// The value under `key`, inserted as `Null` when absent; a `Null`
+    /// becomes an empty object first (as in `serde_json`).
+    ///
+    /// # Panics
+    /// When this is neither an object nor `Null` (as in `serde_json`).
+    fn index_mut(&mut self, key: &str) -> &mut Self::Output {
+        if self.is_null() {
+            *self = Value::Object(Map::new());
+        }
+        match self {
+            Value::Object(m) => m.get_or_insert_with(key.to_owned(), || Value::Null),
+            _ => panic!("cannot index a non-object JSON value with a key"),
         }
     }
 }
@@ -326,6 +372,10 @@ impl<'a> Map<'a> {
         &mut self.entries[i].1
     }
 
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut Value<'a>) -> bool) {
         self.entries.retain_mut(|(k, v)| keep(k, v));
     }
@@ -379,11 +429,28 @@ impl<'a> Map<'a> {
     }
 }
 
+impl PartialEq for Map<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
 impl<'a> IntoIterator for Map<'a> {
     type Item = (Cow<'a, str>, Value<'a>);
     type IntoIter = std::vec::IntoIter<(Cow<'a, str>, Value<'a>)>;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()
+    }
+}
+
+impl<'m, 'a> IntoIterator for &'m Map<'a> {
+    type Item = (&'m str, &'m Value<'a>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'m, (Cow<'a, str>, Value<'a>)>,
+        fn(&'m (Cow<'a, str>, Value<'a>)) -> (&'m str, &'m Value<'a>),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (&**k, v))
     }
 }
 
@@ -405,3 +472,13 @@ impl PartialEq<serde_json::Map<String, serde_json::Value>> for Map<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// `serde_json::json!`, as a tree of this module (owning its text).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! json_tree {
+    ($($t:tt)+) => {
+        $crate::json::Value::from(serde_json::json!($($t)+))
+    };
+}
+pub use json_tree as json;

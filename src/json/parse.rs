@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -55,53 +56,54 @@ pub(super) fn dedupe(entries: &mut Vec<(Cow<'_, str>, Value<'_>)>) {
     entries.extend(kept);
 }
 
-struct ValueVisitor;
+/// Builds values living as long as `'a`, from input living at least as long.
+struct ValueVisitor<'a>(PhantomData<Value<'a>>);
 
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value<'de>;
+impl<'de: 'a, 'a> Visitor<'de> for ValueVisitor<'a> {
+    type Value = Value<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+    fn visit_unit<E>(self) -> Result<Value<'a>, E> {
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value<'de>, E> {
+    fn visit_none<E>(self) -> Result<Value<'a>, E> {
         Ok(Value::Null)
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Value<'de>, E> {
+    fn visit_bool<E>(self, b: bool) -> Result<Value<'a>, E> {
         Ok(Value::Bool(b))
     }
 
-    fn visit_i64<E>(self, n: i64) -> Result<Value<'de>, E> {
+    fn visit_i64<E>(self, n: i64) -> Result<Value<'a>, E> {
         Ok(Value::Number(n.into()))
     }
 
-    fn visit_u64<E>(self, n: u64) -> Result<Value<'de>, E> {
+    fn visit_u64<E>(self, n: u64) -> Result<Value<'a>, E> {
         Ok(Value::Number(n.into()))
     }
 
-    fn visit_f64<E>(self, n: f64) -> Result<Value<'de>, E> {
+    fn visit_f64<E>(self, n: f64) -> Result<Value<'a>, E> {
         // The parser yields finite numbers only; `Null` as `serde_json` does.
         Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Value<'de>, E> {
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Value<'a>, E> {
         Ok(Value::String(Cow::Borrowed(s)))
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Value<'de>, E> {
+    fn visit_str<E>(self, s: &str) -> Result<Value<'a>, E> {
         Ok(Value::String(Cow::Owned(s.to_owned())))
     }
 
-    fn visit_string<E>(self, s: String) -> Result<Value<'de>, E> {
+    fn visit_string<E>(self, s: String) -> Result<Value<'a>, E> {
         Ok(Value::String(Cow::Owned(s)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'a>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         while let Some(item) = seq.next_element()? {
             items.push(item);
@@ -109,23 +111,23 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'a>, A::Error> {
         let mut entries = Vec::with_capacity(8);
-        while let Some(key) = map.next_key_seed(KeySeed)? {
+        while let Some(key) = map.next_key_seed(KeySeed(PhantomData))? {
             entries.push((key, map.next_value()?));
         }
         Ok(Value::Object(Map::from_entries(entries)))
     }
 }
 
-impl<'de> Deserialize<'de> for Value<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value<'de>, D::Error> {
-        d.deserialize_any(ValueVisitor)
+impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value<'a>, D::Error> {
+        d.deserialize_any(ValueVisitor(PhantomData))
     }
 }
 
-impl<'de> Deserialize<'de> for Map<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Map<'de>, D::Error> {
+impl<'de: 'a, 'a> Deserialize<'de> for Map<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Map<'a>, D::Error> {
         match Value::deserialize(d)? {
             Value::Object(m) => Ok(m),
             _ => Err(serde::de::Error::custom("expected a JSON object")),
@@ -134,31 +136,31 @@ impl<'de> Deserialize<'de> for Map<'de> {
 }
 
 /// An object key, borrowed when it had no escapes.
-struct KeySeed;
+struct KeySeed<'a>(PhantomData<&'a str>);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+impl<'de: 'a, 'a> DeserializeSeed<'de> for KeySeed<'a> {
+    type Value = Cow<'a, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'a, str>, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de: 'a, 'a> Visitor<'de> for KeySeed<'a> {
+    type Value = Cow<'a, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'a, str>, E> {
         Ok(Cow::Borrowed(s))
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+    fn visit_str<E>(self, s: &str) -> Result<Cow<'a, str>, E> {
         Ok(Cow::Owned(s.to_owned()))
     }
 
-    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+    fn visit_string<E>(self, s: String) -> Result<Cow<'a, str>, E> {
         Ok(Cow::Owned(s))
     }
 }

@@ -38,6 +38,8 @@ pub fn write_value(value: &Value<'_>, out: &mut Vec<u8>) {
     write_any(value, &Source(0..0), out);
 }
 
+// The `Cow` variant is what is read: borrowed text may be copied as it is.
+#[allow(clippy::ptr_arg)]
 fn write_str(s: &Cow<'_, str>, src: &Source, out: &mut Vec<u8>) {
     match s {
         Cow::Borrowed(b) if src.holds(b) => {
@@ -47,11 +49,27 @@ fn write_str(s: &Cow<'_, str>, src: &Source, out: &mut Vec<u8>) {
             out.extend_from_slice(b.as_bytes());
             out.push(b'"');
         }
+        _ if !needs_escape(s.as_bytes()) => {
+            out.reserve(s.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
         _ => {
             // Writing a `str` into a `Vec` cannot fail.
             let _ = serde_json::to_writer(&mut *out, s.as_ref());
         }
     }
+}
+
+/// Whether JSON needs any byte of `b` escaped: a quote, a backslash or a
+/// control character. Without an early exit, so the loop vectorizes; most
+/// strings the gateway writes itself (times, addresses, parsed fields) are
+/// short and clean.
+fn needs_escape(b: &[u8]) -> bool {
+    b.iter().fold(false, |acc, &c| {
+        acc | (c < 0x20) | (c == b'"') | (c == b'\\')
+    })
 }
 
 fn write_object(map: &Map<'_>, src: &Source, out: &mut Vec<u8>) {

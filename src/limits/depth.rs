@@ -1,7 +1,7 @@
 //! The JSON nesting depth checks (`limits.max_json_depth`): a byte scan of
 //! raw text before parsing, and a walk of parsed values.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// Whether `text` (JSON) nests objects and arrays deeper than `max`.
 /// A byte scan counting brackets outside strings: cheap, allocation-free,
@@ -47,6 +47,6 @@ pub fn value_too_deep(v: &Value, max: usize) -> bool {
 }
 
 /// [`value_too_deep`] of an object.
-pub fn object_too_deep(m: &Map<String, Value>, max: usize) -> bool {
+pub fn object_too_deep(m: &Map<'_>, max: usize) -> bool {
     max == 0 || m.values().any(|c| value_too_deep(c, max - 1))
 }

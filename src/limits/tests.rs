@@ -3,7 +3,6 @@
 
 use super::*;
 use governor::clock::FakeRelativeClock;
-use serde_json::Value;
 
 fn config(extra: &str) -> Config {
     Config::from_toml(&format!(
@@ -279,9 +278,9 @@ fn json_depth_scan() {
 
 #[test]
 fn value_depth() {
-    let v: Value = serde_json::from_str(r#"{"a":{"b":[1]}}"#).unwrap();
+    let v = crate::json::from_str(r#"{"a":{"b":[1]}}"#).unwrap();
     assert!(!value_too_deep(&v, 3));
     assert!(value_too_deep(&v, 2));
-    assert!(!value_too_deep(&serde_json::json!(5), 0));
-    assert!(!value_too_deep(&serde_json::json!({}), 1));
+    assert!(!value_too_deep(&crate::json::json!(5), 0));
+    assert!(!value_too_deep(&crate::json::json!({}), 1));
 }

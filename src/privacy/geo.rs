@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::json::{Map, Number, Value};
 use arc_swap::ArcSwap;
 use maxminddb::Reader;
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
 
 use crate::metrics;
 
@@ -160,7 +160,7 @@ impl GeoIp {
 
     /// Looks `ip` up and returns the `context.geo` object, or `None` when
     /// the database has nothing for the address.
-    pub fn lookup(&self, ip: IpAddr, detail: Detail) -> Option<Map<String, Value>> {
+    pub fn lookup(&self, ip: IpAddr, detail: Detail) -> Option<Map<'static>> {
         let reader = self.reader.load();
         let ip = ip.to_canonical();
         let found = reader.lookup(ip).ok()?;
@@ -172,7 +172,7 @@ impl GeoIp {
             .or_else(|| rec.registered_country.as_ref().and_then(|c| c.iso_code));
         let mut geo = Map::new();
         if let Some(c) = country {
-            geo.insert("country".into(), Value::String(c.into()));
+            geo.insert("country", Value::from(c.to_string()));
         }
         if detail != Detail::Country {
             let region = rec
@@ -181,16 +181,16 @@ impl GeoIp {
                 .and_then(|s| s.first())
                 .and_then(|s| s.iso_code.or_else(|| s.names.as_ref().and_then(|n| n.en)));
             if let Some(r) = region {
-                geo.insert("region".into(), Value::String(r.into()));
+                geo.insert("region", Value::from(r.to_string()));
             }
             if let Some(city) = rec.city.as_ref().and_then(|c| c.names.as_ref()?.en) {
-                geo.insert("city".into(), Value::String(city.into()));
+                geo.insert("city", Value::from(city.to_string()));
             }
             if detail == Detail::CityAndCoordinates {
                 if let Some(loc) = &rec.location {
                     for (k, v) in [("latitude", loc.latitude), ("longitude", loc.longitude)] {
                         if let Some(n) = v.map(round_coordinate).and_then(Number::from_f64) {
-                            geo.insert(k.into(), Value::Number(n));
+                            geo.insert(k, Value::Number(n));
                         }
                     }
                 }
@@ -265,8 +265,8 @@ fn round_coordinate(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::json;
     use crate::privacy::mmdb;
-    use serde_json::json;
 
     fn write(dir: &Path, name: &str, w: &mmdb::MmdbWriter) -> PathBuf {
         let p = dir.join(name);

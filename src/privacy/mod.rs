@@ -54,7 +54,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -158,9 +158,9 @@ impl PrivacyWorkers {
 }
 
 /// An id of a not yet validated event: a string, or a number as text.
-fn raw_id<'a>(body: &'a Map<String, Value>, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+fn raw_id<'a>(body: &'a Map<'_>, key: &str) -> Option<std::borrow::Cow<'a, str>> {
     match body.get(key) {
-        Some(Value::String(s)) => Some(s.as_str().into()),
+        Some(Value::String(s)) => Some(std::borrow::Cow::Borrowed(&**s)),
         Some(Value::Number(n)) => Some(n.to_string().into()),
         _ => None,
     }
@@ -324,7 +324,7 @@ impl PrivacyStage {
     fn decide_event(
         &self,
         rules: &SourceRules,
-        body: &Map<String, Value>,
+        body: &Map<'_>,
         meta: &RequestMeta<'_>,
     ) -> Decision {
         let listed = !self.optouts.is_empty() && {
@@ -425,11 +425,11 @@ impl PrivacyStage {
         match policy.ip {
             IpMode::Keep => {}
             IpMode::Truncate => match ctx.get_mut("ip") {
-                Some(Value::String(s)) => ip::write_truncated(meta.client_ip, s),
+                Some(Value::String(s)) => ip::write_truncated(meta.client_ip, s.to_mut()),
                 _ => {
                     ctx.insert(
-                        "ip".into(),
-                        Value::String(ip::truncate(meta.client_ip).to_string()),
+                        "ip",
+                        Value::String(ip::truncate(meta.client_ip).to_string().into()),
                     );
                 }
             },
@@ -439,7 +439,7 @@ impl PrivacyStage {
                     let day = ip::utc_day(meta.received_at.timestamp());
                     self.hasher.hash(meta.client_ip, day)
                 });
-                ctx.insert("ipHash".into(), Value::String(hash.clone()));
+                ctx.insert("ipHash", Value::String(hash.clone().into()));
             }
             IpMode::Drop => {
                 ctx.remove("ip");
@@ -469,14 +469,12 @@ impl PrivacyStage {
         let ctx = ev.context_mut();
         strip_context(ctx);
         set_geo(ctx, geo);
-        let privacy = ctx
-            .entry("privacy")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let privacy = ctx.get_or_insert_with("privacy", || Value::Object(Map::new()));
         if !privacy.is_object() {
             *privacy = Value::Object(Map::new());
         }
         if let Value::Object(p) = privacy {
-            p.insert("anonymized".into(), Value::String(reason.label().into()));
+            p.insert("anonymized", Value::String(reason.label().into()));
         }
     }
 
@@ -485,7 +483,7 @@ impl PrivacyStage {
     /// detector names, never values) and counted per kind. Returns what
     /// the scrubber found, `None` when no scrubber ran (a rejected event's
     /// payload is kept only when one did).
-    fn scrub(&self, rules: &SourceRules, body: &mut Map<String, Value>) -> Option<ScrubOutcome> {
+    fn scrub(&self, rules: &SourceRules, body: &mut Map<'_>) -> Option<ScrubOutcome> {
         let scrubber = rules.scrubber.as_deref().filter(|s| s.enabled())?;
         // `Vec::new` does not allocate: the clean path stays allocation-free.
         let mut redactions = Vec::new();
@@ -498,26 +496,22 @@ impl PrivacyStage {
             .map(|r| {
                 metrics::redaction(r.kind.label());
                 let mut m = Map::with_capacity(2);
-                m.insert("path".into(), Value::String(r.path.clone()));
-                m.insert("kind".into(), Value::String(r.kind.label().into()));
+                m.insert("path", Value::String(r.path.clone().into()));
+                m.insert("kind", Value::String(r.kind.label().into()));
                 Value::Object(m)
             })
             .collect();
-        let ctx = body
-            .entry("context")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let ctx = body.get_or_insert_with("context", || Value::Object(Map::new()));
         if !ctx.is_object() {
             *ctx = Value::Object(Map::new());
         }
         if let Value::Object(ctx) = ctx {
-            let privacy = ctx
-                .entry("privacy")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let privacy = ctx.get_or_insert_with("privacy", || Value::Object(Map::new()));
             if !privacy.is_object() {
                 *privacy = Value::Object(Map::new());
             }
             if let Value::Object(p) = privacy {
-                p.insert("redactions".into(), Value::Array(list));
+                p.insert("redactions", Value::Array(list));
             }
         }
         Some(outcome)
@@ -659,15 +653,15 @@ impl PrivacyStage {
 /// address's hash.
 #[derive(Debug, Default)]
 pub struct RequestAddress {
-    located: Option<Option<Map<String, Value>>>,
-    country: Option<Option<Map<String, Value>>>,
+    located: Option<Option<Map<'static>>>,
+    country: Option<Option<Map<'static>>>,
     hash: Option<String>,
 }
 
-fn set_geo(ctx: &mut Map<String, Value>, geo: Option<Map<String, Value>>) {
+fn set_geo(ctx: &mut Map<'_>, geo: Option<Map<'static>>) {
     match geo {
         Some(g) => {
-            ctx.insert("geo".into(), Value::Object(g));
+            ctx.insert("geo", Value::Object(g));
         }
         None => {
             ctx.remove("geo");
@@ -675,7 +669,7 @@ fn set_geo(ctx: &mut Map<String, Value>, geo: Option<Map<String, Value>>) {
     }
 }
 
-fn strip_context(ctx: &mut Map<String, Value>) {
+fn strip_context(ctx: &mut Map<'_>) {
     ctx.remove("ip");
     for f in ANONYMIZED_CONTEXT_FIELDS {
         ctx.remove(f);

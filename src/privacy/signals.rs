@@ -6,9 +6,9 @@
 //! ([`RequestSignals::from_headers`]) and travel with `RequestMeta`: a few
 //! header look-ups, no allocation.
 
+use crate::json::{Map, Value};
 use http::header::COOKIE;
 use http::HeaderMap;
-use serde_json::{Map, Value};
 
 /// Name of the opt-out cookie; the value `1` means opted out.
 pub const OPTOUT_COOKIE: &str = "tg_optout";
@@ -75,7 +75,7 @@ fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 /// `context.privacy.gpc = true` in an event body.
-pub fn event_gpc(body: &Map<String, Value>) -> bool {
+pub fn event_gpc(body: &Map<'_>) -> bool {
     body.get("context")
         .and_then(|c| c.get("privacy"))
         .and_then(|p| p.get("gpc"))
@@ -86,7 +86,7 @@ pub fn event_gpc(body: &Map<String, Value>) -> bool {
 /// (`context.consent.categoryPreferences`) sets one of the `required`
 /// categories (case ignored) to `false`. A category without a preference,
 /// or a preference that is not a boolean, denies nothing.
-pub fn consent_denied(body: &Map<String, Value>, required: &[String]) -> bool {
+pub fn consent_denied(body: &Map<'_>, required: &[String]) -> bool {
     if required.is_empty() {
         return false;
     }
@@ -129,7 +129,7 @@ pub fn request_is_https(peer_trusted: bool, headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn gpc_in_the_event_context_must_be_true() {
-        let m = |v: Value| v.as_object().unwrap().clone();
+        let m = |v: Value<'static>| v.as_object().unwrap().clone();
         assert!(event_gpc(&m(json!({"context":{"privacy":{"gpc":true}}}))));
         assert!(!event_gpc(&m(
             json!({"context":{"privacy":{"gpc":"true"}}})
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn consent_is_denied_only_by_false_for_a_required_category() {
-        let m = |v: Value| v.as_object().unwrap().clone();
+        let m = |v: Value<'static>| v.as_object().unwrap().clone();
         let req = vec!["Analytics".to_string()];
         let prefs = |p: Value| m(json!({"context":{"consent":{"categoryPreferences":p}}}));
         assert!(consent_denied(

@@ -1,7 +1,7 @@
 //! The stage as a whole: one event in, what the record would carry out.
 
+use crate::json::json;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::*;
 use crate::event::Event;
@@ -45,15 +45,14 @@ fn meta(source: &str, signals: RequestSignals) -> RequestMeta<'_> {
 }
 
 /// An event as `normalize` leaves it: the raw address in `context.ip`.
-fn event(v: Value) -> Event {
+fn event(v: Value<'static>) -> Event<'static> {
     let Value::Object(m) = v else { panic!() };
     let mut e = Event::from_object(m, None).unwrap();
-    e.context_mut()
-        .insert("ip".into(), Value::String(CLIENT_IP.into()));
+    e.context_mut().insert("ip", Value::from(CLIENT_IP));
     e
 }
 
-fn full_event() -> Event {
+fn full_event() -> Event<'static> {
     event(json!({
         "type":"identify","userId":"u-1","anonymousId":"a-1","traits":{"email":"x@example.com"},
         "context":{"traits":{"name":"X"},"device":{"id":"dev-1","advertisingId":"ad-1","model":"P"},

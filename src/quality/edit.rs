@@ -1,11 +1,11 @@
 //! The changes a quality part asks for, applied in one place.
 //!
 //! The parts (plan, enrichment) read an event and return edits instead of
-//! rewriting it; [`apply`] writes them into today's `serde_json::Map` event.
-//! The coming borrowed event view takes the same list and splices it into
-//! the record bytes (see `DESIGN.md`), so the parts do not change.
+//! rewriting it; [`apply`] writes them into the event's borrowed tree
+//! (`crate::json`), where an untouched value stays a slice of the request
+//! body until the record is written.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// One change to an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,11 +20,11 @@ pub enum Edit {
     Remove(&'static [&'static str]),
     /// Sets the field at `path`, creating the objects on the way (a
     /// non-object in the way is replaced).
-    Set(&'static [&'static str], Value),
+    Set(&'static [&'static str], Value<'static>),
 }
 
 /// Applies `edits` in order.
-pub fn apply(body: &mut Map<String, Value>, edits: impl IntoIterator<Item = Edit>) {
+pub fn apply(body: &mut Map<'_>, edits: impl IntoIterator<Item = Edit>) {
     for edit in edits {
         match edit {
             Edit::RemoveField { container, key } => {
@@ -38,58 +38,58 @@ pub fn apply(body: &mut Map<String, Value>, edits: impl IntoIterator<Item = Edit
     }
 }
 
-fn remove(body: &mut Map<String, Value>, path: &[&str]) {
+fn remove(body: &mut Map<'_>, path: &[&str]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut node = body;
     for seg in parents {
-        match node.get_mut(*seg) {
+        match node.get_mut(seg) {
             Some(Value::Object(m)) => node = m,
             _ => return,
         }
     }
-    node.remove(*last);
+    node.remove(last);
 }
 
-fn set(body: &mut Map<String, Value>, path: &[&str], value: Value) {
+fn set<'a>(body: &mut Map<'a>, path: &[&'static str], value: Value<'a>) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut node = body;
     for seg in parents {
-        if !matches!(node.get(*seg), Some(Value::Object(_))) {
-            node.insert((*seg).to_string(), Value::Object(Map::new()));
+        if !matches!(node.get(seg), Some(Value::Object(_))) {
+            node.insert(*seg, Value::Object(Map::new()));
         }
-        node = match node.get_mut(*seg) {
+        node = match node.get_mut(seg) {
             Some(Value::Object(m)) => m,
             // Inserted as an object just above.
             _ => return,
         };
     }
-    node.insert((*last).to_string(), value);
+    node.insert(*last, value);
 }
 
 /// The value at `path`, if every step on the way is an object.
-pub fn get<'a>(body: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+pub fn get<'m, 'a>(body: &'m Map<'a>, path: &[&str]) -> Option<&'m Value<'a>> {
     let (last, parents) = path.split_last()?;
     let mut node = body;
     for seg in parents {
-        match node.get(*seg) {
+        match node.get(seg) {
             Some(Value::Object(m)) => node = m,
             _ => return None,
         }
     }
-    node.get(*last)
+    node.get(last)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json::json;
 
     use super::*;
 
-    fn obj(v: Value) -> Map<String, Value> {
+    fn obj(v: Value<'_>) -> Map<'_> {
         match v {
             Value::Object(m) => m,
             _ => panic!("not an object"),

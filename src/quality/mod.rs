@@ -14,11 +14,9 @@
 //! 4. **enrichment** ([`enrich`]): parsed user agent, campaign, referrer
 //!    host and channel, on what privacy kept.
 //!
-//! Shape for the coming edit-list event path (see `DESIGN.md`): each part
-//! reads fields of the event and returns a verdict plus the changes it wants
-//! ([`Edit`]s); only [`QualityStage::apply`] writes them into today's
-//! `serde_json::Map` event. Moving to a borrowed event view means giving the
-//! parts a view instead of a `Map` and handing their edits to the writer.
+//! Each part reads fields of the event and returns a verdict plus the
+//! changes it wants ([`Edit`]s); only [`QualityStage::apply`] writes them
+//! into the event's borrowed tree (`crate::json`).
 
 pub mod dedup;
 pub mod edit;
@@ -28,7 +26,7 @@ pub mod plan;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::config::{Config, ConfigError};
 pub use crate::config::{QualityConfig, SourceQualityConfig};

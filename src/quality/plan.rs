@@ -44,6 +44,8 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
+use crate::json;
+
 use super::edit::Edit;
 pub use crate::config::{PlanConfig, PlanMode, Unplanned};
 use crate::event::EventType;
@@ -188,12 +190,7 @@ impl TrackingPlan {
     }
 
     /// Checks one event (its type, `event` name and body).
-    pub fn check(
-        &self,
-        kind: EventType,
-        name: Option<&str>,
-        body: &Map<String, Value>,
-    ) -> PlanVerdict {
+    pub fn check(&self, kind: EventType, name: Option<&str>, body: &json::Map<'_>) -> PlanVerdict {
         let (schema, container, label) = match kind {
             EventType::Track => {
                 let name = name.unwrap_or_default();
@@ -220,8 +217,12 @@ impl TrackingPlan {
             },
             EventType::Alias => return PlanVerdict::Keep(Vec::new()),
         };
-        let empty = Value::Object(Map::new());
-        let instance = body.get(container).unwrap_or(&empty);
+        // The schema validator reads `serde_json` values: the container is
+        // converted for events the plan covers (the rest never get here).
+        let instance = body
+            .get(container)
+            .map_or_else(|| Value::Object(Map::new()), json::Value::to_serde);
+        let instance = &instance;
         let mut violations = Vec::new();
         // The common case, a valid event, costs one validation pass and no
         // allocation.
@@ -265,7 +266,9 @@ impl TrackingPlan {
         }
         edits.push(Edit::Set(
             VIOLATIONS_PATH,
-            Value::Array(violations.iter().map(Violation::to_json).collect()),
+            json::Value::from(Value::Array(
+                violations.iter().map(Violation::to_json).collect(),
+            )),
         ));
         PlanVerdict::Keep(edits)
     }
@@ -281,7 +284,7 @@ impl TrackingPlan {
                 metrics::plan_violation(&self.source, "track", LABEL_UNPLANNED, RULE_UNPLANNED);
                 PlanVerdict::Keep(vec![Edit::Set(
                     VIOLATIONS_PATH,
-                    Value::Array(vec![v.to_json()]),
+                    json::Value::from(Value::Array(vec![v.to_json()])),
                 )])
             }
             Unplanned::Block => {

@@ -47,9 +47,9 @@ fn plan(mode: PlanMode, unplanned: Unplanned) -> TrackingPlan {
         .expect("a plan is configured")
 }
 
-fn body(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
+fn body(v: Value) -> crate::json::Map<'static> {
+    match crate::json::Value::from(v) {
+        crate::json::Value::Object(m) => m,
         _ => panic!("events are objects"),
     }
 }
@@ -68,7 +68,9 @@ fn v(path: &str, rule: &'static str) -> Violation {
 fn listed(violations: &[Violation]) -> Edit {
     Edit::Set(
         VIOLATIONS_PATH,
-        Value::Array(violations.iter().map(Violation::to_json).collect()),
+        crate::json::Value::from(Value::Array(
+            violations.iter().map(Violation::to_json).collect(),
+        )),
     )
 }
 
@@ -235,7 +237,7 @@ fn omit_removes_undeclared_and_invalid_properties_and_lists_them() {
     removed.sort_unstable();
     assert_eq!(removed, ["color", "total"]);
     let last = edits.last().expect("violations are listed");
-    let Edit::Set(path, Value::Array(list)) = last else {
+    let Edit::Set(path, crate::json::Value::Array(list)) = last else {
         panic!("violations last: {last:?}")
     };
     assert_eq!(*path, VIOLATIONS_PATH);

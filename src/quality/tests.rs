@@ -2,7 +2,7 @@
 //! event as it will be produced.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::event::Event;
@@ -41,11 +41,13 @@ fn stage(quality: &str) -> (QualityStage, tempfile::TempDir) {
     )
 }
 
-fn event(v: Value) -> Event {
-    Event::parse(&v.to_string(), None, 32 * 1024).expect("valid event")
+fn event(v: serde_json::Value) -> Event<'static> {
+    Event::parse(&v.to_string(), None, 32 * 1024)
+        .expect("valid event")
+        .into_owned()
 }
 
-fn order(total: Value) -> Event {
+fn order(total: serde_json::Value) -> Event<'static> {
     event(json!({
         "type": "track", "event": "Order Completed", "anonymousId": "a",
         "properties": {"total": total, "note": "x"},

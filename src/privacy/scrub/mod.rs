@@ -79,7 +79,7 @@ mod proptests_scope;
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 pub use config::{Detector, ScrubConfig};
 pub use identity::{IdentityPii, IDENTITY_FIELDS, PSEUDONYM_PREFIX};
@@ -376,11 +376,7 @@ impl Scrubber {
     /// Scrubs a whole event object in place (every field but
     /// [`EXEMPT_PATHS`] and `keep` rules) and appends what was removed to
     /// `out`.
-    pub fn scrub_event(
-        &self,
-        event: &mut Map<String, Value>,
-        out: &mut Vec<Redaction>,
-    ) -> ScrubOutcome {
+    pub fn scrub_event(&self, event: &mut Map<'_>, out: &mut Vec<Redaction>) -> ScrubOutcome {
         if !self.enabled {
             return ScrubOutcome::default();
         }

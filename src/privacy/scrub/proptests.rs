@@ -685,10 +685,11 @@ pub(super) fn strings_of(v: &Value, out: &mut Vec<String>) {
 }
 
 fn scrub(ev: &Value) -> (Value, Vec<Redaction>) {
-    let mut m = ev.as_object().expect("event object").clone();
     let mut out = Vec::new();
-    scrubber().scrub_event(&mut m, &mut out);
-    (Value::Object(m), out)
+    let v = super::tests::scrub_parsed(ev, |m| {
+        scrubber().scrub_event(m, &mut out);
+    });
+    (v, out)
 }
 
 proptest! {
@@ -733,6 +734,11 @@ proptest! {
 
     #[test]
     fn planted_look_alikes_always_survive(value in benign(), plant in plant(), loc in location()) {
+        // A key made of a denied word (`GA-000-CC` has `cc`, a card) goes
+        // with its value by the key rules, look-alike or not.
+        prop_assume!(
+            !matches!(plant, Plant::Key) || scrubber().deny.classify(&value).denied.is_none()
+        );
         let (text, _) = planted(&plant, &value, &value, "", None);
         let mut ev = clean_page_event();
         put(&mut ev, &loc, &plant, &text);

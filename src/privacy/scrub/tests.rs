@@ -8,23 +8,28 @@ fn scrubber() -> Scrubber {
     Scrubber::new(&ScrubConfig::default()).expect("default config builds")
 }
 
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("fixture is not an object: {other}"),
-    }
+/// Runs `f` on `event` as the gateway holds it (written as JSON text and
+/// parsed into the borrowed tree), and returns the result.
+pub(super) fn scrub_parsed(event: &Value, f: impl FnOnce(&mut crate::json::Map<'_>)) -> Value {
+    let text = serde_json::to_string(event).expect("serializes");
+    let Ok(crate::json::Value::Object(mut m)) = crate::json::from_str(&text) else {
+        panic!("fixture is not an object: {event}");
+    };
+    f(&mut m);
+    Value::Object(m.to_serde())
 }
 
 /// Scrubs `event`; returns it and the redactions as `(path, label)`.
 fn run_with(s: &Scrubber, event: Value) -> (Value, Vec<(String, &'static str)>) {
-    let mut m = obj(event);
     let mut out = Vec::new();
-    s.scrub_event(&mut m, &mut out);
+    let v = scrub_parsed(&event, |m| {
+        s.scrub_event(m, &mut out);
+    });
     let red = out
         .iter()
         .map(|r| (r.path.clone(), r.kind.label()))
         .collect();
-    (Value::Object(m), red)
+    (v, red)
 }
 
 fn run(event: Value) -> (Value, Vec<(String, &'static str)>) {

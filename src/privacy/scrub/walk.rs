@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::selector::MASK;
 use super::*;
@@ -58,7 +58,7 @@ impl Walk<'_> {
 }
 
 /// A JSON object or array held in a string, parsed.
-fn embedded_json(s: &str) -> Option<Value> {
+fn embedded_json(s: &str) -> Option<Value<'_>> {
     let t = s.trim_ascii();
     let b = t.as_bytes();
     let framed = b.len() >= 2 && matches!((b[0], b[b.len() - 1]), (b'{', b'}') | (b'[', b']'));
@@ -74,7 +74,7 @@ fn embedded_json(s: &str) -> Option<Value> {
 impl Scrubber {
     pub(super) fn walk_map(
         &self,
-        map: &mut Map<String, Value>,
+        map: &mut Map<'_>,
         parent: Option<&PathNode<'_>>,
         depth: usize,
         at: At,
@@ -84,7 +84,7 @@ impl Scrubber {
         let mut doomed: Vec<String> = Vec::new();
         for (key, value) in map.iter_mut() {
             if !self.visit_entry(key, value, parent, depth, at, walk) {
-                doomed.push(key.clone());
+                doomed.push(key.to_string());
             }
         }
         for key in &doomed {
@@ -203,7 +203,7 @@ impl Scrubber {
     /// pseudonym; whether anything was replaced.
     fn replace_scalars(&self, value: &mut Value, action: Action) -> bool {
         let text: Cow<'_, str> = match value {
-            Value::String(s) => Cow::Borrowed(s.as_str()),
+            Value::String(s) => Cow::Borrowed(&**s),
             Value::Number(n) => Cow::Owned(n.to_string()),
             Value::Object(m) => {
                 let mut any = false;
@@ -225,7 +225,7 @@ impl Scrubber {
             Action::Pseudonymize => self.pseudonyms.pseudonym(&text),
             _ => MASK.to_string(),
         };
-        *value = Value::String(new);
+        *value = Value::String(new.into());
         true
     }
 
@@ -240,7 +240,7 @@ impl Scrubber {
     ) -> Option<bool> {
         let replacement = {
             let text: Cow<'_, str> = match value {
-                Value::String(s) => Cow::Borrowed(s.as_str()),
+                Value::String(s) => Cow::Borrowed(&**s),
                 Value::Number(n) => Cow::Owned(n.to_string()),
                 Value::Bool(_) | Value::Null => return Some(true),
                 Value::Object(_) | Value::Array(_) => return None,
@@ -252,7 +252,7 @@ impl Scrubber {
                 .map(|_| self.pseudonyms.pseudonym(&text))
         };
         if let Some(p) = replacement {
-            *value = Value::String(p);
+            *value = Value::String(p.into());
             walk.outcome.identity_pii = true;
         }
         walk.record_kinds(node);
@@ -274,12 +274,12 @@ impl Scrubber {
                     let before = walk.out.len();
                     self.walk_value(&mut inner, node, depth + 1, at, hint, walk);
                     if walk.out.len() > before {
-                        *s = serde_json::to_string(&inner).unwrap_or_default();
+                        *s = serde_json::to_string(&inner).unwrap_or_default().into();
                     }
                     return;
                 }
                 if let Some(new) = self.scrub_string(s, hint, &mut walk.kinds) {
-                    *s = new;
+                    *s = new.into();
                 }
                 walk.record_kinds(node);
             }
@@ -305,7 +305,7 @@ impl Scrubber {
                     if let Some(u) = n.as_u64().filter(|&u| u >= MIN_CARD_INTEGER) {
                         let mut buf = itoa::Buffer::new();
                         if card::is_card_number(buf.format(u).as_bytes()) {
-                            *value = Value::String(Detector::Card.marker().to_string());
+                            *value = Value::String(Detector::Card.marker().to_string().into());
                             walk.record(node, RedactionKind::Detector(Detector::Card));
                         }
                     }

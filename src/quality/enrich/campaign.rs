@@ -9,10 +9,10 @@
 //! The URL read is the one privacy left: a parameter the scrubber removed
 //! or masked is never brought back.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// The campaign of `url`, or `None` when it carries no campaign parameter.
-pub fn from_url(url: &str, click_ids: &[String]) -> Option<Map<String, Value>> {
+pub fn from_url(url: &str, click_ids: &[String]) -> Option<Map<'static>> {
     let url = url.split_once('#').map_or(url, |(u, _)| u);
     let query = url.split_once('?')?.1;
     // Cheap check first: most page URLs carry no campaign at all.
@@ -31,7 +31,7 @@ pub fn from_url(url: &str, click_ids: &[String]) -> Option<Map<String, Value>> {
             _ => continue,
         };
         if !out.contains_key(name) {
-            out.insert(name.to_string(), Value::String(value.into_owned()));
+            out.insert(name.to_string(), Value::String(value.into_owned().into()));
         }
     }
     (!out.is_empty()).then_some(out)
@@ -39,7 +39,7 @@ pub fn from_url(url: &str, click_ids: &[String]) -> Option<Map<String, Value>> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json::json;
 
     use super::*;
 

@@ -19,7 +19,7 @@ pub mod ua;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::edit::{get, Edit};
 pub use crate::config::EnrichConfig;
@@ -62,7 +62,7 @@ impl Enricher {
     }
 
     /// The edits that enrich `body` (an event of type `kind`).
-    pub fn edits(&self, kind: EventType, body: &Map<String, Value>, out: &mut Vec<Edit>) {
+    pub fn edits(&self, kind: EventType, body: &Map<'_>, out: &mut Vec<Edit>) {
         if let Some(parser) = &self.ua {
             if let Some(Value::String(agent)) = get(body, &["context", "userAgent"]) {
                 if let Some(parsed) = parser.parse(agent) {

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::json::{Map, Value};
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 /// Channel of an event whose page has an empty referrer.
 pub const DIRECT: &str = "direct";
@@ -101,10 +101,10 @@ impl Referrers {
 
     /// The `context.referrerParsed` object for a page at `page_url` whose
     /// referrer is `referrer` (empty: direct).
-    pub fn classify(&self, referrer: &str, page_url: Option<&str>) -> Option<Value> {
+    pub fn classify(&self, referrer: &str, page_url: Option<&str>) -> Option<Value<'static>> {
         let mut out = Map::with_capacity(3);
         if referrer.trim().is_empty() {
-            out.insert("channel".into(), Value::String(DIRECT.into()));
+            out.insert("channel", Value::String(DIRECT.into()));
             return Some(Value::Object(out));
         }
         // Without a list only the hosts matter: no full parse of the URLs.
@@ -124,10 +124,10 @@ impl Referrers {
                 None => (REFERRAL, None),
             }
         };
-        out.insert("host".into(), Value::String(host.clone()));
-        out.insert("channel".into(), Value::String(channel.into()));
+        out.insert("host", Value::String(host.clone().into()));
+        out.insert("channel", Value::String(channel.into()));
         if let Some(s) = source {
-            out.insert("source".into(), Value::String(s.into()));
+            out.insert("source", Value::from(s.to_string()));
         }
         Some(Value::Object(out))
     }
@@ -205,7 +205,7 @@ fn channel_of(medium: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json::json;
 
     use super::*;
 

@@ -1,6 +1,6 @@
 use std::sync::{Arc, OnceLock};
 
-use serde_json::json;
+use crate::json::json;
 
 use super::*;
 
@@ -58,7 +58,7 @@ fn cached_results_equal_fresh_ones_and_long_agents_are_skipped() {
     assert_eq!(p.parse(&long), None);
 }
 
-fn edits(e: &Enricher, kind: EventType, ev: Value) -> Map<String, Value> {
+fn edits(e: &Enricher, kind: EventType, ev: Value<'static>) -> Map<'static> {
     let Value::Object(mut body) = ev else {
         panic!("an object")
     };

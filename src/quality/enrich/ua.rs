@@ -14,8 +14,8 @@
 //! `Mobile`), `mobile` (`Mobi`, iPhone, iPod, Android), `desktop` (any other
 //! device on a desktop OS), else `other`.
 
+use crate::json::{Map, Value};
 use quick_cache::sync::Cache;
-use serde_json::{Map, Value};
 
 /// The uap-core regexes, converted to JSON (the crate reads them with serde).
 const REGEXES: &str = include_str!("../../../data/uap-core/regexes.json");
@@ -46,7 +46,7 @@ pub enum UaError {
 /// The parser and its cache, shared by every source that enables it.
 pub struct UaParser {
     extractor: ua_parser::Extractor<'static>,
-    cache: Cache<String, Value>,
+    cache: Cache<String, Value<'static>>,
 }
 
 impl UaParser {
@@ -61,7 +61,7 @@ impl UaParser {
 
     /// The `context.userAgentParsed` object of `ua`, or `None` when the
     /// string is too long.
-    pub fn parse(&self, ua: &str) -> Option<Value> {
+    pub fn parse(&self, ua: &str) -> Option<Value<'static>> {
         if ua.len() > MAX_USER_AGENT_BYTES {
             return None;
         }
@@ -74,18 +74,18 @@ impl UaParser {
     }
 
     /// Parses without the cache.
-    pub fn parse_uncached(&self, ua: &str) -> Value {
+    pub fn parse_uncached(&self, ua: &str) -> Value<'static> {
         let (browser, os, device) = self.extractor.extract(ua);
         let mut out = Map::new();
         if let Some(b) = browser.filter(|b| b.family != "Other") {
             let version = join_version([b.major, b.minor, b.patch]);
-            out.insert("browser".into(), named(&b.family, version));
+            out.insert("browser", named(&b.family, version));
         }
         let os_name = os.as_ref().map(|o| o.os.to_string()).unwrap_or_default();
         if let Some(o) = os.filter(|o| o.os != "Other") {
             let version =
                 join_version([o.major.as_deref(), o.minor.as_deref(), o.patch.as_deref()]);
-            out.insert("os".into(), named(&o.os, version));
+            out.insert("os", named(&o.os, version));
         }
         let family = device
             .as_ref()
@@ -93,27 +93,27 @@ impl UaParser {
             .unwrap_or_default();
         let mut d = Map::new();
         d.insert(
-            "type".into(),
+            "type",
             Value::String(device_type(ua, &os_name, &family).into()),
         );
         if let Some(dev) = device {
             if let Some(brand) = dev.brand.filter(|b| !b.is_empty()) {
-                d.insert("brand".into(), Value::String(brand.into_owned()));
+                d.insert("brand", Value::String(brand.into_owned().into()));
             }
             if let Some(model) = dev.model.filter(|m| !m.is_empty()) {
-                d.insert("model".into(), Value::String(model.into_owned()));
+                d.insert("model", Value::String(model.into_owned().into()));
             }
         }
-        out.insert("device".into(), Value::Object(d));
+        out.insert("device", Value::Object(d));
         Value::Object(out)
     }
 }
 
-fn named(name: &str, version: Option<String>) -> Value {
+fn named(name: &str, version: Option<String>) -> Value<'static> {
     let mut m = Map::with_capacity(2);
-    m.insert("name".into(), Value::String(name.to_string()));
+    m.insert("name", Value::String(name.to_string().into()));
     if let Some(v) = version {
-        m.insert("version".into(), Value::String(v));
+        m.insert("version", Value::String(v.into()));
     }
     Value::Object(m)
 }
