@@ -11,6 +11,10 @@
 //! Stages change the tree in place; an untouched value costs nothing until
 //! it is copied into the record.
 //!
+//! A `Cow::Borrowed` string that points into the text being written is one
+//! the parser produced (no stage builds a borrowed string from raw event
+//! text), so the writer copies it with its quotes as it is.
+//!
 //! Objects keep one entry per key: when the client repeats a key, the last
 //! value wins (as `serde_json` decides), at the first one's place.
 

@@ -142,3 +142,20 @@ proptest! {
         prop_assert_eq!(back, via_serde);
     }
 }
+
+#[test]
+fn slices_of_the_input_that_are_not_whole_strings_are_written_as_strings() {
+    let text = r#"{"a":"hello","b":"x"}"#;
+    let Ok(Value::Object(mut m)) = from_str(text) else {
+        panic!("parse");
+    };
+    // Part of a string (not between quotes), and a key's text.
+    m.insert("part", Value::from(&text[7..9]));
+    m.insert("key", Value::from(&text[2..3]));
+    let mut out = Vec::new();
+    write_map(&m, text, &mut out);
+    let back: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    assert_eq!(back["part"], "el");
+    assert_eq!(back["key"], "a");
+    assert_eq!(back["a"], "hello");
+}

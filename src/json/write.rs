@@ -5,49 +5,46 @@
 //! strings, text from elsewhere) is escaped.
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use super::{Map, Value};
 
-/// Where the parsed text lies in memory: a borrowed string inside it came
-/// from the parser.
-#[derive(Clone)]
-struct Source(Range<usize>);
+/// The text the tree was parsed from: a borrowed string inside it came from
+/// the parser.
+#[derive(Clone, Copy)]
+struct Source<'s>(&'s [u8]);
 
-impl Source {
-    fn of(src: &str) -> Source {
-        let start = src.as_ptr() as usize;
-        Source(start..start + src.len())
-    }
-
-    fn holds(&self, s: &str) -> bool {
-        let p = s.as_ptr() as usize;
-        self.0.start <= p && p + s.len() <= self.0.end
+impl<'s> Source<'s> {
+    /// `s` with its quotes, when `s` lies in the source between two quotes
+    /// (a string or key as the parser found it).
+    fn quoted(&self, s: &str) -> Option<&'s [u8]> {
+        let start = (s.as_ptr() as usize).checked_sub(self.0.as_ptr() as usize)?;
+        let quoted = self.0.get(start.checked_sub(1)?..start + s.len() + 1)?;
+        (quoted.first() == Some(&b'"') && quoted.last() == Some(&b'"')).then_some(quoted)
     }
 }
 
 /// Writes `map` as a JSON object; `src` is the text it was parsed from.
 pub fn write_map(map: &Map<'_>, src: &str, out: &mut Vec<u8>) {
-    write_object(map, &Source::of(src), out);
+    // The record is about as long as the event's text plus what the stages
+    // added: one allocation up front rather than several while writing.
+    out.reserve(src.len() + src.len() / 4);
+    write_object(map, Source(src.as_bytes()), out);
 }
 
 /// Writes `value` as JSON, escaping every string.
 pub fn write_value(value: &Value<'_>, out: &mut Vec<u8>) {
-    write_any(value, &Source(0..0), out);
+    write_any(value, Source(&[]), out);
 }
 
 // The `Cow` variant is what is read: borrowed text may be copied as it is.
 #[allow(clippy::ptr_arg)]
-fn write_str(s: &Cow<'_, str>, src: &Source, out: &mut Vec<u8>) {
+fn write_str(s: &Cow<'_, str>, src: Source<'_>, out: &mut Vec<u8>) {
     match s {
-        Cow::Borrowed(b) if src.holds(b) => {
+        Cow::Borrowed(b) if let Some(quoted) = src.quoted(b) => {
             debug_assert!(!b.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20));
-            out.reserve(b.len() + 2);
-            out.push(b'"');
-            out.extend_from_slice(b.as_bytes());
-            out.push(b'"');
+            out.extend_from_slice(quoted);
         }
         _ if !needs_escape(s.as_bytes()) => {
             out.reserve(s.len() + 2);
@@ -72,7 +69,7 @@ fn needs_escape(b: &[u8]) -> bool {
     })
 }
 
-fn write_object(map: &Map<'_>, src: &Source, out: &mut Vec<u8>) {
+fn write_object(map: &Map<'_>, src: Source<'_>, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (k, v)) in map.entries().iter().enumerate() {
         if i > 0 {
@@ -85,7 +82,7 @@ fn write_object(map: &Map<'_>, src: &Source, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn write_any(value: &Value<'_>, src: &Source, out: &mut Vec<u8>) {
+fn write_any(value: &Value<'_>, src: Source<'_>, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
