@@ -46,6 +46,7 @@ pub mod ip;
 pub mod mmdb;
 pub mod optout;
 pub mod policy;
+mod rejected;
 pub mod scrub;
 pub mod signals;
 
@@ -154,15 +155,6 @@ impl PrivacyWorkers {
         for h in self.handles {
             let _ = h.join();
         }
-    }
-}
-
-/// An id of a not yet validated event: a string, or a number as text.
-fn raw_id<'a>(body: &'a Map<'_>, key: &str) -> Option<std::borrow::Cow<'a, str>> {
-    match body.get(key) {
-        Some(Value::String(s)) => Some(std::borrow::Cow::Borrowed(&**s)),
-        Some(Value::Number(n)) => Some(n.to_string().into()),
-        _ => None,
     }
 }
 
@@ -517,71 +509,6 @@ impl PrivacyStage {
         Some(outcome)
     }
 
-    /// What becomes of a rejected event whose JSON text is `text`.
-    pub fn rejected(&self, text: &str, meta: &RequestMeta<'_>) -> Rejected {
-        let rules = self.rules(meta.source_id);
-        let parsed = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        };
-        let decision = match &parsed {
-            Some(body) => {
-                let listed = !self.optouts.is_empty()
-                    && self.optouts.contains(
-                        meta.source_id,
-                        raw_id(body, "userId").as_deref(),
-                        raw_id(body, "anonymousId").as_deref(),
-                        raw_id(body, "previousId").as_deref(),
-                    );
-                decide(
-                    &rules.policy,
-                    EventSignals {
-                        optout_cookie: meta.signals.optout_cookie,
-                        optout_list: listed,
-                        consent_denied: signals::consent_denied(body, &rules.required_consent),
-                        gpc: meta.signals.gpc || signals::event_gpc(body),
-                        dnt: meta.signals.dnt,
-                    },
-                )
-            }
-            None => Decision::KEEP,
-        };
-        if let Some(r) = decision.reason {
-            metrics::privacy_decision(decision.action.label(), r.label(), 1);
-            if decision.action == Action::Drop {
-                return Rejected::Drop(r.label());
-            }
-        }
-        match self.invalid_payload {
-            InvalidPayload::Omit => Rejected::Report(None),
-            InvalidPayload::Raw => Rejected::Report(Some(text.to_string())),
-            InvalidPayload::Scrubbed => {
-                let Some(mut body) = parsed else {
-                    return Rejected::Report(None);
-                };
-                body.remove("writeKey");
-                // The gateway wrote nothing into a rejected event: every
-                // owned field (the address included) is the client's claim.
-                owned::discard_client_values(&mut body);
-                if decision.action == Action::Anonymize {
-                    for f in ANONYMIZED_FIELDS {
-                        body.remove(f);
-                    }
-                    if let Some(Value::Object(ctx)) = body.get_mut("context") {
-                        strip_context(ctx);
-                    }
-                }
-                // The same scrubber as accepted events: identity fields are
-                // pseudonymized here whatever `identity_pii` says (the event
-                // is rejected already).
-                if self.scrub(rules, &mut body).is_none() {
-                    return Rejected::Report(None);
-                }
-                Rejected::Report(serde_json::to_string(&body).ok())
-            }
-        }
-    }
-
     /// Records an opt-out of `ids` for `source`: locally at once (the
     /// visitor is suppressed here even if the broker does not answer), then
     /// on the topic. `Full` (nothing recorded) when new ids would take the
@@ -645,8 +572,6 @@ impl PrivacyStage {
     }
 }
 
-/// `context.geo` is the gateway's: set from the lookup, or removed (a
-/// client-sent one could hold precise coordinates).
 /// What the privacy stage works out once per request from its client
 /// address (the same for all its events): the GeoIP results, at the
 /// source's detail and at country level for anonymized events, and the
@@ -658,6 +583,8 @@ pub struct RequestAddress {
     hash: Option<String>,
 }
 
+/// `context.geo` is the gateway's: set from the lookup, or removed (a
+/// client-sent one could hold precise coordinates).
 fn set_geo(ctx: &mut Map<'_>, geo: Option<Map<'static>>) {
     match geo {
         Some(g) => {
