@@ -68,6 +68,11 @@ pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
 /// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
 const SPOOL_ALLOWANCE_PER_EVENT: u64 = 2048;
 
+/// What a record usually adds to its event's text (the gateway's fields,
+/// topic, key, headers and framing): the request's spool batch is sized
+/// with it up front.
+const RECORD_ALLOWANCE_PER_EVENT: usize = 512;
+
 /// One event as the HTTP layer hands it over.
 pub enum RawEvent<'a> {
     /// JSON text of the event (a slice of the request body).
@@ -222,7 +227,13 @@ impl Pipeline {
         }
         let mut work = RequestWork {
             sending: match reservation {
-                Some(_) => Sending::Spool(Batch::new(), Vec::new()),
+                Some(_) => Sending::Spool(
+                    Batch::with_capacity(
+                        text_bytes as usize + events.len() * RECORD_ALLOWANCE_PER_EVENT,
+                        events.len(),
+                    ),
+                    Vec::new(),
+                ),
                 None => Sending::Direct,
             },
             buf: Vec::with_capacity(1024),

@@ -23,7 +23,7 @@ mod write;
 
 use std::borrow::Cow;
 
-pub use parse::{from_str, from_str_owned};
+pub use parse::from_str;
 pub use serde_json::Number;
 pub use write::{write_map, write_value};
 

@@ -20,11 +20,6 @@ pub fn from_str(text: &str) -> Result<Value<'_>, serde_json::Error> {
     Ok(value)
 }
 
-/// Parses one JSON text into a tree that owns its text.
-pub fn from_str_owned(text: &str) -> Result<Value<'static>, serde_json::Error> {
-    from_str(text).map(Value::into_owned)
-}
-
 /// Objects with at most this many entries look for a repeated key by
 /// comparing pairs; larger ones through a set.
 const PAIRWISE_MAX: usize = 16;

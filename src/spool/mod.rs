@@ -106,6 +106,16 @@ impl Batch {
         Batch::default()
     }
 
+    /// A batch with room for `bytes` of frames and `records` records, so
+    /// that writing a request's records does not grow (and copy) it.
+    pub fn with_capacity(bytes: usize, records: usize) -> Batch {
+        Batch {
+            buf: Vec::with_capacity(bytes),
+            frames: Vec::with_capacity(records),
+            writer: frame::FrameWriter::default(),
+        }
+    }
+
     /// Starts a record; append its value to `self.buf`, then call
     /// [`Batch::finish_record`] (or [`Batch::abandon_record`]).
     pub fn begin_record(
