@@ -303,9 +303,10 @@ fn requests_over_the_in_flight_cap_get_503_overloaded_at_once() {
         })
         .collect();
     // A third is refused without waiting. (The held requests reach the
-    // handler asynchronously, hence the retries until both slots are taken.)
+    // handler asynchronously, hence the retries until both slots are taken;
+    // up to 20 s, for a machine busy with the other tests' gateways.)
     let mut refused = None;
-    for _ in 0..200 {
+    for _ in 0..800 {
         let r = gw.request("GET", "/v1/nothing-here", &[], b"");
         if r.status == 503 {
             refused = Some(r);
