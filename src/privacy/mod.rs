@@ -319,15 +319,29 @@ impl PrivacyStage {
         body: &Map<'_>,
         meta: &RequestMeta<'_>,
     ) -> Decision {
-        let listed = !self.optouts.is_empty() && {
-            let s = |k: &str| body.get(k).and_then(Value::as_str);
-            self.optouts.contains(
-                meta.source_id,
-                s("userId"),
-                s("anonymousId"),
-                s("previousId"),
-            )
-        };
+        let s = |k: &str| body.get(k).and_then(Value::as_str);
+        self.decide_with(
+            rules,
+            body,
+            [s("userId"), s("anonymousId"), s("previousId")],
+            meta,
+        )
+    }
+
+    /// The opt-out decision for an event whose identity fields (`userId`,
+    /// `anonymousId`, `previousId`) the caller read: as validated strings
+    /// for an accepted event, as raw text for a rejected one.
+    fn decide_with(
+        &self,
+        rules: &SourceRules,
+        body: &Map<'_>,
+        [user, anonymous, previous]: [Option<&str>; 3],
+        meta: &RequestMeta<'_>,
+    ) -> Decision {
+        let listed = !self.optouts.is_empty()
+            && self
+                .optouts
+                .contains(meta.source_id, user, anonymous, previous);
         decide(
             &rules.policy,
             EventSignals {

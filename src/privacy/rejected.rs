@@ -25,23 +25,8 @@ impl PrivacyStage {
         };
         let decision = match &parsed {
             Some(body) => {
-                let listed = !self.optouts.is_empty()
-                    && self.optouts.contains(
-                        meta.source_id,
-                        raw_id(body, "userId").as_deref(),
-                        raw_id(body, "anonymousId").as_deref(),
-                        raw_id(body, "previousId").as_deref(),
-                    );
-                decide(
-                    &rules.policy,
-                    EventSignals {
-                        optout_cookie: meta.signals.optout_cookie,
-                        optout_list: listed,
-                        consent_denied: signals::consent_denied(body, &rules.required_consent),
-                        gpc: meta.signals.gpc || signals::event_gpc(body),
-                        dnt: meta.signals.dnt,
-                    },
-                )
+                let ids = ["userId", "anonymousId", "previousId"].map(|k| raw_id(body, k));
+                self.decide_with(rules, body, ids.each_ref().map(Option::as_deref), meta)
             }
             None => Decision::KEEP,
         };
