@@ -93,7 +93,7 @@ fn stages(c: &mut Criterion<ThreadCpuTime>) {
     });
     g.throughput(Throughput::Bytes(SINGLE.len() as u64));
     g.bench_function("single", |b| {
-        b.iter(|| decode::single(black_box(SINGLE.as_bytes())).map(|(m, _)| m.len()))
+        b.iter(|| decode::single(black_box(SINGLE.as_bytes())).map(|s| s.event.len()))
     });
     g.finish();
 
@@ -262,9 +262,9 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("single_page", |b| {
         b.iter(|| {
-            let (map, _) = decode::single(black_box(SINGLE.as_bytes())).expect("decodes");
+            let single = decode::single(black_box(SINGLE.as_bytes())).expect("decodes");
             rt.block_on(pipeline.ingest(
-                vec![RawEvent::Parsed(map, SINGLE)],
+                vec![RawEvent::Parsed(single.event, single.text)],
                 Some(EventType::Page),
                 &meta(None),
             ))

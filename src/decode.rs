@@ -88,19 +88,31 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
     })
 }
 
-/// A single-event body (`/v1/track` …): the event object and its write key.
-/// The object borrows from `body`.
-pub fn single(body: &[u8]) -> Result<(Map<'_>, Option<String>), DecodeError> {
+/// A single-event body (`/v1/track` …).
+#[derive(Debug)]
+pub struct Single<'a> {
+    /// The event object, borrowing from the body.
+    pub event: Map<'a>,
+    pub write_key: Option<String>,
+    /// The body as text (the event's JSON text).
+    pub text: &'a str,
+}
+
+pub fn single(body: &[u8]) -> Result<Single<'_>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let v = crate::json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let Value::Object(map) = v else {
         return Err(DecodeError::NotAnObject);
     };
-    let key = match map.get("writeKey") {
+    let write_key = match map.get("writeKey") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.to_string()),
         _ => None,
     };
-    Ok((map, key))
+    Ok(Single {
+        event: map,
+        write_key,
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +176,11 @@ mod tests {
 
     #[test]
     fn single_extracts_write_key() {
-        let (m, k) = single(br#"{"type":"track","writeKey":"wk"}"#).unwrap();
+        let Single {
+            event: m,
+            write_key: k,
+            ..
+        } = single(br#"{"type":"track","writeKey":"wk"}"#).unwrap();
         assert_eq!(k.as_deref(), Some("wk"));
         assert_eq!(m["type"], "track");
         assert_eq!(single(b"[]").unwrap_err(), DecodeError::NotAnObject);

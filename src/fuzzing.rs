@@ -177,8 +177,7 @@ fn run(
             walk(raws, &meta);
         }
         Some(_) => {
-            let (map, _key) = decode::single(&bytes).map_err(decode_error)?;
-            let text = std::str::from_utf8(&bytes).unwrap_or("");
+            let single = decode::single(&bytes).map_err(decode_error)?;
             let meta = RequestMeta {
                 source_id: "fuzz",
                 received_at,
@@ -188,7 +187,7 @@ fn run(
                 batch_context: None,
                 signals: RequestSignals::from_headers(headers),
             };
-            walk(vec![RawEvent::Parsed(map, text)], &meta);
+            walk(vec![RawEvent::Parsed(single.event, single.text)], &meta);
         }
     }
     Ok(out)

@@ -288,7 +288,8 @@ async fn post_inner(
             state.pipeline.ingest(raws, None, &meta).await
         }
         Some(t) => {
-            let (map, body_key) = decode::single(&bytes).map_err(decode_error)?;
+            let single = decode::single(&bytes).map_err(decode_error)?;
+            let body_key = single.write_key;
             let key = header_key
                 .or(body_key)
                 .or_else(query_key)
@@ -298,7 +299,6 @@ async fn post_inner(
                 .limits
                 .check_source(&source.id, 1)
                 .map_err(rate_limited)?;
-            let text = std::str::from_utf8(&bytes).unwrap_or("");
             let meta = RequestMeta {
                 source_id: &source.id,
                 received_at,
@@ -310,7 +310,11 @@ async fn post_inner(
             };
             state
                 .pipeline
-                .ingest(vec![RawEvent::Parsed(map, text)], Some(t), &meta)
+                .ingest(
+                    vec![RawEvent::Parsed(single.event, single.text)],
+                    Some(t),
+                    &meta,
+                )
                 .await
         }
     };
