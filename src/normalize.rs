@@ -150,8 +150,8 @@ pub fn normalize_with<'a>(
     body.remove("writeKey");
 
     if let Some(batch_ctx) = meta.batch_context {
-        let ctx = ev.context_mut();
-        merge_under(ctx, batch_ctx);
+        // The event's own keys win, at every depth.
+        ev.context_mut().merge_under(batch_ctx);
     }
     // What the client sent under the fields the gateway writes is not kept,
     // whether it came with the event or the batch.
@@ -215,23 +215,6 @@ pub fn normalize_with<'a>(
         }
     }
     Ok(())
-}
-
-/// Deep-merges `under` beneath `over`: keys `over` already has win.
-fn merge_under<'a>(over: &mut Map<'a>, under: &Map<'a>) {
-    for (k, v) in under.entries() {
-        match over.get_mut(k) {
-            None => {
-                over.insert(k.clone(), v.clone());
-            }
-            Some(Value::Object(o)) => {
-                if let Value::Object(u) = v {
-                    merge_under(o, u);
-                }
-            }
-            Some(_) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ mod parse;
 mod write;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Up to this many entries, objects are searched entry by entry; beyond
+/// it, repeated keys and merges go through a hash table.
+const PAIRWISE_MAX: usize = 16;
 
 pub use parse::from_str;
 pub use serde_json::Number;
@@ -402,6 +407,47 @@ impl<'a> Map<'a> {
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value<'a>> {
         self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Deep-merges `under` beneath this object: keys it already has win;
+    /// where both hold an object, the two are merged the same way. Copies
+    /// borrowed text as slices. Linear in the two objects' sizes (a client
+    /// controls both: a batch `context` and an event's).
+    pub fn merge_under(&mut self, under: &Map<'a>) {
+        if self.is_empty() {
+            self.entries.clone_from(&under.entries);
+            return;
+        }
+        if self.len() * under.len() <= PAIRWISE_MAX * PAIRWISE_MAX {
+            for (k, v) in &under.entries {
+                match self.get_mut(k) {
+                    None => self.entries.push((k.clone(), v.clone())),
+                    Some(Value::Object(o)) => {
+                        if let Value::Object(u) = v {
+                            o.merge_under(u);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            return;
+        }
+        let at: HashMap<String, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.to_string(), i))
+            .collect();
+        for (k, v) in &under.entries {
+            match at.get(k.as_ref()) {
+                None => self.entries.push((k.clone(), v.clone())),
+                Some(&i) => {
+                    if let (Value::Object(o), Value::Object(u)) = (&mut self.entries[i].1, v) {
+                        o.merge_under(u);
+                    }
+                }
+            }
+        }
     }
 
     /// The entries with their keys as stored (borrowed or owned).

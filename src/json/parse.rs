@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{Map, Value};
+use super::{Map, Value, PAIRWISE_MAX};
 
 /// Parses one JSON text; strings and keys without escapes borrow from it.
 pub fn from_str(text: &str) -> Result<Value<'_>, serde_json::Error> {
@@ -19,10 +19,6 @@ pub fn from_str(text: &str) -> Result<Value<'_>, serde_json::Error> {
     de.end()?;
     Ok(value)
 }
-
-/// Objects with at most this many entries look for a repeated key by
-/// comparing pairs; larger ones through a set.
-const PAIRWISE_MAX: usize = 16;
 
 /// Keeps one entry per key: the last value, at the first one's place.
 pub(super) fn dedupe(entries: &mut Vec<(Cow<'_, str>, Value<'_>)>) {

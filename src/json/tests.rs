@@ -159,3 +159,49 @@ fn slices_of_the_input_that_are_not_whole_strings_are_written_as_strings() {
     assert_eq!(back["key"], "a");
     assert_eq!(back["a"], "hello");
 }
+
+fn object(v: serde_json::Value) -> Map<'static> {
+    match Value::from(v) {
+        Value::Object(m) => m,
+        _ => panic!("an object"),
+    }
+}
+
+#[test]
+fn merging_under_keeps_the_objects_own_keys_at_every_depth() {
+    let under = object(serde_json::json!({"a": 1, "b": {"x": 1, "y": 2}, "c": "u"}));
+    let mut over = object(serde_json::json!({"b": {"x": 9}, "c": {"o": true}}));
+    over.merge_under(&under);
+    assert_eq!(
+        Value::Object(over),
+        serde_json::json!({"a": 1, "b": {"x": 9, "y": 2}, "c": {"o": true}})
+    );
+    let mut empty = Map::new();
+    empty.merge_under(&under);
+    assert_eq!(empty, under);
+}
+
+#[test]
+fn merging_large_objects_gives_what_merging_small_ones_does() {
+    // Past the pairwise size, the merge goes through a hash table.
+    let wide = |prefix: &str, n: usize, val: i64| {
+        let mut m = serde_json::Map::new();
+        for i in 0..n {
+            m.insert(format!("{prefix}{i}"), serde_json::json!(val));
+        }
+        m.insert(
+            "nested".into(),
+            serde_json::json!({ prefix: val, "shared": val }),
+        );
+        serde_json::Value::Object(m)
+    };
+    let under = object(wide("k", 40, 1));
+    let mut over = object(wide("k", 30, 2));
+    over.insert("own", Value::Bool(true));
+    over.merge_under(&under);
+    assert_eq!(over.len(), 40 + 1 + 1);
+    assert_eq!(over["k5"], 2);
+    assert_eq!(over["k35"], 1);
+    assert_eq!(over["nested"], serde_json::json!({"k": 2, "shared": 2}));
+    assert_eq!(over["own"], true);
+}

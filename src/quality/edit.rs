@@ -5,6 +5,8 @@
 //! (`crate::json`), where an untouched value stays a slice of the request
 //! body until the record is written.
 
+use std::collections::HashSet;
+
 use crate::json::{Map, Value};
 
 /// One change to an event.
@@ -23,17 +25,39 @@ pub enum Edit {
     Set(&'static [&'static str], Value<'static>),
 }
 
-/// Applies `edits` in order.
+/// Applies `edits` in order. A run of [`Edit::RemoveField`]s on one
+/// container is applied in one pass over it (a plan in `omit` mode may
+/// remove most of an object's keys: one by one would take quadratic time).
 pub fn apply(body: &mut Map<'_>, edits: impl IntoIterator<Item = Edit>) {
+    let mut removals: Option<(&'static str, HashSet<String>)> = None;
     for edit in edits {
         match edit {
-            Edit::RemoveField { container, key } => {
-                if let Some(Value::Object(m)) = body.get_mut(container) {
-                    m.remove(&key);
+            Edit::RemoveField { container, key } => match &mut removals {
+                Some((c, keys)) if *c == container => {
+                    keys.insert(key);
                 }
+                _ => {
+                    remove_fields(body, removals.take());
+                    removals = Some((container, HashSet::from([key])));
+                }
+            },
+            Edit::Remove(path) => {
+                remove_fields(body, removals.take());
+                remove(body, path);
             }
-            Edit::Remove(path) => remove(body, path),
-            Edit::Set(path, value) => set(body, path, value),
+            Edit::Set(path, value) => {
+                remove_fields(body, removals.take());
+                set(body, path, value);
+            }
+        }
+    }
+    remove_fields(body, removals);
+}
+
+fn remove_fields(body: &mut Map<'_>, removals: Option<(&'static str, HashSet<String>)>) {
+    if let Some((container, keys)) = removals {
+        if let Some(Value::Object(m)) = body.get_mut(container) {
+            m.retain(|k, _| !keys.contains(k));
         }
     }
 }

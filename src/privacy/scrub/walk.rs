@@ -80,16 +80,10 @@ impl Scrubber {
         at: At,
         walk: &mut Walk<'_>,
     ) {
-        // Keys to remove; allocated only when there is one.
-        let mut doomed: Vec<String> = Vec::new();
-        for (key, value) in map.iter_mut() {
-            if !self.visit_entry(key, value, parent, depth, at, walk) {
-                doomed.push(key.to_string());
-            }
-        }
-        for key in &doomed {
-            map.remove(key);
-        }
+        // One pass that keeps or drops each entry: removing keys one by one
+        // would cost a search and a shift each (an object of many PII keys
+        // would take quadratic time).
+        map.retain(|key, value| self.visit_entry(key, value, parent, depth, at, walk));
     }
 
     /// The path rule deciding at `at`, if any.
