@@ -50,7 +50,7 @@ mod tally;
 
 use prepare::prepare_in;
 pub use prepare::{prepare, prepare_tracked};
-use record::{truncate_at_char_boundary, write_record, Invalid, WriteError};
+use record::{truncate_at_char_boundary, write_record, Invalid};
 use tally::{Disposition, Tally};
 
 /// Reason label of events refused because the producer queue filled up
@@ -360,12 +360,12 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
+            Err(SinkError::QueueFull | SinkError::Closed) => {
                 unrecord();
                 work.queue_full = true;
                 Disposition::Rejected(REASON_QUEUE_FULL)
             }
-            Err(WriteError::Sink(e)) => {
+            Err(e) => {
                 unrecord();
                 tracing::warn!(error = %e, topic, "produce failed");
                 Disposition::Rejected(REASON_PRODUCE_ERROR)

@@ -11,11 +11,6 @@ use crate::quality::plan::{Violation, REASON_SCHEMA_VIOLATION};
 use crate::route::Route;
 use crate::sink::{Record, RecordKind, Sink, SinkError};
 
-#[derive(Debug)]
-pub(super) enum WriteError {
-    Sink(SinkError),
-}
-
 /// Writes one accepted event's record once, where it goes: straight into
 /// the request's spool batch (framed as it will be produced), or into
 /// `buf` and on to the producer with the spool off. `src` is the event's
@@ -29,7 +24,7 @@ pub(super) fn write_record(
     body: &json::Map<'_>,
     src: &str,
     seen: impl FnOnce(&[u8]),
-) -> Result<(), WriteError> {
+) -> Result<(), SinkError> {
     let key = route.key.as_bytes();
     match sending {
         Sending::Direct => {
@@ -41,8 +36,7 @@ pub(super) fn write_record(
                 headers: route.headers[..].into(),
                 value: buf,
             };
-            sink.send(&record, RecordKind::Event)
-                .map_err(WriteError::Sink)?;
+            sink.send(&record, RecordKind::Event)?;
             seen(buf);
             Ok(())
         }

@@ -126,21 +126,8 @@ impl<'a> Value<'a> {
         matches!(self, Value::String(_))
     }
 
-    pub fn is_number(&self) -> bool {
-        matches!(self, Value::Number(_))
-    }
-
     pub fn is_object(&self) -> bool {
         matches!(self, Value::Object(_))
-    }
-
-    pub fn is_array(&self) -> bool {
-        matches!(self, Value::Array(_))
-    }
-
-    /// A string value, owned or borrowed.
-    pub fn string(s: impl Into<Cow<'a, str>>) -> Value<'a> {
-        Value::String(s.into())
     }
 
     /// The same value owning all of its text, free of the input's lifetime.

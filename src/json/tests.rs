@@ -63,7 +63,7 @@ fn changed_strings_and_text_from_elsewhere_are_escaped() {
     let Ok(Value::Object(mut m)) = from_str(text) else {
         panic!("parse");
     };
-    m.insert("a", Value::string("q\"uo\\te\u{1}"));
+    m.insert("a", Value::from("q\"uo\\te\u{1}"));
     let elsewhere = String::from("new\"key");
     m.insert(elsewhere.as_str(), Value::from("tab\there"));
     let mut out = Vec::new();
