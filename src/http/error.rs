@@ -19,7 +19,13 @@ pub enum ApiError {
     OriginRequired,
     #[error("opting in needs the visitor's opt-out cookie or the server key")]
     ProofRequired,
-    #[error("the opt-out list is full, retry later")]
+    #[error("opting in needs the visitor's cookies, which a page whose origin is allowed only through `*` may not use: list the origin in `allowed_origins`, or use the server key")]
+    CredentialsNotAllowed,
+    #[error(
+        "an opt-in names the ids to opt back in (`anonymousId`, `userId`); nothing was changed"
+    )]
+    IdentityRequired,
+    #[error("the source's share of the opt-out list is full, retry later")]
     OptOutListFull,
     #[error("the opt-out list is not loaded yet, retry later")]
     OptOutListLoading,
@@ -68,9 +74,10 @@ impl ApiError {
             ApiError::MissingWriteKey | ApiError::InvalidWriteKey | ApiError::InvalidServerKey => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::OriginNotAllowed(_) | ApiError::OriginRequired | ApiError::ProofRequired => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::OriginNotAllowed(_)
+            | ApiError::OriginRequired
+            | ApiError::ProofRequired
+            | ApiError::CredentialsNotAllowed => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) | ApiError::TooManyEvents(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -80,6 +87,7 @@ impl ApiError {
             | ApiError::InvalidBatch(_)
             | ApiError::InvalidField(_)
             | ApiError::InvalidIdentity
+            | ApiError::IdentityRequired
             | ApiError::BodyRead
             | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -101,6 +109,8 @@ impl ApiError {
             ApiError::InvalidServerKey => "invalid_server_key",
             ApiError::OriginRequired => "origin_required",
             ApiError::ProofRequired => "proof_required",
+            ApiError::CredentialsNotAllowed => "credentials_not_allowed",
+            ApiError::IdentityRequired => "identity_required",
             ApiError::OptOutListFull => "optout_list_full",
             ApiError::OptOutListLoading => "optout_list_loading",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
