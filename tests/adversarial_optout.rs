@@ -78,7 +78,7 @@ fn a_server_key_optout_is_honoured_while_another_sources_public_key_has_filled_i
         ..Setup::default()
     };
     let brokers = broker.addr();
-    let gw = start_with(|l, a| with_app_server_key(l, a, &brokers, &setup));
+    let mut gw = start_with(|l, a| with_app_server_key(l, a, &brokers, &setup));
 
     // The attacker fills the web source's public share with junk ids.
     for i in 0..3 {
@@ -137,7 +137,7 @@ fn a_server_key_optout_is_honoured_while_another_sources_public_key_has_filled_i
     );
 
     // A new instance replays the list: the same bounds, the same promise.
-    drop(gw);
+    assert!(gw.terminate().success());
     let gw = start_with(|l, a| with_app_server_key(l, a, &brokers, &setup));
     let r = forged_optout(&gw, ATTACKER_IP, r#"{"anonymousId":"junk-4"}"#);
     assert_eq!(r.json()["error"], "optout_list_full");
