@@ -4,22 +4,16 @@
 //! write key may add (see [`Bounds`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::address::AddressWindows;
 use super::keys::{from_hex, parse_key, AddedBy, IdDigests, RecordValue};
 use super::{IdDigest, IdKind, OptOutError, Proof, ProofHash, MAX_PROOFS, SCOPE_ALL};
 use crate::config::PrivacyConfig;
 use crate::metrics;
-
-/// Prefix length an IPv6 client is grouped by for the per-address bound:
-/// one host commonly holds a whole /64.
-const IPV6_GROUP_PREFIX: u32 = 64;
-/// The per-address windows are swept of expired ones when their number
-/// reaches this, or twice the number kept by the last sweep.
-const ADDRESS_SWEEP_MIN: usize = 1024;
 
 /// The bounds on entries added with the public write key. Entries added
 /// with the server key are never refused and never counted here.
@@ -140,22 +134,11 @@ impl Sets {
     }
 }
 
-/// New public entries one address added to one scope in its current
-/// window.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    added: u32,
-}
-
 #[derive(Debug, Default)]
 struct State {
     scopes: HashMap<Box<str>, Sets>,
-    /// Per (scope, address group): kept on this instance only, since the
-    /// list of people who opted out must not hold their addresses.
-    windows: HashMap<(Box<str>, IpAddr), Window>,
-    /// Windows kept by the last sweep.
-    swept_to: usize,
+    /// Per (scope, address group): kept on this instance only.
+    addresses: AddressWindows,
 }
 
 /// What an opt-out of one id writes: its key and the proofs of its entry.
@@ -182,21 +165,6 @@ pub struct OptOutList {
 impl Default for OptOutList {
     fn default() -> Self {
         OptOutList::new(Bounds::NONE)
-    }
-}
-
-/// The group an address is bounded by: IPv4 itself (an IPv4-mapped IPv6
-/// address too), IPv6 by its /64.
-pub fn address_group(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mask = u128::MAX << (128 - IPV6_GROUP_PREFIX);
-                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        },
     }
 }
 
@@ -350,7 +318,10 @@ impl OptOutList {
             if listed.saturating_add(new_public) > self.bounds.per_source {
                 return Err(OptOutError::SourceFull);
             }
-            self.charge_address(s, scope, address, new_public)?;
+            let b = &self.bounds;
+            s.addresses
+                .charge(scope, address, new_public, b.per_address, b.address_window)
+                .map_err(|retry_after_secs| OptOutError::AddressFull { retry_after_secs })?;
         }
         let set = s.scopes.entry(scope.into()).or_default();
         let mut change = 0isize;
@@ -363,46 +334,6 @@ impl OptOutList {
         }
         self.publish(scope, set, change);
         Ok(plans)
-    }
-
-    /// Charges `n` new public entries to `address`'s window in `scope`, or
-    /// refuses them all.
-    fn charge_address(
-        &self,
-        s: &mut State,
-        scope: &str,
-        address: IpAddr,
-        n: usize,
-    ) -> Result<(), OptOutError> {
-        let now = Instant::now();
-        let window = self.bounds.address_window;
-        if s.windows.len() >= ADDRESS_SWEEP_MIN.max(s.swept_to.saturating_mul(2)) {
-            s.windows
-                .retain(|_, w| now.duration_since(w.started) < window);
-            s.swept_to = s.windows.len();
-        }
-        let w = s
-            .windows
-            .entry((scope.into(), address_group(address)))
-            .or_insert(Window {
-                started: now,
-                added: 0,
-            });
-        if now.duration_since(w.started) >= window {
-            *w = Window {
-                started: now,
-                added: 0,
-            };
-        }
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        if w.added.saturating_add(n) > self.bounds.per_address {
-            let left = window.saturating_sub(now.duration_since(w.started));
-            return Err(OptOutError::AddressFull {
-                retry_after_secs: u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX),
-            });
-        }
-        w.added += n;
-        Ok(())
     }
 
     /// The listed ids among `ids` that an opt-in in `scope` with `proof`

@@ -52,11 +52,13 @@
 //! acknowledged it.
 //!
 //! Layout: `keys` (record keys, values and the digests they carry), `list`
-//! (the in-memory list), `writer` (records to the topic), `follower` (the
+//! (the in-memory list and its per-source bound), `address` (the
+//! per-address bound), `writer` (records to the topic), `follower` (the
 //! thread that loads and follows the topic).
 
 use rdkafka::error::KafkaError;
 
+mod address;
 mod follower;
 mod keys;
 mod list;
@@ -64,12 +66,13 @@ mod list;
 mod tests;
 mod writer;
 
+pub use address::address_group;
 pub use follower::{spawn_follower, FollowerConfig};
 pub use keys::{
     id_digest, parse_key, proof_hash, record_key, record_value, AddedBy, IdDigest, IdDigests,
     IdKind, Proof, ProofHash,
 };
-pub use list::{address_group, Bounds, OptOutList, PlannedOptOut};
+pub use list::{Bounds, OptOutList, PlannedOptOut};
 pub use writer::OptOutWriter;
 
 /// Kind name of an `anonymousId` in a record key.
