@@ -67,8 +67,8 @@ pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// Client values discarded because they were sent under a gateway-owned
 /// field (`owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
-/// Opt-outs refused because the list holds `privacy.optout_max_entries`
-/// (answered 503 `optout_list_full`).
+/// Opt-outs refused because their source's public share of the list
+/// (`privacy.optout_max_entries`) is full (answered 503 `optout_list_full`).
 pub const OPTOUT_LIST_FULL: &str = "trackgate_optout_list_full_total";
 /// Ids on the opt-out list per `source` (the scope `*` for entries that
 /// apply to every source) and `by` (`public`: the write key, bounded by

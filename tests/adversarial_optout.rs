@@ -160,6 +160,50 @@ fn a_server_key_optout_is_honoured_while_another_sources_public_key_has_filled_i
 }
 
 #[test]
+fn a_flood_of_public_traffic_does_not_hold_off_the_owners_optout() {
+    let broker = Broker::start();
+    let brokers = broker.addr();
+    let gw = start_with(|l, a| {
+        // A burst of one batch of two events.
+        let setup = Setup {
+            extra: "[limits]\nmax_batch_events = 2",
+            ..Setup::default()
+        };
+        with_app_server_key(l, a, &brokers, &setup).replacen(
+            &format!("server_key = \"{APP_SERVER_KEY}\"\n"),
+            &format!("server_key = \"{APP_SERVER_KEY}\"\nevents_per_second = 2\n"),
+            1,
+        )
+    });
+    // Anyone with the app's public key spends its whole rate.
+    let flood = |id: &str| {
+        send_as(
+            &gw,
+            APP_WRITE_KEY,
+            ATTACKER_IP,
+            "/v1/batch",
+            &visitor_batch("userId", id),
+            &[],
+        )
+    };
+    assert_eq!(flood("flood-1").status, 200);
+    assert_eq!(flood("flood-2").status, 429);
+    // The owner's opt-out is taken all the same.
+    let r = from_app_server(&gw, "/v1/optout", r#"{"userId":"app-user"}"#);
+    assert_eq!(r.status, 200, "{}", body_of(&r));
+    // Once the rate allows events again, the user's are dropped.
+    wait_until(
+        "the app source's rate to allow events again",
+        Duration::from_secs(10),
+        || flood("app-user").status == 200,
+    );
+    let recs = every_event_topic(&brokers, 2);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!(of_visitor(&recs, "flood-1").len(), 2);
+    assert_nowhere(&recs, &["app-user"]);
+}
+
+#[test]
 fn one_address_cannot_fill_a_sources_share() {
     let broker = Broker::start();
     let gw = start_gateway(

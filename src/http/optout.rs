@@ -29,7 +29,8 @@
 //! server key's opt-outs are never refused.
 //!
 //! Both are rate limited like ingestion: per client IP before the body is
-//! read, per source (one event's worth) once the key is known. The write
+//! read, per source (one event's worth) once the key is known, except that
+//! server-key requests are not charged to the source's (public) rate. The write
 //! key is read as on the other endpoints (Basic auth user name, `writeKey`
 //! body field, `writeKey` query parameter); ids from the JSON body, else
 //! the query string.
@@ -185,10 +186,15 @@ async fn serve_inner(
             (super::authorize(state, &key, parts, source_out)?, false)
         }
     };
-    state
-        .limits
-        .check_source(&source.id, 1)
-        .map_err(rate_limited)?;
+    // The source's rate is shared with everyone who holds its public key:
+    // the owner's server-key requests are not charged to it, so no flood of
+    // public traffic can hold off their opt-outs.
+    if !server_proof {
+        state
+            .limits
+            .check_source(&source.id, 1)
+            .map_err(rate_limited)?;
+    }
 
     // A plain GET names no ids: it only sets this browser's cookie.
     let mut ids = Vec::with_capacity(ID_FIELDS.len());
