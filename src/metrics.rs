@@ -82,7 +82,8 @@ pub const OPTOUT_PUBLIC_MAX: &str = "trackgate_optout_public_max_entries";
 /// Opt-out and opt-in requests refused once their source is known, by
 /// `source`, `action` and `reason` (the error code: `optout_list_full`,
 /// `rate_limited`, `proof_required`, `credentials_not_allowed`,
-/// `identity_required`, `origin_required`, …).
+/// `identity_required`, `origin_required`, …; `address_share` for a client
+/// address's share of opt-outs, answered 429 `rate_limited`).
 pub const OPTOUT_REFUSED: &str = "trackgate_optout_refused_total";
 /// `/v1/optout` and `/v1/optin` requests by `action` and `result`
 /// (`ok`, `unavailable`, `refused`).

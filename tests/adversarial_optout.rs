@@ -232,7 +232,7 @@ fn one_address_cannot_fill_a_sources_share() {
     assert_eq!(
         gw.metric(
             "trackgate_optout_refused_total",
-            &[("source", "web"), ("reason", "rate_limited")]
+            &[("source", "web"), ("reason", "address_share")]
         ),
         1.0
     );

@@ -62,6 +62,10 @@ pub enum ApiError {
     Unavailable,
     #[error("too many requests, retry later")]
     RateLimited { retry_after_secs: u32 },
+    /// The client address added its share of opt-outs for this window: to
+    /// the client, a rate limit like any other.
+    #[error("this address added its share of opt-outs for now, retry later")]
+    OptOutAddressFull { retry_after_secs: u32 },
     #[error("too many requests in flight, retry later")]
     Overloaded,
     #[error("JSON nests objects or arrays deeper than {0} levels")]
@@ -97,7 +101,9 @@ impl ApiError {
             | ApiError::Overloaded
             | ApiError::OptOutListFull
             | ApiError::OptOutListLoading => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 
@@ -127,7 +133,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::TooDeep(_) => "too_deep",
         }
@@ -137,7 +143,8 @@ impl ApiError {
     /// when the client may come back); others use `server.retry_after_secs`.
     pub fn retry_after_secs(&self) -> Option<u32> {
         match self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::OptOutAddressFull { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }

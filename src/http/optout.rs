@@ -72,6 +72,9 @@ use crate::privacy::signals::{
 /// The identity fields read from the body or the query.
 const ID_FIELDS: [(&str, IdKind); 2] =
     [("anonymousId", IdKind::Anonymous), ("userId", IdKind::User)];
+/// The `reason` of `trackgate_optout_refused_total` when a client address
+/// added its share of opt-outs (answered 429 `rate_limited`).
+const REFUSED_ADDRESS_SHARE: &str = "address_share";
 /// Bytes of a proof nonce (base64url in the cookie).
 const PROOF_NONCE_BYTES: usize = 16;
 
@@ -106,7 +109,7 @@ pub async fn serve(
             let result = match e {
                 ApiError::Unavailable | ApiError::OptOutListLoading => "unavailable",
                 ApiError::OptOutListFull => "list_full",
-                ApiError::RateLimited { .. } => "rate_limited",
+                ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => "rate_limited",
                 _ => "refused",
             };
             metrics::optout_request(action, result);
@@ -114,7 +117,12 @@ pub async fn serve(
                 metrics::optout_list_full();
             }
             if let Some(source) = &source_for_cors {
-                metrics::optout_refused(&source.id, action, e.code());
+                let reason = match e {
+                    // Told apart from the request rate limits, for alerts.
+                    ApiError::OptOutAddressFull { .. } => REFUSED_ADDRESS_SHARE,
+                    _ => e.code(),
+                };
+                metrics::optout_refused(&source.id, action, reason);
             }
             response::error(&e, state.config.server.retry_after_secs)
         }
@@ -290,7 +298,9 @@ async fn serve_inner(
 fn list_error(e: OptOutError) -> ApiError {
     match e {
         OptOutError::SourceFull => ApiError::OptOutListFull,
-        OptOutError::AddressFull { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+        OptOutError::AddressFull { retry_after_secs } => {
+            ApiError::OptOutAddressFull { retry_after_secs }
+        }
         OptOutError::Loading => ApiError::OptOutListLoading,
         OptOutError::ProofRequired => ApiError::ProofRequired,
         e => {
