@@ -374,8 +374,18 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
 /// Reloads on SIGHUP and, with `reload.watch`, when a watched file
 /// changes; ends when `stop` is cancelled.
 pub fn spawn(live: Arc<Live>, stop: CancellationToken) {
+    // The handler is installed here, before the gateway can report ready,
+    // not when the task first runs: until it is, SIGHUP's default action
+    // ends the process (seen when the async workers were busy at start).
     #[cfg(unix)]
-    tokio::spawn(on_sighup(live.clone(), stop.clone()));
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::spawn(on_sighup(live.clone(), hup, stop.clone()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+        }
+    }
     let cfg = live.current().config.reload.clone();
     if cfg.watch && live.file().is_some() {
         let every = Duration::from_millis(cfg.watch_interval_ms.max(1));
@@ -390,15 +400,7 @@ async fn reload_off_thread(live: &Arc<Live>) {
 }
 
 #[cfg(unix)]
-async fn on_sighup(live: Arc<Live>, stop: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
-            return;
-        }
-    };
+async fn on_sighup(live: Arc<Live>, mut hup: tokio::signal::unix::Signal, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = hup.recv() => {
