@@ -354,3 +354,59 @@ fn move_plan_to_web(text: &str) -> String {
         1,
     )
 }
+
+#[test]
+fn the_banner_prints_the_inspector_and_sdk_addresses_and_no_secret() {
+    use std::io::BufRead;
+    // Development mode (embedded broker), with an admin token set from the
+    // environment.
+    let mut child = Command::new(gateway_bin())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("TRACKGATE_INSPECT__TOKEN", TOKEN)
+        .env("TRACKGATE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = String::new();
+    while Instant::now() < deadline && !out.contains("topics verified") {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = |label: &str| {
+        out.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(label)
+                    .map(str::trim)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"))
+    };
+    let inspector = line("inspector:");
+    assert!(
+        inspector.starts_with("http://127.0.0.1:") && inspector.ends_with("/inspect"),
+        "{out}"
+    );
+    let sdk = line("sdk:");
+    assert!(sdk.ends_with("/sdk/trackgate.min.js"), "{out}");
+    assert!(!out.contains(TOKEN), "the token is printed:\n{out}");
+}
