@@ -81,7 +81,8 @@ pub struct ConfigInfo {
     pub file: Option<String>,
     /// The files the configuration reads besides `file`, all watched.
     pub files: Vec<String>,
-    /// The loaded configuration, every secret replaced by `<redacted>`.
+    /// The loaded configuration, every secret replaced by `<redacted>`
+    /// (a section in `restart_pending` runs with its previous values).
     pub config: serde_json::Value,
     /// Source ids of the running configuration.
     pub sources: Vec<String>,

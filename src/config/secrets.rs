@@ -33,7 +33,6 @@ const FILE_SUFFIX: &str = "_file";
 /// Secret keys named exactly.
 const SECRET_KEYS: &[&str] = &[
     "server_key",
-    "token",
     "pseudonym_secret",
     "sasl.jaas.config",
     "sasl.oauthbearer.config",
