@@ -18,14 +18,14 @@ use crate::config::{Config, ConfigError, LoadOptions, Loaded};
 /// [`Config::load_full`], then the stages' checks.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let loaded = Config::load_full(opts)?;
-    check_stages(&loaded.config)?;
+    check_stages(&loaded.config).map_err(|e| e.located(&loaded.text))?;
     Ok(loaded)
 }
 
 /// [`Config::from_toml`], then the stages' checks.
 pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
     let config = Config::from_toml(text)?;
-    check_stages(&config)?;
+    check_stages(&config).map_err(|e| e.located(text))?;
     Ok(config)
 }
 
@@ -64,7 +64,10 @@ mod tests {
         // The sections alone are well formed.
         assert!(Config::from_toml(&text).is_ok());
         match from_toml(&text) {
-            Err(ConfigError::Key { key, .. }) => assert!(key.contains("extra_patterns"), "{key}"),
+            Err(ConfigError::Key { key, message }) => {
+                assert!(key.contains("extra_patterns"), "{key}");
+                assert!(message.ends_with("(line 2)"), "{message}");
+            }
             other => panic!("{other:?}"),
         }
     }

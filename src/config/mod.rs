@@ -117,6 +117,12 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// This error with the line of its key in the configuration `text`,
+    /// when the key is set there.
+    pub fn located(self, text: &str) -> Self {
+        parse::locate(self, text)
+    }
 }
 
 /// The whole configuration.

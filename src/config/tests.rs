@@ -262,6 +262,30 @@ fn secret_files_are_read_relative_to_the_configuration() {
     );
     assert_eq!(loaded.secret_files, [dir.path().join("server.key")]);
     assert!(!loaded.redacted.to_string().contains("sk_from_a_file"));
+
+    // Every secret key has the form: the pseudonym key too.
+    std::fs::write(
+        dir.path().join("pseudonym.key"),
+        "pseudonym key from a file",
+    )
+    .unwrap();
+    let text =
+        format!("{MINIMAL}[sources.privacy.scrub]\npseudonym_secret_file = \"pseudonym.key\"\n");
+    let file = dir.path().join("trackgate.toml");
+    std::fs::write(&file, &text).unwrap();
+    let loaded = Config::load_full(&LoadOptions {
+        file: Some(file),
+        overrides: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        loaded.config.sources[0]
+            .privacy
+            .scrub
+            .pseudonym_secret
+            .as_deref(),
+        Some("pseudonym key from a file")
+    );
 }
 
 #[test]
