@@ -390,7 +390,11 @@ pub fn spawn(live: Arc<Live>, stop: CancellationToken) {
     let cfg = live.current().config.reload.clone();
     if cfg.watch && live.file().is_some() {
         let every = Duration::from_millis(cfg.watch_interval_ms.max(1));
-        tokio::spawn(watch_files(live, every, stop));
+        // The first stamps are taken now, like the SIGHUP handler: a
+        // change made before the task first runs is still a change.
+        let files = live.watched();
+        let stamps = stamps(&files);
+        tokio::spawn(watch_files(live, (files, stamps), every, stop));
     }
 }
 
@@ -421,13 +425,20 @@ fn stamp(file: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// The stamps of the watched files. A change of any triggers a reload
-/// (which compares the content hash before doing anything); the list is
-/// read again after each, since a reload may reference other files.
-async fn watch_files(live: Arc<Live>, every: Duration, stop: CancellationToken) {
-    let stamps = |files: &[PathBuf]| files.iter().map(|f| stamp(f)).collect::<Vec<Stamp>>();
-    let mut files = live.watched();
-    let mut last = stamps(&files);
+fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
+/// Watches the stamps of `files`, starting from `last`. A change of any
+/// triggers a reload (which compares the content hash before doing
+/// anything); the list is read again after each, since a reload may
+/// reference other files.
+async fn watch_files(
+    live: Arc<Live>,
+    (mut files, mut last): (Vec<PathBuf>, Vec<Stamp>),
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
