@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use trackgate::config::{Config, LoadOptions, DEV_WRITE_KEY};
+use trackgate::reload::Source;
 use trackgate::server::{self, Bound};
 use trackgate::tail::{self, TailArgs};
 
@@ -92,8 +93,8 @@ fn main() -> ExitCode {
         file: cli.config.clone(),
         overrides,
     };
-    let (config, text) = match trackgate::load::load_with_text(&opts) {
-        Ok(c) => c,
+    let loaded = match trackgate::load::load(&opts) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("trackgate: invalid configuration: {e}");
             return ExitCode::from(2);
@@ -103,7 +104,8 @@ fn main() -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    match run(config, opts, text) {
+    let source = trackgate::reload::Source::of(&loaded);
+    match run(loaded.config, opts, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trackgate: {e}");
@@ -112,12 +114,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config, opts: LoadOptions, text: String) -> anyhow::Result<()> {
+fn run(config: Config, opts: LoadOptions, source: Source) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let dev = config.uses_embedded_broker();
-    let reload = Some((opts, text));
+    let reload = Some((opts, source));
     runtime.block_on(server::run_reloadable(
         config,
         reload,
@@ -140,6 +142,8 @@ fn print_dev_banner(b: &Bound) {
   └───────────────────────────────────────────────────────────────────┘
   ingest:     http://{listen}/v1/batch
   admin:      http://{admin}/readyz   http://{admin}/metrics
+  inspector:  {inspector}
+  sdk:        {sdk}
   write key:  {key}
 
   try it:
@@ -152,6 +156,11 @@ fn print_dev_banner(b: &Bound) {
 "#,
         listen = b.listen,
         admin = b.admin,
+        inspector = b
+            .inspector
+            .as_deref()
+            .unwrap_or("off (inspect.enabled = false)"),
+        sdk = b.sdk.as_deref().unwrap_or("off (sdk.enabled = false)"),
         key = DEV_WRITE_KEY,
         brokers = b.brokers,
     );

@@ -1,6 +1,8 @@
 //! Configuration reload without a restart: on SIGHUP, and when the
-//! configuration file changes (polled: its modification time and length,
-//! then its content hash).
+//! configuration file or any file it references changes (tracking plans
+//! and their schema files, the referrer list, the bot patterns file, the
+//! GeoIP database, secret files; polled: their modification times and
+//! lengths, then one content hash over them all with the main file).
 //!
 //! The handlers read one [`AppState`] per request from an `ArcSwap`. A
 //! reload loads and validates the file, builds a complete new state (write
@@ -17,11 +19,18 @@
 //! stays, the error is logged and counted
 //! (`trackgate_config_reloads_total{result="failed"}`) and shown by
 //! `GET /config` on the admin listener. Sections that need a restart
-//! (`server`, `kafka`, `inspect`, `sdk`, `reload`, and the GeoIP and
-//! opt-out-topic and -list keys of `privacy`) keep their running values; a changed
-//! one is logged and listed as `restartPending`.
+//! (`server`, `kafka`, `inspect`, `sdk`, `reload`, `spool`,
+//! `rate_limit.purge_interval_ms`, and the GeoIP and opt-out-topic and
+//! -list keys of `privacy`) keep their running values; a changed one is
+//! logged and listed as `restartPending`. The rate limiters of unchanged
+//! limits carry over with their state (see `limits`): a reload, even of a
+//! comment, does not hand every client a fresh burst.
+//!
+//! Nothing here shows a secret: errors name keys and lines, never values
+//! (see `config::parse`), and `GET /config` shows the loaded configuration
+//! with every secret redacted (see `config::secrets`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -30,7 +39,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, LoadOptions};
+use crate::config::{Config, ConfigError, LoadOptions, Loaded};
 use crate::http::AppState;
 use crate::ingest::Pipeline;
 use crate::metrics;
@@ -65,8 +74,16 @@ pub struct ConfigInfo {
     pub version: u64,
     /// SHA-256 of the configuration text (`sha256sum` of the file).
     pub sha256: String,
+    /// SHA-256 over the configuration text and every file in `files`: a
+    /// change of any of them is a new configuration.
+    pub inputs_sha256: String,
     pub loaded_at: String,
     pub file: Option<String>,
+    /// The files the configuration reads besides `file`, all watched.
+    pub files: Vec<String>,
+    /// The loaded configuration, every secret replaced by `<redacted>`
+    /// (a section in `restart_pending` runs with its previous values).
+    pub config: serde_json::Value,
     /// Source ids of the running configuration.
     pub sources: Vec<String>,
     /// Sections changed in the file that apply only after a restart.
@@ -99,11 +116,52 @@ impl std::fmt::Debug for Live {
     }
 }
 
+/// What a running configuration was read from (its values are in the
+/// state): the main text, the other files, the redacted tree.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub text: String,
+    pub files: Vec<PathBuf>,
+    pub redacted: serde_json::Value,
+}
+
+impl Source {
+    pub fn of(loaded: &Loaded) -> Source {
+        Source {
+            text: loaded.text.clone(),
+            files: crate::load::referenced_files(loaded),
+            redacted: loaded.redacted.clone(),
+        }
+    }
+
+    /// SHA-256 over the text and each file's path and content (a missing
+    /// file hashes as such).
+    fn inputs_sha256(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(Sha256::digest(self.text.as_bytes()));
+        for f in &self.files {
+            h.update(f.as_os_str().as_encoded_bytes());
+            h.update([0]);
+            let mut file_hash = Sha256::new();
+            match std::fs::File::open(f).and_then(|mut r| std::io::copy(&mut r, &mut file_hash)) {
+                Ok(_) => h.update(file_hash.finalize()),
+                Err(_) => h.update(b"missing"),
+            }
+        }
+        hex(&h.finalize())
+    }
+
+    fn file_names(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.display().to_string()).collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn now() -> String {
@@ -111,17 +169,20 @@ fn now() -> String {
 }
 
 impl Live {
-    /// The running state, loaded from `text` (for the hash) with `opts`
-    /// (`None`: configuration given in code, reload refused).
-    pub fn new(state: Arc<AppState>, text: &str, opts: Option<LoadOptions>) -> Live {
+    /// The running state, read from `source` with `opts` (`None`:
+    /// configuration given in code, reload refused).
+    pub fn new(state: Arc<AppState>, source: &Source, opts: Option<LoadOptions>) -> Live {
         let info = ConfigInfo {
             version: 1,
-            sha256: sha256_hex(text),
+            sha256: sha256_hex(&source.text),
+            inputs_sha256: source.inputs_sha256(),
             loaded_at: now(),
             file: opts
                 .as_ref()
                 .and_then(|o| o.file.as_ref())
                 .map(|f| f.display().to_string()),
+            files: source.file_names(),
+            config: source.redacted.clone(),
             sources: state.config.sources.iter().map(|s| s.id.clone()).collect(),
             restart_pending: Vec::new(),
             last_failure: None,
@@ -148,6 +209,18 @@ impl Live {
     /// The configuration file, when there is one to watch.
     pub fn file(&self) -> Option<PathBuf> {
         self.opts.as_ref().and_then(|o| o.file.clone())
+    }
+
+    /// Every file to watch: the configuration file and the files it
+    /// references (none without a configuration file).
+    pub fn watched(&self) -> Vec<PathBuf> {
+        let Some(file) = self.file() else {
+            return Vec::new();
+        };
+        let info = self.info();
+        std::iter::once(file)
+            .chain(info.files.iter().map(PathBuf::from))
+            .collect()
     }
 
     /// Loads the configuration again and, when it is valid, swaps it in.
@@ -189,7 +262,7 @@ impl Live {
         let Some(opts) = &self.opts else {
             return Ok(Reloaded::Unchanged);
         };
-        let (loaded, text) = match crate::load::load_with_text(opts) {
+        let loaded = match crate::load::load(opts) {
             Ok(loaded) => loaded,
             Err(e) => {
                 // The refused text's hash, for `GET /config`.
@@ -202,9 +275,11 @@ impl Live {
                 return Err((sha256, e.into()));
             }
         };
-        let sha256 = sha256_hex(&text);
+        let source = Source::of(&loaded);
+        let sha256 = sha256_hex(&source.text);
+        let inputs_sha256 = source.inputs_sha256();
         let info = self.info();
-        if sha256 == info.sha256 {
+        if inputs_sha256 == info.inputs_sha256 {
             if info.last_failure.is_some() {
                 // Back to the running text: the failure no longer matters.
                 let mut next = (*info).clone();
@@ -215,7 +290,7 @@ impl Live {
         }
         let fail = |e: ReloadError| (sha256.clone(), e);
         let current = self.current();
-        let (config, restart_pending) = effective(loaded, &current.config);
+        let (config, restart_pending) = effective(loaded.config, &current.config);
         for section in &restart_pending {
             tracing::warn!(
                 section,
@@ -248,8 +323,11 @@ impl Live {
         self.info.store(Arc::new(ConfigInfo {
             version,
             sha256,
+            inputs_sha256,
             loaded_at: now(),
             file: info.file.clone(),
+            files: source.file_names(),
+            config: source.redacted,
             sources: config.sources.iter().map(|s| s.id.clone()).collect(),
             restart_pending,
             last_failure: None,
@@ -276,6 +354,9 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
     keep!("inspect", inspect);
     keep!("sdk", sdk);
     keep!("reload", reload);
+    keep!("spool", spool);
+    // The purge loop's period is read once at start.
+    keep!("rate_limit.purge_interval_ms", rate_limit.purge_interval_ms);
     keep!("privacy.geoip_database", privacy.geoip_database);
     keep!(
         "privacy.geoip_reload_interval_ms",
@@ -299,15 +380,29 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
     (loaded, pending)
 }
 
-/// Reloads on SIGHUP and, with `reload.watch`, when the file changes;
-/// ends when `stop` is cancelled.
+/// Reloads on SIGHUP and, with `reload.watch`, when a watched file
+/// changes; ends when `stop` is cancelled.
 pub fn spawn(live: Arc<Live>, stop: CancellationToken) {
+    // The handler is installed here, before the gateway can report ready,
+    // not when the task first runs: until it is, SIGHUP's default action
+    // ends the process (seen when the async workers were busy at start).
     #[cfg(unix)]
-    tokio::spawn(on_sighup(live.clone(), stop.clone()));
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::spawn(on_sighup(live.clone(), hup, stop.clone()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+        }
+    }
     let cfg = live.current().config.reload.clone();
-    if let (true, Some(file)) = (cfg.watch, live.file()) {
+    if cfg.watch && live.file().is_some() {
         let every = Duration::from_millis(cfg.watch_interval_ms.max(1));
-        tokio::spawn(watch_file(live, file, every, stop));
+        // The first stamps are taken now, like the SIGHUP handler: a
+        // change made before the task first runs is still a change.
+        let files = live.watched();
+        let stamps = stamps(&files);
+        tokio::spawn(watch_files(live, (files, stamps), every, stop));
     }
 }
 
@@ -318,15 +413,7 @@ async fn reload_off_thread(live: &Arc<Live>) {
 }
 
 #[cfg(unix)]
-async fn on_sighup(live: Arc<Live>, stop: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
-            return;
-        }
-    };
+async fn on_sighup(live: Arc<Live>, mut hup: tokio::signal::unix::Signal, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -338,15 +425,28 @@ async fn on_sighup(live: Arc<Live>, stop: CancellationToken) {
     }
 }
 
-/// The file's modification time and length: a change triggers a reload
-/// (which compares the content hash before doing anything).
-fn stamp(file: &PathBuf) -> Option<(SystemTime, u64)> {
+/// A file's modification time and length (`None`: missing).
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(file: &Path) -> Stamp {
     let m = std::fs::metadata(file).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
 
-async fn watch_file(live: Arc<Live>, file: PathBuf, every: Duration, stop: CancellationToken) {
-    let mut last = stamp(&file);
+fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
+/// Watches the stamps of `files`, starting from `last`. A change of any
+/// triggers a reload (which compares the content hash before doing
+/// anything); the list is read again after each, since a reload may
+/// reference other files.
+async fn watch_files(
+    live: Arc<Live>,
+    (mut files, mut last): (Vec<PathBuf>, Vec<Stamp>),
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -354,11 +454,15 @@ async fn watch_file(live: Arc<Live>, file: PathBuf, every: Duration, stop: Cance
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let now = stamp(&file);
-        // A missing file (an editor's rename in progress) is waited out.
-        if now.is_some() && now != last {
-            last = now;
+        let now = stamps(&files);
+        // A missing main file (an editor's rename in progress) is waited out.
+        if now.first().is_some_and(Option::is_some) && now != last {
             reload_off_thread(&live).await;
+            let next = live.watched();
+            // Same list: keep the stamps seen before the reload, so a
+            // change made while it ran triggers the next one.
+            last = if next == files { now } else { stamps(&next) };
+            files = next;
         }
     }
 }

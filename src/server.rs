@@ -82,6 +82,10 @@ pub struct Bound {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub brokers: String,
+    /// The live inspector's page, when it is enabled.
+    pub inspector: Option<String>,
+    /// The browser SDK's URL, when the gateway serves it.
+    pub sdk: Option<String>,
 }
 
 /// Runs the gateway until `shutdown` resolves, then shuts down gracefully.
@@ -94,11 +98,11 @@ pub async fn run(
     run_reloadable(config, None, shutdown, on_bound).await
 }
 
-/// [`run`], reloading the configuration from `reload` (with its text) on
-/// SIGHUP and when its file changes (see `reload`).
+/// [`run`], reloading the configuration from `reload` (with what it was
+/// read from) on SIGHUP and when one of its files changes (see `reload`).
 pub async fn run_reloadable(
     config: Config,
-    reload: Option<(LoadOptions, String)>,
+    reload: Option<(LoadOptions, reload::Source)>,
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
@@ -154,15 +158,32 @@ pub async fn run_reloadable(
 
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.server.admin_listen).await?;
+    let listen = listener.local_addr().unwrap_or(config.server.listen);
+    let admin = admin_listener
+        .local_addr()
+        .unwrap_or(config.server.admin_listen);
     let bound = Bound {
-        listen: listener.local_addr().unwrap_or(config.server.listen),
-        admin: admin_listener
-            .local_addr()
-            .unwrap_or(config.server.admin_listen),
+        listen,
+        admin,
         brokers: brokers.clone(),
+        inspector: config
+            .inspect
+            .enabled
+            .then(|| format!("http://{admin}/inspect")),
+        sdk: config
+            .sdk
+            .enabled
+            .then(|| format!("http://{listen}{}", config.sdk.path)),
     };
     on_bound(&bound);
-    tracing::info!(listen = %bound.listen, admin = %bound.admin, brokers = %bound.brokers, "trackgate listening");
+    tracing::info!(
+        listen = %bound.listen,
+        admin = %bound.admin,
+        brokers = %bound.brokers,
+        inspector = bound.inspector.as_deref().unwrap_or("off"),
+        sdk = bound.sdk.as_deref().unwrap_or("off"),
+        "trackgate listening"
+    );
 
     let (privacy, privacy_workers) = PrivacyStage::start(&config, &brokers, stop.subscribe())?;
     sink.add_readiness_gate(READY_OPTOUT_LIST, privacy.optouts().loaded_flag());
@@ -175,11 +196,11 @@ pub async fn run_reloadable(
     }
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
     let admission = Arc::new(Admission::new(&config));
-    let (text, opts) = match reload {
-        Some((opts, text)) => (text, Some(opts)),
-        None => (String::new(), None),
+    let (source, opts) = match reload {
+        Some((opts, source)) => (source, Some(opts)),
+        None => (reload::Source::default(), None),
     };
-    let live = Arc::new(Live::new(state, &text, opts));
+    let live = Arc::new(Live::new(state, &source, opts));
     reload::spawn(live.clone(), stop.token());
     let admin_state = Arc::new(AdminState {
         sink: sink.clone(),

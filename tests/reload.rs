@@ -1,7 +1,8 @@
 //! Configuration reload against the real broker: a source's allowed origins
 //! and rate limit change under load, through the file watch and SIGHUP;
 //! nothing answered 200 is lost and the new rules apply within a second;
-//! a broken file is refused while the running configuration stays.
+//! a broken file is refused while the running configuration stays; a
+//! rotated secret file applies through the watch.
 
 mod support;
 
@@ -290,4 +291,49 @@ fn an_invalid_file_is_refused_and_the_running_configuration_stays() {
     assert_eq!(post_batch(&gw, NEW_ORIGIN, "moved").0, 200);
     assert_eq!(post_batch(&gw, OLD_ORIGIN, "old").0, 403);
     assert!(gw.ready(), "still serving on its admin listener");
+}
+
+#[test]
+fn a_rotated_secret_file_applies_through_the_watch() {
+    let broker = Broker::start();
+    let brokers = broker.addr();
+    let (listen, admin) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("web.key");
+    let (old_key, new_key) = ("sk_rotation_old_0123456789", "sk_rotation_new_0123456789");
+    std::fs::write(&key_file, format!("{old_key}\n")).expect("write key");
+    let path = dir.path().join("trackgate.toml");
+    let text = toml(listen, admin, &brokers, OLD_ORIGIN, 1_000_000).replace(
+        "allowed_origins",
+        "server_key_file = \"web.key\"\nallowed_origins",
+    );
+    std::fs::write(&path, &text).expect("write config");
+    let gw = Gateway::spawn_config(dir, path, listen, admin);
+    gw.wait_ready(Duration::from_secs(30));
+    // Opting an id back in needs the server key.
+    let optin = |key: &str| {
+        let bearer = format!("Bearer {key}");
+        gw.request(
+            "POST",
+            "/v1/optin",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            br#"{"anonymousId":"visitor-r"}"#,
+        )
+        .status
+    };
+    assert_eq!(optin(old_key), 200);
+    assert_ne!(optin(new_key), 200);
+
+    // Only the key file changes; the watch notices it.
+    write_config(&key_file, &format!("{new_key}\n"));
+    wait_until("the new key to apply", Duration::from_secs(5), || {
+        config_info(&gw)["version"] == 2
+    });
+    assert_eq!(optin(new_key), 200);
+    assert_ne!(optin(old_key), 200);
+    let info = config_info(&gw);
+    assert!(!info.to_string().contains("sk_rotation"), "{info}");
 }

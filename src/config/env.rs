@@ -33,13 +33,44 @@ pub(super) fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// `TRACKGATE_KAFKA__TOPICS__CLICKS` → `kafka.topics.clicks`.
-pub(super) fn env_key_to_path(var: &str) -> String {
-    var[ENV_PREFIX.len()..]
+/// The table whose keys are librdkafka property names (`sasl.password`):
+/// the rest of a variable's name after it is one key.
+const LIBRDKAFKA_TABLE: [&str; 2] = ["kafka", "properties"];
+
+/// An override's key path, one segment per table or array index.
+pub(super) type OverridePath = Vec<String>;
+
+/// `TRACKGATE_KAFKA__TOPICS__CLICKS` → `kafka.topics.clicks`: segments
+/// split at `__`, lowercased. Under `kafka.properties` the rest of the name
+/// is one librdkafka property, whose dots are written as `.` where the
+/// environment allows it or as `_` where a shell does not
+/// (`TRACKGATE_KAFKA__PROPERTIES__SASL_PASSWORD` → `sasl.password`; a final
+/// `_FILE` stays `_file`, the secret-file form).
+pub(super) fn env_key_to_path(var: &str) -> OverridePath {
+    let segments: Vec<String> = var[ENV_PREFIX.len()..]
         .split("__")
         .map(|s| s.to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(".")
+        .collect();
+    if segments.len() > LIBRDKAFKA_TABLE.len() && segments[..2] == LIBRDKAFKA_TABLE {
+        let name = segments[2..].join(".");
+        let (stem, file) = match name.strip_suffix("_file") {
+            Some(stem) => (stem, "_file"),
+            None => (name.as_str(), ""),
+        };
+        let property = format!("{}{file}", stem.replace('_', "."));
+        return vec![segments[0].clone(), segments[1].clone(), property];
+    }
+    segments
+}
+
+/// A CLI flag's dotted key (`server.listen`) as a path.
+pub(super) fn dotted_to_path(key: &str) -> OverridePath {
+    key.split('.').map(str::to_string).collect()
+}
+
+/// The path as errors name keys (`sources.0.id`).
+fn display(path: &[String]) -> String {
+    path.join(".")
 }
 
 /// Reads a raw override as a TOML literal when it is one, else as a string;
@@ -60,10 +91,16 @@ fn parse_override(raw: &str, existing: Option<&toml::Value>) -> toml::Value {
 
 pub(super) fn apply_override(
     root: &mut toml::Value,
-    path: &str,
+    segments: &[String],
     raw: &str,
 ) -> Result<(), ConfigError> {
-    let segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
+    let path = display(segments);
+    let path = path.as_str();
+    let segments: Vec<&str> = segments
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
     let Some((last, parents)) = segments.split_last() else {
         return Err(ConfigError::key(path, "empty override key"));
     };

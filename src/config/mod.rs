@@ -11,11 +11,19 @@
 //! `TRACKGATE_KAFKA__BROKERS=10.0.0.1:9092` or
 //! `TRACKGATE_SOURCES__0__WRITE_KEY=wk_live_x`. Values are read as TOML
 //! literals when they parse as one (`true`, `5`, `["a","b"]`), else as strings.
+//! librdkafka properties: `TRACKGATE_KAFKA__PROPERTIES__SASL_PASSWORD` sets
+//! `kafka.properties."sasl.password"` (see `env`).
+//!
+//! Secrets stay out of the file: string values may reference environment
+//! variables as `${VAR}` (see `vars`), and every secret key `K` has a
+//! `K_file` form (see `secrets`). Errors name the key and its line, never a
+//! value (see `parse`).
 //!
 //! Layout: one file per section (`server`, `kafka` with `routing`,
 //! `limits`, `rate_limit`, `sources`, `privacy`, `bots`, `quality`,
 //! `spool`, `inspect`, `reload`, `sdk`), `validate` for the checks that span
-//! sections, `env` for the override layer. Every type is re-exported here,
+//! sections, `env` for the override layer, `parse` for the text to tree
+//! step, `vars` for `${VAR}`, `secrets` for `*_file` keys and redaction. Every type is re-exported here,
 //! so callers name `crate::config::X` whatever file it lives in.
 //!
 //! Dependencies point one way: stages use `config`, and `config` uses no
@@ -47,21 +55,24 @@ mod env;
 mod inspect;
 mod kafka;
 mod limits;
+mod parse;
 mod privacy;
 mod quality;
 mod rate_limit;
 mod reload;
 mod sdk;
+mod secrets;
 mod server;
 mod sources;
 mod spool;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod vars;
 
 pub use bots::{BotPolicy, BotsConfig};
 pub use env::ENV_PREFIX;
-use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
+use env::{apply_override, dotted_to_path, env_key_to_path, read_file, OverridePath, ENV_RESERVED};
 pub use inspect::InspectConfig;
 pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
 pub use limits::LimitsConfig;
@@ -74,6 +85,7 @@ pub use quality::{
 pub use rate_limit::{RateLimitConfig, MIN_HEADER_BYTES};
 pub use reload::ReloadConfig;
 pub use sdk::SdkConfig;
+pub use secrets::{is_secret, REDACTED};
 pub use server::ServerConfig;
 pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
 pub use spool::{FsyncPolicy, SpoolConfig};
@@ -104,6 +116,12 @@ impl ConfigError {
             key: key.into(),
             message: message.into(),
         }
+    }
+
+    /// This error with the line of its key in the configuration `text`,
+    /// when the key is set there.
+    pub fn located(self, text: &str) -> Self {
+        parse::locate(self, text)
     }
 }
 
@@ -149,6 +167,24 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
 }
 
+/// The process environment, where `${VAR}` and `*_env` keys are read.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A loaded configuration, with what it was read from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The configuration file's text (or the development configuration's).
+    pub text: String,
+    /// The secret files (`*_file` keys) the configuration was read with.
+    pub secret_files: Vec<std::path::PathBuf>,
+    /// The loaded tree (overrides applied, secret files read), every secret
+    /// replaced by [`REDACTED`]: what `GET /config` shows.
+    pub redacted: serde_json::Value,
+}
+
 /// Where the configuration comes from.
 #[derive(Debug, Default, Clone)]
 pub struct LoadOptions {
@@ -169,26 +205,28 @@ impl Config {
     /// Loads the file (or the development config), applies environment and
     /// CLI overrides, deserializes and validates.
     pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-        Self::load_with_text(opts).map(|(config, _)| config)
+        Self::load_full(opts).map(|loaded| loaded.config)
     }
 
-    /// [`Config::load`], also returning the text the configuration was read
-    /// from (the file's, or the development configuration's).
-    pub fn load_with_text(opts: &LoadOptions) -> Result<(Config, String), ConfigError> {
+    /// [`Config::load`], with what the configuration was read from.
+    pub fn load_full(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         let text = match &opts.file {
             Some(path) => read_file(path)?,
             None => Self::development_toml(),
         };
-        let env: Vec<(String, String)> = std::env::vars()
+        let env = std::env::vars()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
-            .map(|(k, v)| (env_key_to_path(&k), v))
-            .collect();
-        let mut config =
-            Self::from_toml_with_overrides(&text, env.iter().chain(opts.overrides.iter()))?;
-        if let Some(base) = opts.file.as_deref().and_then(Path::parent) {
-            config.spool.resolve_dir(base);
+            .map(|(k, v)| (env_key_to_path(&k), v));
+        let cli = opts
+            .overrides
+            .iter()
+            .map(|(k, v)| (dotted_to_path(k), v.clone()));
+        let base = opts.file.as_deref().and_then(Path::parent);
+        let mut loaded = Self::build(text, env.chain(cli), &process_env, base)?;
+        if let Some(base) = base {
+            loaded.config.spool.resolve_dir(base);
         }
-        Ok((config, text))
+        Ok(loaded)
     }
 
     /// Parses TOML text with `(dotted.path, raw value)` overrides.
@@ -196,18 +234,44 @@ impl Config {
         text: &str,
         overrides: impl Iterator<Item = &'a (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut root: toml::Value =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        for (path, raw) in overrides {
-            apply_override(&mut root, path, raw)?;
+        let overrides = overrides.map(|(k, v)| (dotted_to_path(k), v.clone()));
+        Self::build(text.to_string(), overrides, &process_env, None).map(|l| l.config)
+    }
+
+    /// Text to validated configuration: parse (resolving `${VAR}`s with
+    /// `env`), overrides, `*_file` secrets (relative to `base`), structs,
+    /// checks. A key error names the key's line in `text` when it has one.
+    fn build(
+        text: String,
+        overrides: impl Iterator<Item = (OverridePath, String)>,
+        env: &vars::Lookup<'_>,
+        base: Option<&Path>,
+    ) -> Result<Loaded, ConfigError> {
+        let build = || {
+            let mut root = parse::parse(&text, env)?;
+            for (path, raw) in overrides {
+                apply_override(&mut root, &path, &raw)?;
+            }
+            let secret_files = secrets::read_files(&mut root, base)?;
+            let redacted = secrets::redacted(&root);
+            let mut config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+                let key = e.path().to_string();
+                let message = secrets::mask_values(&key, e.into_inner().to_string());
+                ConfigError::key(key, message)
+            })?;
+            config.resolve_server_keys(|name| env(name))?;
+            config.validate()?;
+            Ok((config, secret_files, redacted))
+        };
+        match build() {
+            Ok((config, secret_files, redacted)) => Ok(Loaded {
+                config,
+                text,
+                secret_files,
+                redacted,
+            }),
+            Err(e) => Err(parse::locate(e, &text)),
         }
-        let mut config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::key(key, e.into_inner().to_string())
-        })?;
-        config.resolve_server_keys(|name| std::env::var(name).ok())?;
-        config.validate()?;
-        Ok(config)
     }
 
     /// Parses TOML text without overrides.

@@ -1,6 +1,6 @@
 //! Loading, defaults, overrides and key-naming errors of the whole file.
 
-use super::env::env_key_to_path;
+use super::env::{apply_override, env_key_to_path};
 use super::*;
 
 const MINIMAL: &str = r#"
@@ -140,11 +140,166 @@ fn overrides_reach_nested_keys_and_keep_string_types() {
 
 #[test]
 fn env_var_names_map_to_paths() {
+    let path = |var: &str| env_key_to_path(var).join("|");
     assert_eq!(
-        env_key_to_path("TRACKGATE_KAFKA__TOPICS__CLICKS"),
-        "kafka.topics.clicks"
+        path("TRACKGATE_KAFKA__TOPICS__CLICKS"),
+        "kafka|topics|clicks"
     );
-    assert_eq!(env_key_to_path("TRACKGATE_SOURCES__0__ID"), "sources.0.id");
+    assert_eq!(path("TRACKGATE_SOURCES__0__ID"), "sources|0|id");
+    // librdkafka properties: dots as `.` or `_`; `_FILE` is the file form.
+    assert_eq!(
+        path("TRACKGATE_KAFKA__PROPERTIES__SASL_PASSWORD"),
+        "kafka|properties|sasl.password"
+    );
+    assert_eq!(
+        path("TRACKGATE_KAFKA__PROPERTIES__sasl.password"),
+        "kafka|properties|sasl.password"
+    );
+    assert_eq!(
+        path("TRACKGATE_KAFKA__PROPERTIES__SASL_PASSWORD_FILE"),
+        "kafka|properties|sasl.password_file"
+    );
+}
+
+#[test]
+fn env_overrides_reach_dotted_librdkafka_properties() {
+    let mut root: toml::Value = toml::from_str(MINIMAL).unwrap();
+    for (var, value) in [
+        ("TRACKGATE_KAFKA__PROPERTIES__SASL_PASSWORD", "pw-from-env"),
+        ("TRACKGATE_KAFKA__PROPERTIES__SECURITY_PROTOCOL", "sasl_ssl"),
+    ] {
+        apply_override(&mut root, &env_key_to_path(var), value).unwrap();
+    }
+    let c: Config = root.try_into().unwrap();
+    assert_eq!(c.kafka.properties["sasl.password"], "pw-from-env");
+    assert_eq!(c.kafka.properties["security.protocol"], "sasl_ssl");
+}
+
+/// A file holding a server key on its fourth line.
+const WITH_SECRET: &str = "[server]\nlisten = \"127.0.0.1:8080\"\n[[sources]]\nserver_key = \"sk_live_TOPSECRET_0123\"\nid = \"web\"\nwrite_key = \"wk\"\n";
+
+#[test]
+fn a_syntax_error_names_the_line_and_never_quotes_it() {
+    let broken = WITH_SECRET.replace("sk_live_TOPSECRET_0123\"", "sk_live_TOPSECRET_0123");
+    let err = Config::from_toml(&broken).unwrap_err().to_string();
+    assert!(err.contains("line 4"), "{err}");
+    assert!(!err.contains("TOPSECRET"), "{err}");
+    // The error `toml` itself gives quotes the line: the finding this fixes.
+    let quoted = toml::from_str::<toml::Value>(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(quoted.contains("TOPSECRET"), "{quoted}");
+}
+
+#[test]
+fn errors_about_secret_keys_name_the_key_and_line_not_the_value() {
+    let short = WITH_SECRET.replace("sk_live_TOPSECRET_0123", "TOPSECRET");
+    let err = Config::from_toml(&short).unwrap_err().to_string();
+    assert!(
+        err.contains("sources[0].server_key") && err.contains("line 4"),
+        "{err}"
+    );
+    assert!(!err.contains("TOPSECRET"), "{err}");
+    let wrong_type = WITH_SECRET.replace("\"sk_live_TOPSECRET_0123\"", "[\"TOPSECRET\"]");
+    let err = Config::from_toml(&wrong_type).unwrap_err().to_string();
+    assert!(err.contains("sources[0].server_key"), "{err}");
+    assert!(!err.contains("TOPSECRET"), "{err}");
+}
+
+fn with_env(text: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    Config::build(text.to_string(), std::iter::empty(), &env, None)
+}
+
+#[test]
+fn variables_fill_string_values_and_an_unset_one_names_key_and_line() {
+    let text = WITH_SECRET.replace("sk_live_TOPSECRET_0123", "${SK}");
+    let loaded = with_env(&text, &[("SK", "sk_from_the_environment")]).unwrap();
+    assert_eq!(
+        loaded.config.sources[0].server_key.as_deref(),
+        Some("sk_from_the_environment")
+    );
+    assert_eq!(loaded.redacted["sources"][0]["server_key"], REDACTED);
+    let err = with_env(&text, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("sources[0].server_key") && err.contains("line 4") && err.contains("SK"),
+        "{err}"
+    );
+    // A value cannot change the file's structure.
+    let loaded = with_env(&text, &[("SK", "sk\"\nid = \"injected_0123")]).unwrap();
+    assert_eq!(loaded.config.sources[0].id, "web");
+    // `$${` is a literal `${`.
+    let text = WITH_SECRET.replace("sk_live_TOPSECRET_0123", "$${NOT_A_VAR}_0123456789");
+    let loaded = with_env(&text, &[]).unwrap();
+    assert_eq!(
+        loaded.config.sources[0].server_key.as_deref(),
+        Some("${NOT_A_VAR}_0123456789")
+    );
+}
+
+#[test]
+fn secret_files_are_read_relative_to_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("server.key"), "sk_from_a_file_0123\n").unwrap();
+    let text = WITH_SECRET.replace(
+        "server_key = \"sk_live_TOPSECRET_0123\"",
+        "server_key_file = \"server.key\"",
+    );
+    let file = dir.path().join("trackgate.toml");
+    std::fs::write(&file, &text).unwrap();
+    let loaded = Config::load_full(&LoadOptions {
+        file: Some(file),
+        overrides: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        loaded.config.sources[0].server_key.as_deref(),
+        Some("sk_from_a_file_0123")
+    );
+    assert_eq!(loaded.secret_files, [dir.path().join("server.key")]);
+    assert!(!loaded.redacted.to_string().contains("sk_from_a_file"));
+
+    // Every secret key has the form: the pseudonym key too.
+    std::fs::write(
+        dir.path().join("pseudonym.key"),
+        "pseudonym key from a file",
+    )
+    .unwrap();
+    let text =
+        format!("{MINIMAL}[sources.privacy.scrub]\npseudonym_secret_file = \"pseudonym.key\"\n");
+    let file = dir.path().join("trackgate.toml");
+    std::fs::write(&file, &text).unwrap();
+    let loaded = Config::load_full(&LoadOptions {
+        file: Some(file),
+        overrides: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        loaded.config.sources[0]
+            .privacy
+            .scrub
+            .pseudonym_secret
+            .as_deref(),
+        Some("pseudonym key from a file")
+    );
+}
+
+#[test]
+fn the_inspector_needs_a_token_off_loopback() {
+    let open = MINIMAL.replace("127.0.0.1:9464", "0.0.0.0:9464");
+    let err = Config::from_toml(&open).unwrap_err().to_string();
+    assert!(
+        err.contains("inspect.token") && err.contains("loopback"),
+        "{err}"
+    );
+    assert!(Config::from_toml(&format!("{open}\n[inspect]\ntoken = \"t0ken\"\n")).is_ok());
+    assert!(Config::from_toml(&format!("{open}\n[inspect]\nenabled = false\n")).is_ok());
+    let v6 = MINIMAL.replace("127.0.0.1:9464", "[::1]:9464");
+    assert!(Config::from_toml(&v6).is_ok());
 }
 
 #[test]

@@ -166,7 +166,7 @@ impl Config {
         self.spool.validate()?;
         self.privacy.validate()?;
         self.sdk.validate(&self.server.path_prefix)?;
-        self.inspect.validate()?;
+        self.inspect.validate(self.server.admin_listen)?;
         rate_limit::validate(self)?;
         quality::validate(self)?;
         if self.server.max_buffered_body_bytes < self.limits.max_request_bytes as u64 {

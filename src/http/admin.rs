@@ -1,7 +1,9 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (ready to take
 //! traffic), `/metrics` (Prometheus text), `/config` (the running
-//! configuration's version and hash, see `reload`) and the live inspector
-//! (`/inspect`, see `inspect`).
+//! configuration's version, hashes and redacted values, see `reload`) and
+//! the live inspector (`/inspect`, see `inspect`). `/config` and the
+//! inspector are guarded by `inspect.token` and the `Host` check (see
+//! `inspect::guard`).
 //!
 //! Readiness. Not ready while shutting down (the drain period), while a
 //! readiness gate is closed (e.g. the opt-out list loading), or before the
@@ -48,7 +50,12 @@ pub async fn serve<B>(
         return Ok(r);
     }
     if req.uri().path() == "/config" {
-        // Version, hash, sources and reload status; never keys or secrets.
+        // Guarded like the inspector: the same token and allowed hosts.
+        if let Err(refused) = crate::inspect::guard::check(state.inspector.config(), &req) {
+            return Ok(inspect_http::refusal(refused));
+        }
+        // Version, hashes, files, reload status and the configuration with
+        // every secret redacted.
         let body = serde_json::to_vec(&*state.live.info()).unwrap_or_default();
         return Ok(response::json(StatusCode::OK, body).map(inspect_http::full_body));
     }

@@ -1,21 +1,22 @@
 //! The inspector's two admin routes: `GET /inspect` (one self-contained
 //! HTML page) and `GET /inspect/events` (its server-sent events stream).
-//! Both require `inspect.token` when one is set.
+//! Both are guarded (see `guard`): an allowed `Host`, and `inspect.token`
+//! when one is set.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{Inspector, Watch};
+use super::{guard, Inspector, Watch};
 
 /// The page: HTML, CSS and JavaScript in one file.
 const PAGE: &str = include_str!("page.html");
@@ -51,18 +52,8 @@ pub fn route<B>(
     if req.method() != Method::GET {
         return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "GET only"));
     }
-    if let Some(token) = &inspector.config().token {
-        if !authorized(token, req.headers(), req.uri().query()) {
-            let mut r = plain(
-                StatusCode::UNAUTHORIZED,
-                "inspector token required: Authorization: Bearer <token> or ?token=<token>",
-            );
-            r.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
-            return Some(r);
-        }
+    if let Err(refused) = guard::check(inspector.config(), req) {
+        return Some(refusal(refused));
     }
     if page {
         let mut r = Response::new(full(PAGE));
@@ -87,23 +78,16 @@ fn plain(status: StatusCode, text: &'static str) -> Response<AdminBody> {
     r
 }
 
-/// The token from `Authorization: Bearer …` or `?token=…`, compared in
-/// constant time.
-fn authorized(token: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
-    let given = bearer.or_else(|| crate::http::auth::query_param(query, "token"));
-    given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The answer to a refused guarded request.
+pub fn refusal(refused: guard::Refusal) -> Response<AdminBody> {
+    let mut r = plain(refused.status(), refused.message());
+    if refused == guard::Refusal::Token {
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
 }
 
 /// One SSE event: `data:` lines (a message has no newline, but a line break
@@ -155,6 +139,7 @@ fn stream(watch: Watch, stop: CancellationToken) -> Response<AdminBody> {
 mod tests {
     use super::*;
     use crate::inspect::InspectConfig;
+    use http::header::AUTHORIZATION;
 
     fn req(uri: &str, auth: Option<&str>) -> Request<()> {
         let mut b = Request::builder().uri(uri);

@@ -12,6 +12,7 @@
 //! page that reads too slowly skips what the ring overwrote. Both losses
 //! are counted (`trackgate_inspector_messages_total{result}`).
 
+pub mod guard;
 pub mod http;
 
 use std::collections::HashMap;

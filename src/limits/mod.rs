@@ -110,9 +110,11 @@ type DirectLimiter<C> =
 
 /// The gateway's limiters, shared by all connections.
 pub struct Limits<C: Clock = DefaultClock> {
-    per_ip: Option<KeyedLimiter<C>>,
-    /// By source id, with the source's sustained events per second.
-    per_source: HashMap<String, (DirectLimiter<C>, u32)>,
+    /// With its quota: a reload with the same quota keeps the limiter.
+    per_ip: Option<(Arc<KeyedLimiter<C>>, Quota)>,
+    /// By source id, with the source's sustained events per second and
+    /// the quota (kept by a reload that does not change it).
+    per_source: HashMap<String, (Arc<DirectLimiter<C>>, u32, Quota)>,
     in_flight: Arc<Semaphore>,
     /// The size of `in_flight`.
     max_in_flight: usize,
@@ -132,7 +134,12 @@ impl<C: Clock + Clone> Limits<C> {
         let per_ip = r
             .enabled
             .then(|| per_second_quota(r.per_ip_rps, r.per_ip_burst))
-            .map(|q| RateLimiter::dashmap_with_clock(q, clock.clone()));
+            .map(|q| {
+                (
+                    Arc::new(RateLimiter::dashmap_with_clock(q, clock.clone())),
+                    q,
+                )
+            });
         let batch = u32::try_from(config.limits.max_batch_events).unwrap_or(u32::MAX);
         let per_source = if r.enabled {
             config
@@ -141,10 +148,8 @@ impl<C: Clock + Clone> Limits<C> {
                 .filter_map(|s| {
                     let eps = s.events_per_second?;
                     let q = per_second_quota(eps, eps.max(batch));
-                    Some((
-                        s.id.clone(),
-                        (RateLimiter::direct_with_clock(q, clock.clone()), eps),
-                    ))
+                    let limiter = Arc::new(RateLimiter::direct_with_clock(q, clock.clone()));
+                    Some((s.id.clone(), (limiter, eps, q)))
                 })
                 .collect()
         } else {
@@ -160,20 +165,32 @@ impl<C: Clock + Clone> Limits<C> {
     }
 
     /// The limiters of `config` (a configuration reload), on the same clock.
-    /// Requests in flight keep their slots: with an unchanged
-    /// `max_concurrent_requests` the slots are this instance's, shared.
-    /// Rate limiters start with full buckets.
+    /// What did not change carries over with its state, shared with this
+    /// instance: the in-flight slots (same `max_concurrent_requests`), the
+    /// per-IP limiter (same quota) and each source's limiter (same source
+    /// id and quota). A client over its limit stays limited through a
+    /// reload; only a changed limit starts with a full bucket.
     pub fn reconfigured(&self, config: &Config) -> Limits<C> {
         let mut next = Limits::with_clock(config, self.clock.clone());
         if next.max_in_flight == self.max_in_flight {
             next.in_flight = self.in_flight.clone();
+        }
+        if let (Some(old), Some(new)) = (&self.per_ip, &mut next.per_ip) {
+            if old.1 == new.1 {
+                new.0 = old.0.clone();
+            }
+        }
+        for (id, new) in next.per_source.iter_mut() {
+            if let Some(old) = self.per_source.get(id).filter(|old| old.2 == new.2) {
+                new.0 = old.0.clone();
+            }
         }
         next
     }
 
     /// Counts one request of `ip` against its rate.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        let Some(limiter) = &self.per_ip else {
+        let Some((limiter, _)) = &self.per_ip else {
             return Ok(());
         };
         limiter
@@ -183,7 +200,7 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Counts `events` events of the source against its rate.
     pub fn check_source(&self, source_id: &str, events: usize) -> Result<(), RateLimited> {
-        let Some((limiter, eps)) = self.per_source.get(source_id) else {
+        let Some((limiter, eps, _)) = self.per_source.get(source_id) else {
             return Ok(());
         };
         // An empty batch costs nothing.
@@ -213,7 +230,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// Forgets per-IP keys that are back to a fresh state and returns the
     /// number of keys kept.
     pub fn purge(&self) -> usize {
-        let Some(limiter) = &self.per_ip else {
+        let Some((limiter, _)) = &self.per_ip else {
             return 0;
         };
         limiter.retain_recent();
@@ -225,7 +242,7 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Keys the per-IP limiter holds now.
     pub fn tracked_ips(&self) -> usize {
-        self.per_ip.as_ref().map_or(0, |l| l.len())
+        self.per_ip.as_ref().map_or(0, |(l, _)| l.len())
     }
 
     fn refuse(&self, limiter: Limiter, nu: &NotUntil<C::Instant>) -> RateLimited {

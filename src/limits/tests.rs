@@ -46,9 +46,12 @@ fn retry_after_rounds_up_to_whole_seconds() {
     clock.advance(Duration::from_millis(100));
     assert_eq!(l.check_ip(ip).unwrap_err().retry_after_secs, 1);
     let slow = Limits {
-        per_ip: Some(RateLimiter::dashmap_with_clock(
+        per_ip: Some((
+            Arc::new(RateLimiter::dashmap_with_clock(
+                Quota::with_period(Duration::from_millis(4500)).unwrap(),
+                clock.clone(),
+            )),
             Quota::with_period(Duration::from_millis(4500)).unwrap(),
-            clock.clone(),
         )),
         per_source: HashMap::new(),
         in_flight: Arc::new(Semaphore::new(1)),
@@ -89,6 +92,24 @@ fn a_reconfigured_instance_keeps_the_slots_in_flight_and_applies_new_rates() {
     // Another concurrency cap: a fresh set of slots.
     let wider = old.reconfigured(&config("[rate_limit]\nmax_concurrent_requests = 3"));
     assert_eq!(wider.in_flight.available_permits(), 3);
+}
+
+#[test]
+fn a_reload_that_keeps_a_limit_keeps_its_state() {
+    let clock = FakeRelativeClock::default();
+    let c = config("[rate_limit]\nper_ip_rps = 1\nper_ip_burst = 1\n");
+    let old = Limits::with_clock(&c, clock.clone());
+    let ip = v4(9);
+    assert!(old.check_ip(ip).is_ok());
+    assert!(old.check_source("web", 2500).is_ok());
+    // The same limits (a comment-only reload): the client stays limited.
+    let same = old.reconfigured(&c);
+    assert!(same.check_ip(ip).is_err());
+    assert!(same.check_source("web", 100).is_err());
+    // A changed limit starts afresh; the unchanged one keeps its state.
+    let changed = old.reconfigured(&config("[rate_limit]\nper_ip_rps = 2\nper_ip_burst = 1\n"));
+    assert!(changed.check_ip(ip).is_ok());
+    assert!(changed.check_source("web", 100).is_err());
 }
 
 #[test]

@@ -295,6 +295,27 @@ impl TrackingPlan {
     }
 }
 
+/// The files the plan `cfg.file` is read from: the plan and each schema
+/// file it names (what the configuration reload watches). A plan that
+/// does not read is just its own path (loading it reports the error).
+pub fn files(cfg: &PlanConfig) -> Vec<std::path::PathBuf> {
+    let Some(path) = cfg.file.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
+        return Vec::new();
+    };
+    let mut out = vec![path.to_path_buf()];
+    let base = path.parent().unwrap_or(Path::new("."));
+    if let Ok(Value::Object(doc)) = read_json(path) {
+        let named = |v: &Value| v.as_str().map(|rel| base.join(rel));
+        for (key, value) in &doc {
+            match (key.as_str(), value) {
+                ("track", Value::Object(events)) => out.extend(events.values().filter_map(named)),
+                _ => out.extend(named(value)),
+            }
+        }
+    }
+    out
+}
+
 fn shape(path: &Path, message: &str) -> PlanError {
     PlanError::Shape {
         path: path.display().to_string(),
