@@ -297,3 +297,29 @@ fn close_wakes_the_threads_at_once_whatever_the_fsync_interval() {
         drop(spool);
     }
 }
+
+/// A spool left by the release before sequence numbers is refused with a
+/// message that says what to do, rather than read with the wrong layout.
+#[test]
+fn a_segment_of_the_previous_format_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Previous layout: len | crc32 | payload (version 1 first).
+    let payload = [1u8, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, b't'];
+    let mut old = (payload.len() as u32).to_le_bytes().to_vec();
+    old.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    old.extend_from_slice(&payload);
+    std::fs::write(segment::path(dir.path(), 3), &old).expect("old segment");
+    let cfg = config(dir.path(), 1 << 20, 64 * 1024);
+    let Err(e) = Spool::open(&cfg, MemorySink::new()) else {
+        panic!("the previous format was read");
+    };
+    let text = e.to_string();
+    assert!(matches!(e, SpoolError::PreviousFormat(_)), "{text}");
+    assert!(text.contains("00000000000000000003.seg"), "{text}");
+    assert!(text.contains("drain the spool"), "{text}");
+    // Nothing was changed on disk.
+    assert_eq!(
+        std::fs::read(segment::path(dir.path(), 3)).expect("still there"),
+        old
+    );
+}
