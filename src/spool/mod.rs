@@ -30,9 +30,10 @@
 //! acknowledged is checkpointed to the `acked-seq` file with every fsync
 //! round; at start, records at or past it are produced again, so only
 //! records in flight (or acknowledged within the last round) at a crash can
-//! be duplicated; consumers drop them by `messageId`. Recovery never cuts
-//! valid records: it resynchronises past damaged bytes ([`segment`]),
-//! counts them and copies them to `quarantine/` for an operator.
+//! be duplicated; consumers drop them by `messageId`. Recovery (`recover`)
+//! never cuts valid records: it resynchronises past damaged bytes
+//! ([`segment`]), counts them and copies them to `quarantine/` for an
+//! operator.
 //!
 //! Failing disks. A write, fsync or segment creation that fails (`ENOSPC`,
 //! `EIO`…) fails its request (503 + `Retry-After`) and marks the spool
@@ -48,6 +49,7 @@
 pub mod frame;
 pub mod fs;
 pub mod ledger;
+mod recover;
 pub mod segment;
 mod worker;
 
@@ -391,82 +393,14 @@ impl Spool {
         let dir = config.dir.clone();
         fs.create_dir_all(&dir)
             .map_err(|e| SpoolError::io(&dir, e))?;
-        let checkpoint = worker::read_checkpoint(&*fs, &dir.join(CHECKPOINT));
-        let mut ledger = Ledger::default();
-        let mut rec = Recovered::default();
-        let mut disk_bytes = 0;
-        let mut next_seq = 0;
-        let ids = segment::list(&*fs, &dir)?;
-        let mut to_delete = Vec::new();
-        for &id in &ids {
-            let path = segment::path(&dir, id);
-            let data = fs.read(&path).map_err(|e| SpoolError::io(&path, e))?;
-            let scanned = match segment::scan_bytes(&data) {
-                Ok(s) => s,
-                Err(segment::Unreadable::PreviousFormat) => {
-                    return Err(SpoolError::PreviousFormat(path.display().to_string()));
-                }
-                Err(segment::Unreadable::NoHeader) => {
-                    // Without its salt no frame verifies: keep the bytes for
-                    // an operator, and drop the file from the spool.
-                    tracing::error!(segment = %path.display(), bytes = data.len(), "spool: both headers of a segment are damaged; the segment is quarantined");
-                    quarantine(&*fs, &dir, id, 0, &data);
-                    rec.corrupt += 1;
-                    rec.damaged_bytes += data.len() as u64;
-                    to_delete.push(id);
-                    continue;
-                }
-            };
-            rec.corrupt += scanned.damaged_frames;
-            rec.torn_bytes += scanned.torn_bytes;
-            for range in &scanned.damaged {
-                let bytes = &data[range.start as usize..range.end as usize];
-                rec.damaged_bytes += bytes.len() as u64;
-                quarantine(&*fs, &dir, id, range.start, bytes);
-            }
-            if !scanned.damaged.is_empty() {
-                tracing::error!(segment = %path.display(), damaged_frames = scanned.damaged_frames, damaged_ranges = scanned.damaged.len(), torn_bytes = scanned.torn_bytes, "spool: skipped damaged bytes (copied to {QUARANTINE}/); the records around them are kept");
-            }
-            let first = scanned.first_written_ms.unwrap_or_else(now_ms);
-            for slot in &scanned.slots {
-                next_seq = next_seq.max(slot.seq + 1);
-                ledger.push(id, *slot, first);
-            }
-            if let Some(seg) = ledger.segments.get_mut(&id) {
-                seg.bytes = scanned.len;
-                seg.salt = segment::segment_salt(&data).ok().flatten().unwrap_or(0);
-            }
-            if let Some(lw) = checkpoint.get(&id) {
-                next_seq = next_seq.max(*lw);
-                ledger.restore_low_water(id, *lw);
-            }
-            if ledger.seal(id) || scanned.slots.is_empty() {
-                ledger.segments.remove(&id);
-                to_delete.push(id);
-            } else {
-                rec.segments += 1;
-                disk_bytes += scanned.len;
-            }
-        }
-        rec.records = ledger.open_events;
-        rec.invalid_records = ledger.open - ledger.open_events;
-        if let Some((&first, _)) = ledger.segments.iter().next() {
-            ledger.mode = Mode::Replay(RecordId {
-                segment: first,
-                index: 0,
-            });
-        }
-        metrics::spool_recovered(rec.records, rec.corrupt, rec.damaged_bytes);
-        // Never reuse an id the checkpoint may still name.
-        let next_segment = ids
-            .iter()
-            .chain(checkpoint.keys())
-            .max()
-            .map_or(1, |l| l + 1);
-        let previous = dir.join(PREVIOUS_CHECKPOINT);
-        if fs.read(&previous).is_ok() {
-            let _ = fs.remove(&previous);
-        }
+        let recover::Found {
+            ledger,
+            recovered: rec,
+            disk_bytes,
+            next_seq,
+            next_segment,
+            to_delete,
+        } = recover::recover(&*fs, &dir)?;
         let (synced, _) = tokio::sync::watch::channel(Synced::default());
         let spool = Arc::new(Spool {
             dir,
@@ -860,19 +794,6 @@ fn try_lock(file: &std::fs::File) -> bool {
     // SAFETY: `flock` only reads the descriptor, which `file` keeps open
     // for the duration of the call.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-/// Copies damaged bytes found at start to `quarantine/<segment>-<offset>.bin`
-/// (best effort: a failure is logged, recovery goes on).
-fn quarantine(fs: &dyn SpoolFs, dir: &Path, segment: u64, offset: u64, bytes: &[u8]) {
-    let qdir = dir.join(QUARANTINE);
-    let path = qdir.join(format!("{segment:020}-{offset:012}.bin"));
-    if let Err(e) = fs
-        .create_dir_all(&qdir)
-        .and_then(|()| fs.write_atomic(&path, bytes))
-    {
-        tracing::error!(path = %path.display(), error = %e, "spool: cannot quarantine damaged bytes");
-    }
 }
 
 /// A random salt for this run's segments (falls back to the clock).

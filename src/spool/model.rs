@@ -465,7 +465,7 @@ fn the_quarantine_holds_the_damaged_bytes() {
     let fs = MemFs::new();
     let mut data = Vec::new();
     data.extend_from_slice(b"damaged");
-    super::quarantine(&fs, Path::new("/spool"), 3, 77, &data);
+    super::recover::quarantine(&fs, Path::new("/spool"), 3, 77, &data);
     let q = fs
         .contents(Path::new(
             "/spool/quarantine/00000000000000000003-000000000077.bin",
