@@ -182,10 +182,19 @@ impl Pipeline {
             return Err(IngestError::OptOutListLoading);
         }
         let (out, appended) = self.run(events, implied, meta).await?;
-        if let Some(a) = appended {
+        if let Some((a, recorded)) = appended {
             // On the spool already; only the fsync is awaited. A spool closed
             // meanwhile still holds the records: the client may retry.
-            a.durable().await.map_err(|_| IngestError::Unavailable)?;
+            if let Err(e) = a.durable().await {
+                tracing::warn!(error = %e, "a request's records are written but not durable");
+                // The client sends them again: its retry must be taken (and
+                // written durably), not dropped as a duplicate of records
+                // whose fsync failed. Consumers drop the copy by messageId.
+                for r in recorded {
+                    self.quality.unrecord(meta.source_id, r);
+                }
+                return Err(IngestError::Unavailable);
+            }
         }
         Ok(out)
     }
@@ -203,7 +212,7 @@ impl Pipeline {
         events: Vec<RawEvent<'a>>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
-    ) -> Result<(Outcome, Option<Appended>), IngestError> {
+    ) -> Result<(Outcome, Option<(Appended, Vec<Recorded>)>), IngestError> {
         let text_bytes: u64 = events.iter().map(|r| raw_text(r).len() as u64).sum();
         let reservation = match &self.spool {
             Some(spool) => Some(
@@ -261,7 +270,7 @@ impl Pipeline {
             match spool.append(batch, reservation) {
                 Ok(a) => {
                     self.sink.count_spooled(a.events() as u64);
-                    appended = Some(a);
+                    appended = Some((a, std::mem::take(recorded)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write a request to the spool");

@@ -153,6 +153,10 @@ fn a_failed_fsync_refuses_the_request_and_the_next_ones() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(ingest(&[page(3)]).is_ok());
+    // The client's retry of the request whose fsync failed is taken, not
+    // dropped as a duplicate of records that may not be on disk.
+    let retried = ingest(&one).expect("the retry is admitted");
+    assert_eq!(retried.accepted, 1, "{retried:?}");
     spool.close();
     workers.join();
 }
