@@ -8,7 +8,9 @@
 //!   crash (they used to bypass the spool);
 //! - a full disk (a small tmpfs: this test mounts one, so it runs as root)
 //!   answers 503 + `Retry-After` and turns `/readyz` 503 with `disk_full`
-//!   until space returns; nothing answered 200 is lost.
+//!   until space returns; nothing answered 200 is lost;
+//! - a spool of the layout before sequence numbers is migrated at start and
+//!   its unacknowledged events delivered.
 //!
 //! `EIO` and failing fsyncs cannot be had from a real disk cheaply; the
 //! spool's file-system seam covers them in-process (`spool/model.rs`, and
@@ -383,4 +385,74 @@ fn a_full_disk_answers_503_and_readiness_disk_full_until_space_returns() {
     eprintln!("disk full: in_kafka={} missing={missing}", ids.len());
     assert_eq!(missing, 0, "events answered 200 are missing");
     drop(gw);
+}
+
+/// A frame of the layout before sequence numbers: `len | crc32 | payload`,
+/// payload `1 | written_at u64 | topic | key | no headers | value`.
+fn previous_frame(topic: &str, key: &str, value: &str) -> Vec<u8> {
+    let mut p = vec![1u8];
+    p.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    p.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+    p.extend_from_slice(topic.as_bytes());
+    p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    p.extend_from_slice(key.as_bytes());
+    p.push(0);
+    p.extend_from_slice(value.as_bytes());
+    let mut f = (p.len() as u32).to_le_bytes().to_vec();
+    f.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
+    f.extend_from_slice(&p);
+    f
+}
+
+#[test]
+fn a_spool_of_the_previous_format_is_migrated_and_its_unacknowledged_events_delivered() {
+    const RECORDS: usize = 6;
+    const ACKED: usize = 2;
+    let spool = tempfile::tempdir().expect("spool dir");
+    let mut segment = Vec::new();
+    let mut expected = HashSet::new();
+    for i in 0..RECORDS {
+        let id = format!("old-{i}");
+        let value =
+            format!(r#"{{"type":"track","event":"e","anonymousId":"v","messageId":"{id}"}}"#);
+        segment.extend(previous_frame(EVENTS, "v", &value));
+        if i >= ACKED {
+            expected.insert(id);
+        }
+    }
+    std::fs::write(spool.path().join("00000000000000000001.seg"), &segment).expect("segment");
+    std::fs::write(spool.path().join("acked"), format!("1 {ACKED}\n")).expect("checkpoint");
+
+    let broker = Broker::start();
+    let brokers = broker.addr();
+    let gw = Gateway::spawn_logged(
+        |l, a| {
+            toml(
+                l,
+                a,
+                &brokers,
+                &format!("dir = \"{}\"\n", spool.path().display()),
+            )
+        },
+        "warn",
+    );
+    gw.wait_ready(Duration::from_secs(30));
+    wait_spool_empty(&gw);
+    let records = consume_settle(
+        &brokers,
+        &[EVENTS],
+        expected.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(3),
+    );
+    let ids = unique_ids(&records);
+    eprintln!(
+        "previous format: records={RECORDS} acknowledged={ACKED} in_kafka={}",
+        ids.len()
+    );
+    assert_eq!(ids, expected);
+    assert!(gw
+        .log()
+        .contains("migrated a segment of the previous format"));
+    assert!(!spool.path().join("acked").exists());
 }

@@ -116,10 +116,7 @@ impl FrameWriter {
         self.start = buf.len();
         buf.extend_from_slice(&[0u8; FRAME_HEADER]);
         buf.push(VERSION);
-        buf.push(match kind {
-            RecordKind::Event => KIND_EVENT,
-            RecordKind::Invalid => KIND_INVALID,
-        });
+        buf.push(kind_byte(kind));
         buf.extend_from_slice(&written_at_ms.to_le_bytes());
         let topic = &topic.as_bytes()[..topic.len().min(usize::from(u16::MAX))];
         buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
@@ -147,6 +144,16 @@ impl FrameWriter {
         }
     }
 
+    /// Writes the frame header placeholder, the version and the kind only;
+    /// the caller appends the rest of the payload (migration of the previous
+    /// layout, whose payload continues the same way).
+    pub fn begin_raw(&mut self, buf: &mut Vec<u8>, kind: RecordKind) {
+        self.start = buf.len();
+        buf.extend_from_slice(&[0u8; FRAME_HEADER]);
+        buf.push(VERSION);
+        buf.push(kind_byte(kind));
+    }
+
     /// Drops the frame under construction (its value could not be written).
     pub fn abandon(&self, buf: &mut Vec<u8>) {
         buf.truncate(self.start);
@@ -164,6 +171,13 @@ impl FrameWriter {
         h[4..8].copy_from_slice(&len.to_le_bytes());
         h[16..20].copy_from_slice(&crc.to_le_bytes());
         self.start..buf.len()
+    }
+}
+
+fn kind_byte(kind: RecordKind) -> u8 {
+    match kind {
+        RecordKind::Event => KIND_EVENT,
+        RecordKind::Invalid => KIND_INVALID,
     }
 }
 

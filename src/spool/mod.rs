@@ -49,6 +49,7 @@
 pub mod frame;
 pub mod fs;
 pub mod ledger;
+mod previous;
 mod recover;
 pub mod segment;
 mod worker;
@@ -78,8 +79,8 @@ use crate::sink::{Delivery, DeliveryListener, RecordId, RecordKind, SendRefused,
 /// Name of the acknowledgement checkpoint file in the spool directory
 /// (`segment low_water_seq` lines).
 const CHECKPOINT: &str = "acked-seq";
-/// The positional checkpoint of the release before sequence numbers;
-/// removed once no segment of that format is left.
+/// The positional checkpoint of the release before sequence numbers; read
+/// to migrate its segments (`previous`), then removed.
 const PREVIOUS_CHECKPOINT: &str = "acked";
 /// Name of the lock file that keeps two gateways off one spool.
 const LOCK: &str = "lock";
@@ -117,12 +118,6 @@ pub enum SpoolError {
     /// The fsync round that covered this request failed.
     #[error("the spool could not sync the request to disk")]
     SyncFailed,
-    #[error(
-        "spool segment {0} was written by a release before sequence numbers; \
-         drain the spool with that release (let it deliver with no traffic \
-         until trackgate_spool_records is 0) or move its *.seg files away"
-    )]
-    PreviousFormat(String),
 }
 
 impl SpoolError {
@@ -149,6 +144,8 @@ pub struct Recovered {
     pub torn_bytes: u64,
     /// Bytes of every damaged range, copied to the quarantine directory.
     pub damaged_bytes: u64,
+    /// Segments of the previous format rewritten in the current one.
+    pub migrated: u64,
 }
 
 /// The frames of one request, built by the pipeline.

@@ -2,14 +2,15 @@
 //! bytes are counted and copied to the quarantine directory, the
 //! acknowledgement checkpoint marks what Kafka already has, and what is
 //! left is replayed in spool order. A segment of the release before
-//! sequence numbers stops the start with a message that says what to do.
+//! sequence numbers is migrated first (see `previous`).
 
 use std::path::Path;
 
 use super::fs::SpoolFs;
 use super::ledger::{Ledger, Mode};
 use super::{
-    now_ms, segment, worker, Recovered, SpoolError, CHECKPOINT, PREVIOUS_CHECKPOINT, QUARANTINE,
+    now_ms, previous, random_salt, segment, worker, Recovered, SpoolError, CHECKPOINT,
+    PREVIOUS_CHECKPOINT, QUARANTINE,
 };
 use crate::metrics;
 use crate::sink::RecordId;
@@ -28,9 +29,32 @@ pub(super) struct Found {
     pub to_delete: Vec<u64>,
 }
 
+/// Rewrites segment `id` of the previous layout in the current one (see
+/// `previous`); returns the new bytes. The original of a segment with
+/// damaged frames is quarantined first.
+fn migrate(
+    fs: &dyn SpoolFs,
+    dir: &Path,
+    id: u64,
+    data: &[u8],
+    low_water: Option<u64>,
+) -> Result<Vec<u8>, SpoolError> {
+    let path = segment::path(dir, id);
+    let m = previous::migrate(data, low_water, random_salt());
+    if m.damaged > 0 {
+        quarantine(fs, dir, id, 0, data);
+    }
+    fs.write_atomic(&path, &m.bytes)
+        .and_then(|()| fs.sync_dir(dir))
+        .map_err(|e| SpoolError::io(&path, e))?;
+    tracing::warn!(segment = %path.display(), records = m.records, acknowledged = m.acknowledged, damaged = m.damaged, "spool: migrated a segment of the previous format");
+    Ok(m.bytes)
+}
+
 /// Scans the spool directory `dir`; see the module docs.
 pub(super) fn recover(fs: &dyn SpoolFs, dir: &Path) -> Result<Found, SpoolError> {
     let checkpoint = worker::read_checkpoint(fs, &dir.join(CHECKPOINT));
+    let previous_checkpoint = worker::read_checkpoint(fs, &dir.join(PREVIOUS_CHECKPOINT));
     let mut ledger = Ledger::default();
     let mut rec = Recovered::default();
     let mut disk_bytes = 0;
@@ -39,11 +63,21 @@ pub(super) fn recover(fs: &dyn SpoolFs, dir: &Path) -> Result<Found, SpoolError>
     let mut to_delete = Vec::new();
     for &id in &ids {
         let path = segment::path(dir, id);
-        let data = fs.read(&path).map_err(|e| SpoolError::io(&path, e))?;
-        let scanned = match segment::scan_bytes(&data) {
+        let mut data = fs.read(&path).map_err(|e| SpoolError::io(&path, e))?;
+        let mut scanned = segment::scan_bytes(&data);
+        if scanned.as_ref().err() == Some(&segment::Unreadable::PreviousFormat) {
+            data = migrate(fs, dir, id, &data, previous_checkpoint.get(&id).copied())?;
+            rec.migrated += 1;
+            scanned = segment::scan_bytes(&data);
+        }
+        let scanned = match scanned {
             Ok(s) => s,
             Err(segment::Unreadable::PreviousFormat) => {
-                return Err(SpoolError::PreviousFormat(path.display().to_string()));
+                // Just written in the current layout: cannot happen.
+                return Err(SpoolError::io(
+                    &path,
+                    std::io::Error::other("a migrated segment does not read back"),
+                ));
             }
             Err(segment::Unreadable::NoHeader) => {
                 // Without its salt no frame verifies: keep the bytes for

@@ -95,15 +95,15 @@ pub struct Scanned {
 /// Why a segment cannot be read at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreadable {
-    /// It was written by a release before sequence numbers (no header, a
-    /// frame of the old layout at its start).
+    /// It was written by the release before sequence numbers (no header, a
+    /// frame of that layout at its start): see `previous`.
     PreviousFormat,
     /// Both header copies are damaged: without the salt no frame verifies.
     NoHeader,
 }
 
 /// The segment header for `salt`.
-fn header(salt: u64) -> Vec<u8> {
+pub(super) fn header(salt: u64) -> Vec<u8> {
     let mut copy = Vec::with_capacity(HEADER_COPY);
     copy.extend_from_slice(&SEGMENT_MAGIC);
     copy.extend_from_slice(&salt.to_le_bytes());
@@ -130,24 +130,6 @@ fn salt_of(copy: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(salt))
 }
 
-/// Whether `data` starts like a segment of the release before this format:
-/// `len u32 | crc32 u32 | payload` with a payload of version 1.
-fn previous_format(data: &[u8]) -> bool {
-    /// Largest payload the previous layout allowed.
-    const PREVIOUS_MAX: usize = 64 * 1024 * 1024;
-    /// Payload version byte of the previous layout.
-    const PREVIOUS_VERSION: u8 = 1;
-    if data.len() < 9 {
-        return false;
-    }
-    let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
-    let crc = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
-    len <= PREVIOUS_MAX
-        && data.len() >= 8 + len
-        && data[8] == PREVIOUS_VERSION
-        && crc32fast::hash(&data[8..8 + len]) == crc
-}
-
 /// The salt of a segment's header, or why it cannot be read. An empty or
 /// torn header (a crash right after the file was created) is `Ok(None)`.
 pub fn segment_salt(data: &[u8]) -> Result<Option<u64>, Unreadable> {
@@ -156,7 +138,7 @@ pub fn segment_salt(data: &[u8]) -> Result<Option<u64>, Unreadable> {
     if let Some(salt) = first.or(second) {
         return Ok(Some(salt));
     }
-    if previous_format(data) {
+    if super::previous::is_previous(data) {
         return Err(Unreadable::PreviousFormat);
     }
     if (data.len() as u64) < SEGMENT_HEADER {

@@ -298,28 +298,30 @@ fn close_wakes_the_threads_at_once_whatever_the_fsync_interval() {
     }
 }
 
-/// A spool left by the release before sequence numbers is refused with a
-/// message that says what to do, rather than read with the wrong layout.
+/// A spool left by the release before sequence numbers is migrated at
+/// start: records past its positional checkpoint are replayed, in order.
 #[test]
-fn a_segment_of_the_previous_format_is_refused_with_a_clear_message() {
+fn a_segment_of_the_previous_format_is_migrated_and_its_unacknowledged_records_replayed() {
     let dir = tempfile::tempdir().expect("dir");
-    // Previous layout: len | crc32 | payload (version 1 first).
-    let payload = [1u8, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, b't'];
-    let mut old = (payload.len() as u32).to_le_bytes().to_vec();
-    old.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    old.extend_from_slice(&payload);
+    let old: Vec<u8> = (0..5u8)
+        .flat_map(|i| super::previous::tests::previous_frame(format!("a{i}").as_bytes(), b"{}"))
+        .collect();
     std::fs::write(segment::path(dir.path(), 3), &old).expect("old segment");
+    std::fs::write(dir.path().join(PREVIOUS_CHECKPOINT), "3 2\n").expect("old checkpoint");
     let cfg = config(dir.path(), 1 << 20, 64 * 1024);
-    let Err(e) = Spool::open(&cfg, MemorySink::new()) else {
-        panic!("the previous format was read");
-    };
-    let text = e.to_string();
-    assert!(matches!(e, SpoolError::PreviousFormat(_)), "{text}");
-    assert!(text.contains("00000000000000000003.seg"), "{text}");
-    assert!(text.contains("drain the spool"), "{text}");
-    // Nothing was changed on disk.
-    assert_eq!(
-        std::fs::read(segment::path(dir.path(), 3)).expect("still there"),
-        old
+    let sink = MemorySink::new();
+    let (spool, rec) = open(&cfg, &sink);
+    assert_eq!((rec.migrated, rec.records, rec.corrupt), (1, 3, 0));
+    let data = std::fs::read(segment::path(dir.path(), 3)).expect("segment");
+    assert!(
+        data.starts_with(&frame::MAGIC),
+        "rewritten in the current layout"
     );
+    assert!(!dir.path().join(PREVIOUS_CHECKPOINT).exists());
+    let workers = spool.start();
+    wait_for("replay", || sink.sent().len() == 3);
+    assert_eq!(keys(&sink), ["a2", "a3", "a4"]);
+    sink.report(Delivery::Acked);
+    spool.close();
+    workers.join();
 }
