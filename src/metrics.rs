@@ -140,8 +140,15 @@ pub const SPOOL_RECOVERED: &str = "trackgate_spool_recovered_total";
 pub const SPOOL_REPLAYED: &str = "trackgate_spool_replayed_total";
 /// Failed deliveries of spooled records that will be retried.
 pub const SPOOL_RETRIES: &str = "trackgate_spool_retries_total";
-/// Spool frames skipped at start because they were torn or corrupt.
+/// Spool frames skipped because they were torn or corrupt (at start, as far
+/// as can be told from the damaged bytes; or when read back).
 pub const SPOOL_CORRUPT: &str = "trackgate_spool_corrupt_records_total";
+/// Bytes of damaged spool ranges found at start, copied to the spool's
+/// `quarantine/` directory.
+pub const SPOOL_QUARANTINED_BYTES: &str = "trackgate_spool_quarantined_bytes_total";
+/// Failed spool writes, fsyncs and segment creations, by `op` and `reason`
+/// (`disk_full`, `spool_io_error`).
+pub const SPOOL_IO_ERRORS: &str = "trackgate_spool_io_errors_total";
 /// Spooled records the broker can never take (e.g. too large), dropped.
 pub const SPOOL_UNDELIVERABLE: &str = "trackgate_spool_undeliverable_total";
 /// Spooled records that could not be read back.
@@ -255,9 +262,14 @@ fn describe() {
     metrics::describe_counter!(SPOOL_RECOVERED, "Unacknowledged records found at start.");
     metrics::describe_counter!(SPOOL_REPLAYED, "Records produced again from the spool.");
     metrics::describe_counter!(SPOOL_RETRIES, "Failed deliveries retried from the spool.");
+    metrics::describe_counter!(SPOOL_CORRUPT, "Torn or corrupt spool frames skipped.");
     metrics::describe_counter!(
-        SPOOL_CORRUPT,
-        "Torn or corrupt spool frames skipped at start."
+        SPOOL_QUARANTINED_BYTES,
+        "Damaged spool bytes copied to the quarantine directory."
+    );
+    metrics::describe_counter!(
+        SPOOL_IO_ERRORS,
+        "Failed spool writes, fsyncs and segment creations."
     );
     metrics::describe_counter!(
         SPOOL_UNDELIVERABLE,
@@ -524,11 +536,17 @@ pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
     gauge!(SPOOL_OLDEST_AGE).set(oldest_age_secs);
 }
 
-/// Records found on the spool at start (`records`) and frames skipped as
-/// corrupt or torn (`corrupt`).
-pub fn spool_recovered(records: u64, corrupt: u64) {
+/// Records found on the spool at start (`records`), frames skipped as
+/// corrupt or torn (`corrupt`) and the damaged bytes quarantined.
+pub fn spool_recovered(records: u64, corrupt: u64, quarantined_bytes: u64) {
     counter!(SPOOL_RECOVERED).increment(records);
     counter!(SPOOL_CORRUPT).increment(corrupt);
+    counter!(SPOOL_QUARANTINED_BYTES).increment(quarantined_bytes);
+}
+
+/// One failed spool write, fsync or segment creation.
+pub fn spool_io_error(op: &'static str, reason: &'static str) {
+    counter!(SPOOL_IO_ERRORS, "op" => op, "reason" => reason).increment(1);
 }
 
 pub fn spool_replayed(n: u64) {

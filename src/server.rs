@@ -136,7 +136,9 @@ pub async fn run_reloadable(
             dir = %spool.dir().display(),
             segments = recovered.segments,
             records = recovered.records,
+            invalid_records = recovered.invalid_records,
             corrupt = recovered.corrupt,
+            quarantined_bytes = recovered.damaged_bytes,
             "spool opened; unacknowledged records will be produced again"
         );
         Some(spool)

@@ -88,7 +88,7 @@ pub use sdk::SdkConfig;
 pub use secrets::{is_secret, REDACTED};
 pub use server::ServerConfig;
 pub use sources::{SourceConfig, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
-pub use spool::{FsyncPolicy, SpoolConfig};
+pub use spool::{FsyncPolicy, SpoolConfig, MAX_SEGMENT_BYTES};
 
 /// The value of `kafka.brokers` that starts librdkafka's in-process mock
 /// cluster instead of connecting to a real broker (local development only).

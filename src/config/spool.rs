@@ -6,6 +6,10 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+/// Largest `spool.segment_bytes`: positions inside a segment are 32-bit,
+/// and a segment may pass `segment_bytes` by one request before it rolls.
+pub const MAX_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// When spooled bytes are forced to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,7 +38,8 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     /// A segment file is closed and a new one started past this size; a
     /// closed segment is deleted once all its records are acknowledged.
-    /// At most a quarter of `max_bytes`.
+    /// At most a quarter of `max_bytes`, and at most 1 GiB (positions in a
+    /// segment are 32-bit).
     #[serde(default = "defaults::segment_bytes")]
     pub segment_bytes: u64,
     /// `interval` or `always`.
@@ -104,6 +109,12 @@ impl SpoolConfig {
                 "must be at least 4096",
             ));
         }
+        if self.segment_bytes > MAX_SEGMENT_BYTES {
+            return Err(ConfigError::key(
+                "spool.segment_bytes",
+                format!("must be at most {MAX_SEGMENT_BYTES} (1 GiB): positions in a segment are 32-bit"),
+            ));
+        }
         if self.segment_bytes.saturating_mul(4) > self.max_bytes {
             return Err(ConfigError::key(
                 "spool.segment_bytes",
@@ -133,5 +144,23 @@ mod tests {
         let c: SpoolConfig = toml::from_str("fsync = \"always\"").expect("toml");
         assert!(c.validate().is_ok());
         assert!(toml::from_str::<SpoolConfig>("fsync = \"never\"").is_err());
+    }
+
+    /// The finding of issue 20: check-config accepted a 6 GB segment, whose
+    /// positions overflow 32 bits.
+    #[test]
+    fn a_segment_too_large_for_32_bit_positions_is_refused_naming_the_key() {
+        let c: SpoolConfig = toml::from_str(
+            "max_bytes = 100000000000
+segment_bytes = 6000000000",
+        )
+        .expect("toml");
+        let e = c.validate().expect_err("6 GB segment").to_string();
+        assert!(e.contains("spool.segment_bytes"), "{e}");
+        let c: SpoolConfig = toml::from_str(&format!(
+            "max_bytes = 100000000000\nsegment_bytes = {MAX_SEGMENT_BYTES}"
+        ))
+        .expect("toml");
+        assert!(c.validate().is_ok());
     }
 }

@@ -12,7 +12,9 @@
 //! turn readiness 503 as long as the spool has room for a request: events
 //! are spooled and delivered when the broker returns, and the body says why
 //! (`"degraded":["broker_unreachable"]`). Without the spool, the broker must
-//! be reachable and the producer queue under its high-water mark.
+//! be reachable and the producer queue under its high-water mark. While the
+//! spool's disk fails writes or fsyncs, readiness is 503 with the reason
+//! `disk_full` or `spool_io_error` (requests get 503 meanwhile).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -93,6 +95,11 @@ pub fn readiness(sink: &KafkaSink, spool: Option<&Spool>, spool_room: u64) -> Re
     if spool.is_some_and(|s| !s.has_room(spool_room)) {
         reasons.push("spool_full");
     }
+    // Writes or fsyncs fail: every request would get 503 until the disk
+    // takes writes again (`disk_full` or `spool_io_error`).
+    if let Some(reason) = spool.and_then(Spool::unhealthy) {
+        reasons.push(reason);
+    }
     // With the spool, the producer queue filling up only means replay waits.
     if spool.is_some() {
         reasons.retain(|r| *r != "producer_queue_over_high_water_mark");
@@ -151,7 +158,7 @@ pub async fn handle<B>(
 
 /// Updates every gauge of the sink, the spool and readiness.
 pub fn publish_gauges(sink: &KafkaSink, spool: Option<&Spool>, spool_room: u64) {
-    sink.publish_gauges(spool.map_or(0, Spool::open_records));
+    sink.publish_gauges(spool.map_or(0, Spool::open_events));
     if let Some(s) = spool {
         s.publish_gauges();
     }

@@ -182,10 +182,19 @@ impl Pipeline {
             return Err(IngestError::OptOutListLoading);
         }
         let (out, appended) = self.run(events, implied, meta).await?;
-        if let Some(a) = appended {
+        if let Some((a, recorded)) = appended {
             // On the spool already; only the fsync is awaited. A spool closed
             // meanwhile still holds the records: the client may retry.
-            a.durable().await.map_err(|_| IngestError::Unavailable)?;
+            if let Err(e) = a.durable().await {
+                tracing::warn!(error = %e, "a request's records are written but not durable");
+                // The client sends them again: its retry must be taken (and
+                // written durably), not dropped as a duplicate of records
+                // whose fsync failed. Consumers drop the copy by messageId.
+                for r in recorded {
+                    self.quality.unrecord(meta.source_id, r);
+                }
+                return Err(IngestError::Unavailable);
+            }
         }
         Ok(out)
     }
@@ -203,7 +212,7 @@ impl Pipeline {
         events: Vec<RawEvent<'a>>,
         implied: Option<EventType>,
         meta: &RequestMeta<'_>,
-    ) -> Result<(Outcome, Option<Appended>), IngestError> {
+    ) -> Result<(Outcome, Option<(Appended, Vec<Recorded>)>), IngestError> {
         let text_bytes: u64 = events.iter().map(|r| raw_text(r).len() as u64).sum();
         let reservation = match &self.spool {
             Some(spool) => Some(
@@ -256,12 +265,12 @@ impl Pipeline {
         }
         let mut appended = None;
         if let (Sending::Spool(batch, recorded), Some(spool), Some(reservation)) =
-            (&work.sending, &self.spool, reservation)
+            (&mut work.sending, &self.spool, reservation)
         {
             match spool.append(batch, reservation) {
                 Ok(a) => {
-                    self.sink.count_spooled(a.records() as u64);
-                    appended = Some(a);
+                    self.sink.count_spooled(a.events() as u64);
+                    appended = Some((a, std::mem::take(recorded)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write a request to the spool");
@@ -299,7 +308,7 @@ impl Pipeline {
             Ok(prepared) => prepared,
             Err(reason) => {
                 let why = Invalid::new(reason.code(), reason.to_string());
-                return self.reject(why, text, meta, &mut work.buf);
+                return self.reject(why, text, meta, work);
             }
         };
         if self
@@ -315,7 +324,7 @@ impl Pipeline {
             Verdict::Reject(reason) => {
                 let payload = self.privacy.rejected_payload(&ev, text);
                 let why = Invalid::new(reason.code(), reason.to_string());
-                self.send_invalid(why, text.len(), payload, meta, &mut work.buf);
+                self.send_invalid(why, text.len(), payload, meta, work);
                 return Disposition::Rejected(reason.code());
             }
         }
@@ -326,7 +335,7 @@ impl Pipeline {
                 // The same path as any rejected event: the privacy rules
                 // decide the payload the invalid topic may keep.
                 let why = Invalid::schema_violation(&violations);
-                return self.reject(why, text, meta, &mut work.buf);
+                return self.reject(why, text, meta, work);
             }
         };
         let unrecord = || {
@@ -391,13 +400,13 @@ impl Pipeline {
         why: Invalid,
         text: &str,
         meta: &RequestMeta<'_>,
-        buf: &mut Vec<u8>,
+        work: &mut RequestWork<'_>,
     ) -> Disposition {
         match self.privacy.rejected(text, meta) {
             Rejected::Drop(reason) => Disposition::Dropped(reason),
             Rejected::Report(payload) => {
                 let code = why.code;
-                self.send_invalid(why, text.len(), payload, meta, buf);
+                self.send_invalid(why, text.len(), payload, meta, work);
                 Disposition::Rejected(code)
             }
         }
@@ -408,13 +417,17 @@ impl Pipeline {
     /// block, and the payload the privacy stage allowed (see
     /// `privacy.invalid_payload`), truncated to
     /// `limits.invalid_payload_bytes`; without one, `payloadOmitted: true`.
+    ///
+    /// With the spool on, the record goes into the request's spool batch
+    /// like an accepted event's, so that it survives a broker outage and a
+    /// crash; with it off, straight to the producer.
     fn send_invalid(
         &self,
         why: Invalid,
         received_bytes: usize,
         payload: Option<String>,
         meta: &RequestMeta<'_>,
-        buf: &mut Vec<u8>,
+        work: &mut RequestWork<'_>,
     ) {
         let limit = self.config.limits.invalid_payload_bytes;
         let mut record = serde_json::json!({
@@ -434,11 +447,24 @@ impl Pipeline {
             }
             None => record["payloadOmitted"] = Value::Bool(true),
         }
+        let route = self.router.route_invalid(meta.source_id, why.code);
+        if let Sending::Spool(batch, _) = &mut work.sending {
+            batch.begin_record(RecordKind::Invalid, route.topic, None, &route.headers);
+            let start = batch.buf.len();
+            if serde_json::to_writer(&mut batch.buf, &record).is_err() {
+                batch.abandon_record();
+                return;
+            }
+            self.inspector
+                .rejected(meta.source_id, why.code, &batch.buf[start..]);
+            batch.finish_record();
+            return;
+        }
+        let buf = &mut work.buf;
         buf.clear();
         if serde_json::to_writer(&mut *buf, &record).is_err() {
             return;
         }
-        let route = self.router.route_invalid(meta.source_id, why.code);
         let record = Record {
             topic: route.topic,
             key: None,

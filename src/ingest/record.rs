@@ -41,7 +41,7 @@ pub(super) fn write_record(
             Ok(())
         }
         Sending::Spool(batch, _) => {
-            batch.begin_record(route.topic, Some(key), &route.headers);
+            batch.begin_record(RecordKind::Event, route.topic, Some(key), &route.headers);
             let start = batch.buf.len();
             json::write_map(body, src, &mut batch.buf);
             seen(&batch.buf[start..]);

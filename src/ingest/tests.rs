@@ -67,7 +67,98 @@ fn every_event_of_a_mixed_request_gets_exactly_one_outcome() {
             dropped: 1
         }
     );
-    assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(2));
+    // The two accepted events, and the two rejected events' reports: those
+    // go through the spool too, outside the event accounting.
+    assert_eq!(p.spool.as_ref().map(|s| s.open_events()), Some(2));
+    assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(4));
+}
+
+/// A pipeline whose spool lives on `fs` (fsync `always`), with its threads
+/// running, and the pipeline's own sink.
+fn pipeline_on(
+    fs: crate::spool::testfs::MemFs,
+) -> (Pipeline, Arc<MemorySink>, Arc<Spool>, crate::spool::Workers) {
+    let cfg = Config::from_toml(
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[sources]]\nid = \"web\"\nwrite_key = \"wk_test\"\n",
+    )
+    .expect("config");
+    let cfg = Arc::new(cfg);
+    let sink = MemorySink::new();
+    let privacy = PrivacyStage::local(&cfg).expect("privacy");
+    let spool_cfg = SpoolConfig {
+        dir: std::path::PathBuf::from("/spool"),
+        fsync: crate::spool::FsyncPolicy::Always,
+        ..SpoolConfig::default()
+    };
+    let spool_sink = MemorySink::new();
+    spool_sink.set_up(false);
+    let (spool, _) = Spool::open_on(&spool_cfg, spool_sink, Arc::new(fs), None).expect("spool");
+    let workers = spool.start();
+    let p = Pipeline::new(cfg, sink.clone(), privacy)
+        .expect("pipeline")
+        .with_spool(spool.clone());
+    (p, sink, spool, workers)
+}
+
+/// The finding of issue 20: rejected events' invalid-topic reports went
+/// straight to the producer, so a broker outage or a crash lost them.
+#[test]
+fn rejected_events_reports_are_spooled_not_sent_around_the_spool() {
+    let fs = crate::spool::testfs::MemFs::new();
+    let (p, sink, spool, workers) = pipeline_on(fs);
+    let texts = [page(1), r#"{"type":"nope","anonymousId":"a"}"#.to_string()];
+    let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let out = rt
+        .block_on(p.ingest(raws, None, &meta()))
+        .expect("admitted");
+    assert_eq!((out.accepted, out.rejected), (1, 1));
+    assert_eq!(sink.produced_count(), 0, "nothing bypassed the spool");
+    assert_eq!(spool.open_records(), 2);
+    assert_eq!(spool.open_events(), 1);
+    assert_eq!(sink.spooled_count(), 1, "only events count as accepted");
+    spool.close();
+    workers.join();
+}
+
+/// The finding of issue 20: with `fsync = "always"`, a request whose fsync
+/// failed (EIO) was answered 200.
+#[test]
+fn a_failed_fsync_refuses_the_request_and_the_next_ones() {
+    let fs = crate::spool::testfs::MemFs::new();
+    fs.set_faults(crate::spool::testfs::Faults {
+        sync: Some(libc::EIO),
+        ..Default::default()
+    });
+    let (p, _sink, spool, workers) = pipeline_on(fs.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let one = [page(1)];
+    let ingest = |texts: &[String]| {
+        let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+        rt.block_on(p.ingest(raws, None, &meta()))
+    };
+    assert!(matches!(ingest(&one), Err(IngestError::Unavailable)));
+    assert_eq!(spool.unhealthy(), Some(crate::spool::REASON_IO_ERROR));
+    assert!(matches!(ingest(&[page(2)]), Err(IngestError::Unavailable)));
+    // The disk works again: the syncer's probe notices, requests pass.
+    fs.set_faults(crate::spool::testfs::Faults::default());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spool.unhealthy().is_some() {
+        assert!(std::time::Instant::now() < deadline, "still unhealthy");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ingest(&[page(3)]).is_ok());
+    // The client's retry of the request whose fsync failed is taken, not
+    // dropped as a duplicate of records that may not be on disk.
+    let retried = ingest(&one).expect("the retry is admitted");
+    assert_eq!(retried.accepted, 1, "{retried:?}");
+    spool.close();
+    workers.join();
 }
 
 #[test]

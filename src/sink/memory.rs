@@ -114,7 +114,17 @@ impl MemorySink {
 
     /// Reports `outcome` for every unreported record, oldest first.
     pub fn report(&self, outcome: Delivery) -> usize {
-        let ids = std::mem::take(&mut self.lock().pending);
+        self.report_oldest(usize::MAX, outcome).len()
+    }
+
+    /// Reports `outcome` for the `n` oldest unreported records; returns
+    /// their ids.
+    pub fn report_oldest(&self, n: usize, outcome: Delivery) -> Vec<RecordId> {
+        let ids: Vec<RecordId> = {
+            let mut inner = self.lock();
+            let n = n.min(inner.pending.len());
+            inner.pending.drain(..n).collect()
+        };
         let listener = self
             .listener
             .lock()
@@ -126,7 +136,7 @@ impl MemorySink {
                 l.delivered(*id, outcome);
             }
         }
-        ids.len()
+        ids
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -1,32 +1,59 @@
 //! Record framing: how one Kafka record is laid out on the spool.
 //!
-//! A frame is `len: u32 LE | crc32(payload): u32 LE | payload`, where the
-//! payload is the record exactly as it is produced:
+//! A frame is self-describing, so that recovery can find the next one after
+//! damaged bytes and acknowledgements can name records by identity:
 //!
 //! ```text
-//! version u8 | written_at_ms u64 | topic_len u16 | topic
-//! | key_len u32 (NO_KEY: none) | key
+//! magic [0xFF 0xFE 'T' 'G'] | len u32 LE | seq u64 LE
+//! | payload_crc u32 LE | header_crc u32 LE | payload (len bytes)
+//! ```
+//!
+//! `seq` is the record's sequence number, assigned under the spool's lock
+//! when the frame is appended (so several requests' frames can later share
+//! one write: group commit); `header_crc` is a CRC-32 over the segment's
+//! salt and the 20 header bytes before it, `payload_crc` a CRC-32 over the
+//! payload. The magic holds bytes that UTF-8
+//! never contains (0xFF, 0xFE): a record's JSON text cannot imitate a frame
+//! start, and without the salt (random per segment, never sent anywhere) no
+//! client can forge a header that verifies.
+//!
+//! The payload is the record exactly as it is produced:
+//!
+//! ```text
+//! version u8 (2) | kind u8 (0 event, 1 invalid) | written_at_ms u64
+//! | topic_len u16 | topic | key_len u32 (NO_KEY: none) | key
 //! | header_count u8 | (name_len u16 | name | value_len u32 | value)*
 //! | value (the rest of the payload)
 //! ```
 //!
 //! The value comes last so that the pipeline serializes an event straight
 //! into the frame buffer (no copy): [`FrameWriter::begin`] writes the head,
-//! the caller appends the value, [`FrameWriter::finish`] fills in length and
-//! checksum. A reader that finds a length running past the end of the data
-//! or a checksum that does not match knows the frame is torn or corrupt.
+//! the caller appends the value, [`FrameWriter::finish`] fills in magic,
+//! length and payload checksum; [`stamp`] fills in sequence number and
+//! header checksum at append time.
 
-use crate::sink::Record;
+use crate::sink::{Record, RecordKind};
 
-/// Bytes before a frame's payload: length and checksum.
-pub const FRAME_HEADER: usize = 8;
+/// First bytes of every frame (0xFF and 0xFE never occur in UTF-8).
+pub const MAGIC: [u8; 4] = [0xFF, 0xFE, b'T', b'G'];
+
+/// Bytes before a frame's payload.
+pub const FRAME_HEADER: usize = 24;
+
+/// Bytes of the header the header checksum covers.
+const CHECKED_HEADER: usize = 20;
 
 /// Largest payload a frame may announce; anything larger is corruption
 /// (the gateway's own limits keep records far below it).
 pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Version byte of the payload layout above.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Kind byte of an accepted event's record.
+const KIND_EVENT: u8 = 0;
+/// Kind byte of a rejected event's invalid-topic record.
+const KIND_INVALID: u8 = 1;
 
 /// `key_len` of a record without a key.
 const NO_KEY: u32 = u32::MAX;
@@ -38,8 +65,18 @@ const NO_VALUE: u32 = u32::MAX;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Framed<'a> {
     pub record: Record<'a>,
+    pub kind: RecordKind,
     /// When the record was spooled (milliseconds since the Unix epoch).
     pub written_at_ms: u64,
+}
+
+/// A frame whose header and payload verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
+    pub seq: u64,
+    pub payload: &'a [u8],
+    /// Bytes of the whole frame.
+    pub len: usize,
 }
 
 /// Why bytes are not a frame.
@@ -48,10 +85,10 @@ pub enum FrameError {
     /// The data ends inside the frame (a write cut short by a crash).
     #[error("the frame is cut short")]
     Torn,
-    /// The length is impossible or the checksum does not match.
+    /// No magic, an impossible length or a checksum that does not match.
     #[error("the frame is corrupt")]
     Corrupt,
-    /// The checksum matches but the payload does not parse (written by an
+    /// The checksums match but the payload does not parse (written by an
     /// incompatible version).
     #[error("the record inside the frame is malformed")]
     Malformed,
@@ -70,6 +107,7 @@ impl FrameWriter {
     pub fn begin(
         &mut self,
         buf: &mut Vec<u8>,
+        kind: RecordKind,
         topic: &str,
         key: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
@@ -78,6 +116,7 @@ impl FrameWriter {
         self.start = buf.len();
         buf.extend_from_slice(&[0u8; FRAME_HEADER]);
         buf.push(VERSION);
+        buf.push(kind_byte(kind));
         buf.extend_from_slice(&written_at_ms.to_le_bytes());
         let topic = &topic.as_bytes()[..topic.len().min(usize::from(u16::MAX))];
         buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
@@ -105,45 +144,99 @@ impl FrameWriter {
         }
     }
 
+    /// Writes the frame header placeholder, the version and the kind only;
+    /// the caller appends the rest of the payload (migration of the previous
+    /// layout, whose payload continues the same way).
+    pub fn begin_raw(&mut self, buf: &mut Vec<u8>, kind: RecordKind) {
+        self.start = buf.len();
+        buf.extend_from_slice(&[0u8; FRAME_HEADER]);
+        buf.push(VERSION);
+        buf.push(kind_byte(kind));
+    }
+
     /// Drops the frame under construction (its value could not be written).
     pub fn abandon(&self, buf: &mut Vec<u8>) {
         buf.truncate(self.start);
     }
 
-    /// Fills in length and checksum; returns the frame's range in `buf`.
+    /// Fills in magic, length and payload checksum; returns the frame's
+    /// range in `buf`. Sequence number and header checksum come at append
+    /// time ([`stamp`]).
     pub fn finish(&self, buf: &mut [u8]) -> std::ops::Range<usize> {
         let payload = &buf[self.start + FRAME_HEADER..];
         let len = payload.len() as u32;
         let crc = crc32fast::hash(payload);
-        buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
-        buf[self.start + 4..self.start + FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
+        let h = &mut buf[self.start..self.start + FRAME_HEADER];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..8].copy_from_slice(&len.to_le_bytes());
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
         self.start..buf.len()
     }
 }
 
-/// Encodes one record as a frame appended to `buf` (tests and tools; the
-/// pipeline uses [`FrameWriter`] to serialize values in place).
-pub fn encode(buf: &mut Vec<u8>, record: &Record<'_>, written_at_ms: u64) {
+fn kind_byte(kind: RecordKind) -> u8 {
+    match kind {
+        RecordKind::Event => KIND_EVENT,
+        RecordKind::Invalid => KIND_INVALID,
+    }
+}
+
+/// Gives the frame at the start of `frame` its sequence number and the
+/// header checksum under `salt`.
+pub fn stamp(frame: &mut [u8], seq: u64, salt: u64) {
+    frame[8..16].copy_from_slice(&seq.to_le_bytes());
+    let crc = header_crc(salt, &frame[..CHECKED_HEADER]);
+    frame[CHECKED_HEADER..FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn header_crc(salt: u64, header: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&salt.to_le_bytes());
+    h.update(header);
+    h.finalize()
+}
+
+/// Encodes one record as a stamped frame appended to `buf` (tests and
+/// tools; the pipeline uses [`FrameWriter`] to serialize values in place).
+pub fn encode(
+    buf: &mut Vec<u8>,
+    record: &Record<'_>,
+    kind: RecordKind,
+    written_at_ms: u64,
+    seq: u64,
+    salt: u64,
+) {
     let mut w = FrameWriter::default();
     w.begin(
         buf,
+        kind,
         record.topic,
         record.key,
         &record.headers,
         written_at_ms,
     );
     buf.extend_from_slice(record.value);
-    w.finish(buf);
+    let range = w.finish(buf);
+    stamp(&mut buf[range], seq, salt);
 }
 
-/// Reads the frame at the start of `data`: its payload and the frame's
-/// total length.
-pub fn next_frame(data: &[u8]) -> Result<(&[u8], usize), FrameError> {
+/// Verifies the frame at the start of `data` under `salt`.
+pub fn verify(data: &[u8], salt: u64) -> Result<Verified<'_>, FrameError> {
     if data.len() < FRAME_HEADER {
-        return Err(FrameError::Torn);
+        return Err(if MAGIC.starts_with(&data[..data.len().min(MAGIC.len())]) {
+            FrameError::Torn
+        } else {
+            FrameError::Corrupt
+        });
     }
-    let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
-    let crc = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+    if data[..4] != MAGIC {
+        return Err(FrameError::Corrupt);
+    }
+    let word = |at: usize| u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    if header_crc(salt, &data[..CHECKED_HEADER]) != word(CHECKED_HEADER) {
+        return Err(FrameError::Corrupt);
+    }
+    let len = word(4) as usize;
     if len > MAX_PAYLOAD {
         return Err(FrameError::Corrupt);
     }
@@ -152,10 +245,16 @@ pub fn next_frame(data: &[u8]) -> Result<(&[u8], usize), FrameError> {
         return Err(FrameError::Torn);
     }
     let payload = &data[FRAME_HEADER..end];
-    if crc32fast::hash(payload) != crc {
+    if crc32fast::hash(payload) != word(16) {
         return Err(FrameError::Corrupt);
     }
-    Ok((payload, end))
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&data[8..16]);
+    Ok(Verified {
+        seq: u64::from_le_bytes(seq),
+        payload,
+        len: end,
+    })
 }
 
 /// Parses a payload whose checksum matched.
@@ -164,6 +263,11 @@ pub fn decode_payload(p: &[u8]) -> Result<Framed<'_>, FrameError> {
     if r.u8()? != VERSION {
         return Err(FrameError::Malformed);
     }
+    let kind = match r.u8()? {
+        KIND_EVENT => RecordKind::Event,
+        KIND_INVALID => RecordKind::Invalid,
+        _ => return Err(FrameError::Malformed),
+    };
     let written_at_ms = r.u64()?;
     let topic_len = usize::from(r.u16()?);
     let topic = std::str::from_utf8(r.take(topic_len)?).map_err(|_| FrameError::Malformed)?;
@@ -189,14 +293,15 @@ pub fn decode_payload(p: &[u8]) -> Result<Framed<'_>, FrameError> {
             headers: headers.into(),
             value: &p[r.pos..],
         },
+        kind,
         written_at_ms,
     })
 }
 
 /// Reads the frame at the start of `data` and parses its record.
-pub fn decode(data: &[u8]) -> Result<(Framed<'_>, usize), FrameError> {
-    let (payload, len) = next_frame(data)?;
-    Ok((decode_payload(payload)?, len))
+pub fn decode(data: &[u8], salt: u64) -> Result<(Framed<'_>, Verified<'_>), FrameError> {
+    let v = verify(data, salt)?;
+    Ok((decode_payload(v.payload)?, v))
 }
 
 struct Cursor<'a> {
@@ -237,6 +342,7 @@ mod tests {
     use super::*;
 
     const AT: u64 = 1_700_000_000_000;
+    const SALT: u64 = 0x5eed;
 
     fn sample<'a>() -> Record<'a> {
         Record {
@@ -248,42 +354,40 @@ mod tests {
     }
 
     #[test]
-    fn a_record_round_trips_through_a_frame() {
+    fn a_record_round_trips_through_a_frame_with_its_sequence_number_and_kind() {
         let mut buf = Vec::new();
-        encode(&mut buf, &sample(), AT);
-        let (f, len) = decode(&buf).expect("frame");
-        assert_eq!(len, buf.len());
+        encode(&mut buf, &sample(), RecordKind::Invalid, AT, 42, SALT);
+        let (f, v) = decode(&buf, SALT).expect("frame");
+        assert_eq!(v.len, buf.len());
+        assert_eq!(v.seq, 42);
         assert_eq!(f.record, sample());
+        assert_eq!(f.kind, RecordKind::Invalid);
         assert_eq!(f.written_at_ms, AT);
     }
 
     #[test]
-    fn a_flipped_bit_is_corrupt_and_a_cut_frame_is_torn() {
+    fn every_flipped_bit_is_detected_and_a_cut_frame_is_never_a_record() {
         let mut buf = Vec::new();
-        encode(&mut buf, &sample(), AT);
+        encode(&mut buf, &sample(), RecordKind::Event, AT, 7, SALT);
         for cut in 0..buf.len() {
-            assert_eq!(
-                decode(&buf[..cut]).err(),
-                Some(FrameError::Torn),
-                "cut at {cut}"
-            );
+            assert!(decode(&buf[..cut], SALT).is_err(), "cut at {cut}");
         }
-        let mut flipped = buf.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        assert_eq!(decode(&flipped).err(), Some(FrameError::Corrupt));
-        let mut huge = buf;
-        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(decode(&huge).err(), Some(FrameError::Corrupt));
+        for bit in 0..buf.len() * 8 {
+            let mut flipped = buf.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(verify(&flipped, SALT).is_err(), "bit {bit}");
+        }
+        // Another segment's salt does not verify either.
+        assert_eq!(verify(&buf, SALT + 1).err(), Some(FrameError::Corrupt));
     }
 
     #[test]
     fn an_abandoned_frame_leaves_the_buffer_as_it_was() {
         let mut buf = Vec::new();
-        encode(&mut buf, &sample(), AT);
+        encode(&mut buf, &sample(), RecordKind::Event, AT, 1, SALT);
         let before = buf.clone();
         let mut w = FrameWriter::default();
-        w.begin(&mut buf, "t", None, &[], 1);
+        w.begin(&mut buf, RecordKind::Event, "t", None, &[], 1);
         buf.extend_from_slice(b"partial");
         w.abandon(&mut buf);
         assert_eq!(buf, before);
@@ -322,18 +426,19 @@ mod tests {
         ) {
             let mut buf = Vec::new();
             let mut ends = Vec::new();
-            for (topic, key, headers, value, at) in &records {
+            for (seq, (topic, key, headers, value, at)) in records.iter().enumerate() {
                 let headers: Vec<(&str, Option<&[u8]>)> =
                     headers.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
                 encode(&mut buf, &Record {
                     topic, key: key.as_deref(), headers: headers.into(), value,
-                }, *at);
+                }, RecordKind::Event, *at, seq as u64, SALT);
                 ends.push(buf.len());
             }
             let mut pos = 0;
-            for (topic, key, headers, value, at) in &records {
-                let (f, len) = decode(&buf[pos..]).expect("frame");
+            for (seq, (topic, key, headers, value, at)) in records.iter().enumerate() {
+                let (f, v) = decode(&buf[pos..], SALT).expect("frame");
                 let r = &f.record;
+                prop_assert_eq!(v.seq, seq as u64);
                 prop_assert_eq!(r.topic, topic.as_str());
                 prop_assert_eq!(r.key, key.as_deref());
                 prop_assert_eq!(r.headers.len(), headers.len());
@@ -343,24 +448,19 @@ mod tests {
                 }
                 prop_assert_eq!(r.value, value.as_slice());
                 prop_assert_eq!(f.written_at_ms, *at);
-                pos += len;
+                pos += v.len;
             }
             prop_assert_eq!(pos, buf.len());
 
             // Cut anywhere: every whole frame before the cut still decodes,
-            // and the cut frame is reported torn, never as a record.
+            // and the cut frame is never returned as a record.
             let cut = cut.index(buf.len());
             let whole = ends.iter().filter(|e| **e <= cut).count();
             let mut pos = 0;
             let mut decoded = 0;
-            loop {
-                match decode(&buf[pos..cut]) {
-                    Ok((_, len)) => { pos += len; decoded += 1; }
-                    Err(e) => {
-                        prop_assert_eq!(e, FrameError::Torn);
-                        break;
-                    }
-                }
+            while let Ok((_, v)) = decode(&buf[pos..cut], SALT) {
+                pos += v.len;
+                decoded += 1;
             }
             prop_assert_eq!(decoded, whole);
         }

@@ -14,8 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::fs::SpoolFile;
 use super::segment::Slot;
-use crate::sink::RecordId;
+use crate::sink::{RecordId, RecordKind};
 
 /// The state of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +44,10 @@ pub struct SegmentLedger {
     pub bytes: u64,
     /// When its first record was written (ms since the epoch).
     pub first_written_ms: u64,
+    /// Salt of the segment's frames (see `frame`).
+    pub salt: u64,
     /// Read handle, opened on first replay.
-    pub file: Option<Arc<std::fs::File>>,
+    pub file: Option<Arc<dyn SpoolFile>>,
 }
 
 impl SegmentLedger {
@@ -57,6 +60,7 @@ impl SegmentLedger {
             sealed: false,
             bytes: 0,
             first_written_ms,
+            salt: 0,
             file: None,
         }
     }
@@ -95,6 +99,9 @@ pub struct Ledger {
     pub replay_epoch: u64,
     /// Records not done, over all segments.
     pub open: u64,
+    /// Of those, the accepted events' records (the rest are invalid-topic
+    /// records, outside the event accounting).
+    pub open_events: u64,
 }
 
 impl Default for Ledger {
@@ -104,6 +111,7 @@ impl Default for Ledger {
             mode: Mode::Direct,
             replay_epoch: 0,
             open: 0,
+            open_events: 0,
         }
     }
 }
@@ -121,6 +129,9 @@ impl Ledger {
         seg.open += 1;
         seg.bytes = seg.bytes.max(u64::from(slot.offset) + u64::from(slot.len));
         self.open += 1;
+        if slot.kind == RecordKind::Event {
+            self.open_events += 1;
+        }
         RecordId { segment, index }
     }
 
@@ -130,6 +141,15 @@ impl Ledger {
             .states
             .get(id.index as usize)
             .copied()
+    }
+
+    /// Whether the record is an event's or an invalid-topic record.
+    pub fn kind(&self, id: RecordId) -> Option<RecordKind> {
+        self.segments
+            .get(&id.segment)?
+            .slots
+            .get(id.index as usize)
+            .map(|s| s.kind)
     }
 
     pub fn set_in_flight(&mut self, id: RecordId) {
@@ -172,6 +192,9 @@ impl Ledger {
         }
         seg.open -= 1;
         self.open -= 1;
+        if seg.slots[id.index as usize].kind == RecordKind::Event {
+            self.open_events -= 1;
+        }
         seg.advance_low_water();
         let finished = (seg.sealed && seg.open == 0).then_some(id.segment);
         Settled {
@@ -180,20 +203,40 @@ impl Ledger {
         }
     }
 
-    /// Marks every record before `low_water` of a recovered segment done.
-    pub fn restore_low_water(&mut self, segment: u64, low_water: u32) {
+    /// Marks every record of a recovered segment whose sequence number is
+    /// below `low_water_seq` done (the checkpoint names records by identity,
+    /// so damaged frames skipped at recovery shift nothing).
+    pub fn restore_low_water(&mut self, segment: u64, low_water_seq: u64) {
         let Some(seg) = self.segments.get_mut(&segment) else {
             return;
         };
-        let n = (low_water as usize).min(seg.states.len());
-        for s in &mut seg.states[..n] {
-            if *s != RecState::Done {
+        for (slot, s) in seg.slots.iter().zip(seg.states.iter_mut()) {
+            if slot.seq < low_water_seq && *s != RecState::Done {
                 *s = RecState::Done;
                 seg.open -= 1;
                 self.open -= 1;
+                if slot.kind == RecordKind::Event {
+                    self.open_events -= 1;
+                }
             }
         }
         seg.advance_low_water();
+    }
+
+    /// Per segment with acknowledged records, the sequence number below
+    /// which every record is done: what the checkpoint stores.
+    pub fn low_water_seqs(&self) -> Vec<(u64, u64)> {
+        self.segments
+            .iter()
+            .filter(|(_, s)| s.low_water > 0)
+            .map(|(id, s)| {
+                let lw = match s.slots.get(s.low_water as usize) {
+                    Some(next) => next.seq,
+                    None => s.slots.last().map_or(0, |l| l.seq + 1),
+                };
+                (*id, lw)
+            })
+            .collect()
     }
 
     /// Seals a segment; true when it can be deleted right away.
@@ -259,6 +302,8 @@ mod tests {
         Slot {
             offset: i * 10,
             len: 10,
+            seq: u64::from(i) + 100,
+            kind: RecordKind::Event,
         }
     }
 
@@ -312,7 +357,7 @@ mod tests {
     fn a_restored_low_water_skips_acknowledged_records() {
         let mut l = Ledger::default();
         let ids: Vec<_> = (0..5).map(|i| l.push(9, slot(i), 1)).collect();
-        l.restore_low_water(9, 3);
+        l.restore_low_water(9, 103);
         assert_eq!(l.open, 2);
         let pending: Vec<_> = l
             .pending_from(ids[0], 10)
@@ -321,5 +366,31 @@ mod tests {
             .collect();
         assert_eq!(pending, ids[3..].to_vec());
         assert_eq!(l.oldest_open(), Some(1));
+        assert_eq!(l.low_water_seqs(), vec![(9, 103)]);
+    }
+
+    /// The finding of issue 20: with positions in the checkpoint, a damaged
+    /// frame skipped at recovery shifted later records onto acknowledged
+    /// positions. Sequence numbers do not shift.
+    #[test]
+    fn a_skipped_frame_does_not_make_an_unacknowledged_record_acknowledged() {
+        let mut l = Ledger::default();
+        // Records 100..110 were written; 100..103 acknowledged (low water
+        // 103); record 101 is damaged on disk and not found at recovery.
+        for i in (0..10).filter(|i| *i != 1) {
+            l.push(4, slot(i), 1);
+        }
+        l.restore_low_water(4, 103);
+        let seg = &l.segments[&4];
+        let open: Vec<u64> = seg
+            .slots
+            .iter()
+            .zip(&seg.states)
+            .filter(|(_, s)| **s != RecState::Done)
+            .map(|(slot, _)| slot.seq)
+            .collect();
+        assert_eq!(open, (103..110).collect::<Vec<_>>());
+        assert_eq!(l.open, 7);
+        assert_eq!(l.open_events, 7);
     }
 }

@@ -31,7 +31,12 @@ fn batch(prefix: &str, n: usize) -> Batch {
     let mut b = Batch::new();
     for i in 0..n {
         let key = format!("{prefix}{i}");
-        b.begin_record("t", Some(key.as_bytes()), &[("source", Some(b"web"))]);
+        b.begin_record(
+            RecordKind::Event,
+            "t",
+            Some(key.as_bytes()),
+            &[("source", Some(b"web"))],
+        );
         b.buf
             .extend_from_slice(format!("{{\"id\":\"{key}\"}}").as_bytes());
         b.finish_record();
@@ -39,7 +44,7 @@ fn batch(prefix: &str, n: usize) -> Batch {
     b
 }
 
-fn append(spool: &Spool, b: &Batch) -> Result<Appended, SpoolError> {
+fn append(spool: &Spool, b: &mut Batch) -> Result<Appended, SpoolError> {
     let r = spool.reserve(b.bytes())?;
     spool.append(b, r)
 }
@@ -60,7 +65,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn segments(dir: &Path) -> usize {
-    segment::list(dir).expect("list").len()
+    segment::list(&OsFs, dir).expect("list").len()
 }
 
 #[test]
@@ -71,10 +76,10 @@ fn records_are_on_disk_before_append_returns_and_leave_once_acknowledged() {
     let (spool, _) = open(&cfg, &sink);
     let workers = spool.start();
     for r in 0..20 {
-        append(&spool, &batch(&format!("r{r}-"), 5)).expect("append");
+        append(&spool, &mut batch(&format!("r{r}-"), 5)).expect("append");
     }
     // Written before the call returned, handed over in order.
-    let on_disk: u64 = segment::list(dir.path())
+    let on_disk: u64 = segment::list(&OsFs, dir.path())
         .expect("list")
         .iter()
         .map(|id| {
@@ -103,10 +108,10 @@ fn a_request_that_does_not_fit_as_a_whole_is_refused_and_nothing_of_it_is_writte
     let dir = tempfile::tempdir().expect("dir");
     let sink = MemorySink::new();
     let (spool, _) = open(&config(dir.path(), 16 * 1024, 4096), &sink);
-    let b = batch("a", 10);
+    let mut b = batch("a", 10);
     let mut taken = 0;
     loop {
-        match append(&spool, &b) {
+        match append(&spool, &mut b) {
             Ok(_) => taken += 1,
             Err(SpoolError::Full) => break,
             Err(e) => panic!("{e}"),
@@ -117,7 +122,7 @@ fn a_request_that_does_not_fit_as_a_whole_is_refused_and_nothing_of_it_is_writte
     assert!(spool.stats().bytes.load(Ordering::Relaxed) <= 16 * 1024);
     // Acknowledgements make room again (once segments are deleted).
     sink.report(Delivery::Acked);
-    assert!(append(&spool, &b).is_ok());
+    assert!(append(&spool, &mut b).is_ok());
 }
 
 #[test]
@@ -126,20 +131,20 @@ fn failed_records_are_produced_again_in_order_before_newer_ones() {
     let sink = MemorySink::new();
     let (spool, _) = open(&config(dir.path(), 1 << 20, 64 * 1024), &sink);
     let workers = spool.start();
-    append(&spool, &batch("a", 3)).expect("append");
+    append(&spool, &mut batch("a", 3)).expect("append");
     assert_eq!(sink.sent().len(), 3);
     sink.set_up(false);
     // The broker times them out: they stay on the spool.
     assert_eq!(sink.report(Delivery::Retry), 3);
     assert!(spool.replaying());
-    append(&spool, &batch("b", 2)).expect("append while replaying");
+    append(&spool, &mut batch("b", 2)).expect("append while replaying");
     assert_eq!(sink.sent().len(), 3, "nothing overtakes the failed records");
     sink.set_up(true);
     wait_for("replay", || sink.sent().len() == 8);
     assert_eq!(keys(&sink)[3..], ["a0", "a1", "a2", "b0", "b1"]);
     sink.report(Delivery::Acked);
     wait_for("back to direct", || !spool.replaying());
-    append(&spool, &batch("c", 1)).expect("append");
+    append(&spool, &mut batch("c", 1)).expect("append");
     assert_eq!(keys(&sink).last().map(String::as_str), Some("c0"));
     assert_eq!(spool.stats().replayed.load(Ordering::Relaxed), 5);
     spool.close();
@@ -153,8 +158,8 @@ fn while_the_sink_cannot_take_records_they_wait_on_disk_only() {
     sink.set_up(false);
     let (spool, _) = open(&config(dir.path(), 1 << 20, 64 * 1024), &sink);
     let workers = spool.start();
-    append(&spool, &batch("a", 3)).expect("append");
-    append(&spool, &batch("b", 1)).expect("append");
+    append(&spool, &mut batch("a", 3)).expect("append");
+    append(&spool, &mut batch("b", 1)).expect("append");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(sink.sent().len(), 0);
     assert_eq!(spool.open_records(), 4);
@@ -172,7 +177,7 @@ fn a_full_sink_leaves_records_on_the_spool_until_it_has_room() {
     sink.set_capacity(Some(4));
     let (spool, _) = open(&config(dir.path(), 1 << 20, 64 * 1024), &sink);
     let workers = spool.start();
-    append(&spool, &batch("a", 10)).expect("append");
+    append(&spool, &mut batch("a", 10)).expect("append");
     assert_eq!(sink.pending(), 4);
     let mut delivered = 0;
     wait_for("all produced", || {
@@ -194,9 +199,9 @@ fn a_restart_replays_unacknowledged_records_and_skips_the_checkpointed_ones() {
         let sink = MemorySink::new();
         let (spool, _) = open(&cfg, &sink);
         let workers = spool.start();
-        append(&spool, &batch("a", 4)).expect("append");
+        append(&spool, &mut batch("a", 4)).expect("append");
         sink.report(Delivery::Acked);
-        append(&spool, &batch("b", 3)).expect("append");
+        append(&spool, &mut batch("b", 3)).expect("append");
         // The checkpoint round runs, then the "crash": no close.
         std::thread::sleep(Duration::from_millis(100));
         spool.stop.store(true, Ordering::Release);
@@ -215,15 +220,15 @@ fn a_restart_replays_unacknowledged_records_and_skips_the_checkpointed_ones() {
 }
 
 #[test]
-fn a_torn_tail_is_cut_counted_and_the_rest_delivered() {
+fn a_torn_tail_is_counted_and_the_rest_delivered() {
     let dir = tempfile::tempdir().expect("dir");
     let cfg = config(dir.path(), 1 << 20, 64 * 1024);
     {
         let sink = MemorySink::new();
         let (spool, _) = open(&cfg, &sink);
-        append(&spool, &batch("a", 5)).expect("append");
+        append(&spool, &mut batch("a", 5)).expect("append");
     }
-    let id = segment::list(dir.path()).expect("list")[0];
+    let id = segment::list(&OsFs, dir.path()).expect("list")[0];
     let path = segment::path(dir.path(), id);
     let len = std::fs::metadata(&path).expect("meta").len();
     std::fs::OpenOptions::new()
@@ -264,7 +269,7 @@ async fn with_fsync_always_the_append_waits_for_a_sync() {
     let sink = MemorySink::new();
     let (spool, _) = open(&cfg, &sink);
     let workers = spool.start();
-    let appended = append(&spool, &batch("a", 2)).expect("append");
+    let appended = append(&spool, &mut batch("a", 2)).expect("append");
     tokio::time::timeout(WAIT, appended.durable())
         .await
         .expect("synced well before the interval")
@@ -291,4 +296,65 @@ fn close_wakes_the_threads_at_once_whatever_the_fsync_interval() {
         assert!(t.elapsed() < WAIT, "{:?}", t.elapsed());
         drop(spool);
     }
+}
+
+/// A spool left by the release before sequence numbers is migrated at
+/// start: records past its positional checkpoint are replayed, in order.
+#[test]
+fn a_segment_of_the_previous_format_is_migrated_and_its_unacknowledged_records_replayed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old: Vec<u8> = (0..5u8)
+        .flat_map(|i| super::previous::tests::previous_frame(format!("a{i}").as_bytes(), b"{}"))
+        .collect();
+    std::fs::write(segment::path(dir.path(), 3), &old).expect("old segment");
+    std::fs::write(dir.path().join(PREVIOUS_CHECKPOINT), "3 2\n").expect("old checkpoint");
+    let cfg = config(dir.path(), 1 << 20, 64 * 1024);
+    let sink = MemorySink::new();
+    let (spool, rec) = open(&cfg, &sink);
+    assert_eq!((rec.migrated, rec.records, rec.corrupt), (1, 3, 0));
+    let data = std::fs::read(segment::path(dir.path(), 3)).expect("segment");
+    assert!(
+        data.starts_with(&frame::MAGIC),
+        "rewritten in the current layout"
+    );
+    assert!(!dir.path().join(PREVIOUS_CHECKPOINT).exists());
+    let workers = spool.start();
+    wait_for("replay", || sink.sent().len() == 3);
+    assert_eq!(keys(&sink), ["a2", "a3", "a4"]);
+    sink.report(Delivery::Acked);
+    spool.close();
+    workers.join();
+}
+
+/// The finding of issue 20: a segment of 10 records whose first three were
+/// acknowledged (checkpoint `1 3`) and a bit flipped in record 1. With
+/// positions in the checkpoint, record 3 moved onto position 2 and was
+/// taken as acknowledged; with sequence numbers, records 3..9 are replayed.
+#[test]
+fn a_damaged_acknowledged_record_does_not_make_a_later_one_acknowledged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = config(dir.path(), 1 << 20, 64 * 1024);
+    {
+        let sink = MemorySink::new();
+        let (spool, _) = open(&cfg, &sink);
+        append(&spool, &mut batch("a", 10)).expect("append");
+        assert_eq!(sink.report_oldest(3, Delivery::Acked).len(), 3);
+        worker::sync_round(&spool);
+        let cp = std::fs::read_to_string(dir.path().join(CHECKPOINT)).expect("checkpoint");
+        assert!(cp.starts_with("1 "), "{cp}");
+    }
+    let path = segment::path(dir.path(), 1);
+    let mut data = std::fs::read(&path).expect("segment");
+    let slots = segment::scan_bytes(&data).expect("scan").slots;
+    data[slots[1].offset as usize + 30] ^= 0x01;
+    std::fs::write(&path, &data).expect("flip");
+    let sink = MemorySink::new();
+    let (spool, rec) = open(&cfg, &sink);
+    assert_eq!((rec.records, rec.corrupt), (7, 1));
+    let workers = spool.start();
+    wait_for("replay", || sink.sent().len() == 7);
+    let want: Vec<String> = (3..10).map(|i| format!("a{i}")).collect();
+    assert_eq!(keys(&sink), want);
+    spool.close();
+    workers.join();
 }

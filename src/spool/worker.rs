@@ -2,20 +2,30 @@
 //! spool order whenever the sink can take them (see `ledger`); the *syncer*
 //! fsyncs the segment files (every `fsync_interval_ms`, or at once for
 //! `always`, sharing one fsync among every append since the last), writes
-//! the acknowledgement checkpoint and deletes finished segments.
+//! the acknowledgement checkpoint and deletes finished segments. A failed
+//! fsync fails the round's waiting requests and marks the spool unhealthy;
+//! while it is, each round probes the disk with a small write and fsync,
+//! and the first that succeeds makes it healthy again.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::fs::{SpoolFile, SpoolFs};
 use super::ledger::Mode;
-use super::{segment, FsyncPolicy, Spool, CHECKPOINT};
+use super::{segment, FsyncPolicy, Spool, CHECKPOINT, FAILED_ROUNDS_KEPT, HEALTHY};
 use crate::metrics;
 use crate::sink::RecordId;
+
+/// File the syncer writes and fsyncs to learn whether the disk took writes
+/// again after a failure.
+const PROBE: &str = "probe";
+
+/// Bytes of the probe: one page.
+const PROBE_BYTES: usize = 4096;
 
 /// Records the replayer reads per round.
 const REPLAY_BATCH: usize = 512;
@@ -72,7 +82,7 @@ fn replay_loop(spool: &Spool) {
 
 /// One round: reads a run of pending records and produces them. False when
 /// there was nothing to do or the sink is full (wait before the next).
-fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
+pub(super) fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
     let (from, epoch, batch) = {
         let mut st = spool.state();
         let Mode::Replay(from) = st.ledger.mode else {
@@ -95,7 +105,7 @@ fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
     let mut frames: Vec<(RecordId, Vec<u8>)> = Vec::with_capacity(batch.len());
     for (id, slot, file) in batch {
         let Some(file) = file else { continue };
-        match segment::read_slot(&file, slot, buf) {
+        match segment::read_slot(&*file, slot, buf) {
             Ok(()) => frames.push((id, std::mem::take(buf))),
             Err(e) => {
                 tracing::error!(segment = id.segment, error = %e, "spool: cannot read a record back");
@@ -136,12 +146,12 @@ fn replay_round(spool: &Spool, buf: &mut Vec<u8>) -> bool {
 }
 
 /// A read handle on a segment, opened once.
-fn file_of(spool: &Spool, st: &mut super::State, segment_id: u64) -> Option<Arc<File>> {
+fn file_of(spool: &Spool, st: &mut super::State, segment_id: u64) -> Option<Arc<dyn SpoolFile>> {
     let seg = st.ledger.segments.get_mut(&segment_id)?;
     if seg.file.is_none() {
         let path = segment::path(&spool.dir, segment_id);
-        match File::open(&path) {
-            Ok(f) => seg.file = Some(Arc::new(f)),
+        match spool.fs.open(&path) {
+            Ok(f) => seg.file = Some(f),
             Err(e) => {
                 tracing::error!(segment = %path.display(), error = %e, "spool: cannot open a segment");
                 return None;
@@ -153,99 +163,134 @@ fn file_of(spool: &Spool, st: &mut super::State, segment_id: u64) -> Option<Arc<
 
 fn sync_loop(spool: &Spool) {
     let interval = Duration::from_millis(spool.config.fsync_interval_ms);
-    let mut synced_written = 0;
     loop {
-        let (stopping, round) = {
-            let mut st = spool.state();
+        let stopping = {
+            let st = spool.state();
             // Read under the lock `Spool::close` sets it under: a close
             // between this read and the wait below wakes the wait.
             let stopping = stopped(spool);
-            let sync_now = spool.config.fsync == FsyncPolicy::Always && st.written > synced_written;
+            let sync_now =
+                spool.config.fsync == FsyncPolicy::Always && st.written > st.synced_written;
             if !(stopping || sync_now) {
-                st = spool
-                    .wake
-                    .wait_timeout(st, interval)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0);
+                let _ = spool.wake.wait_timeout(st, interval);
             }
-            let current = st.writer.as_ref().and_then(|w| w.sync_handle().ok());
-            let checkpoint = std::mem::take(&mut st.checkpoint_dirty).then(|| {
-                st.ledger
-                    .segments
-                    .iter()
-                    .filter(|(_, s)| s.low_water > 0)
-                    .map(|(id, s)| (*id, s.low_water))
-                    .collect::<Vec<_>>()
-            });
-            let round = Round {
-                written: st.written,
-                files: std::mem::take(&mut st.to_sync)
-                    .into_iter()
-                    .chain(current)
-                    .collect(),
-                delete: std::mem::take(&mut st.to_delete),
-                checkpoint,
-            };
-            (stopping, round)
+            stopping
         };
-        let new_segments = !round.files.is_empty() && round.written > synced_written;
-        for f in &round.files {
-            if let Err(e) = f.sync_data() {
-                tracing::error!(error = %e, "spool: fsync failed");
-            }
-        }
-        if new_segments {
-            // New segment files are only durable once the directory is.
-            if let Ok(d) = File::open(&spool.dir) {
-                let _ = d.sync_all();
-            }
-        }
-        synced_written = round.written;
-        spool.synced.send_replace(round.written);
-        if let Some(cp) = round.checkpoint {
-            if let Err(e) = write_checkpoint(&spool.dir.join(CHECKPOINT), &cp) {
-                tracing::warn!(error = %e, "spool: cannot write the acknowledgement checkpoint");
-            }
-        }
-        for id in round.delete {
-            let path = segment::path(&spool.dir, id);
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a finished segment");
-            }
-        }
+        sync_round(spool);
         if stopping {
             return;
         }
     }
 }
 
-struct Round {
-    written: u64,
-    files: Vec<File>,
-    delete: Vec<u64>,
-    checkpoint: Option<Vec<(u64, u32)>>,
+/// One round of the syncer: fsync, checkpoint, deletions, and the probe
+/// while unhealthy. Tests call it directly.
+pub(super) fn sync_round(spool: &Spool) {
+    let round = {
+        let mut st = spool.state();
+        let current = st.writer.as_ref().map(|w| (w.id, w.file()));
+        let checkpoint =
+            std::mem::take(&mut st.checkpoint_dirty).then(|| st.ledger.low_water_seqs());
+        Round {
+            after: st.synced_written,
+            written: st.written,
+            files: std::mem::take(&mut st.to_sync)
+                .into_iter()
+                .chain(current)
+                .collect(),
+            delete: std::mem::take(&mut st.to_delete),
+            checkpoint,
+        }
+    };
+    let new_segments = !round.files.is_empty() && round.written > round.after;
+    let mut failed = Vec::new();
+    for (id, f) in &round.files {
+        if let Err(e) = f.sync_data() {
+            tracing::error!(segment = id, error = %e, "spool: fsync failed");
+            spool.failed("fsync", &e);
+            failed.push(*id);
+        }
+    }
+    if new_segments && failed.is_empty() {
+        // New segment files are only durable once the directory is.
+        if let Err(e) = spool.fs.sync_dir(&spool.dir) {
+            tracing::error!(error = %e, "spool: fsync of the directory failed");
+            spool.failed("fsync", &e);
+            failed.extend(round.files.iter().map(|(id, _)| *id));
+        }
+    }
+    if !failed.is_empty() {
+        // What that file holds may never reach the disk: new appends go to
+        // a new segment (the records stay in the ledger and are delivered).
+        let mut st = spool.state();
+        if st.writer.as_ref().is_some_and(|w| failed.contains(&w.id)) {
+            spool.roll(&mut st);
+        }
+    }
+    {
+        let mut st = spool.state();
+        st.synced_written = st.synced_written.max(round.written);
+    }
+    spool.synced.send_modify(|s| {
+        if !failed.is_empty() && round.written > round.after {
+            s.failed.push_back((round.after, round.written));
+            if s.failed.len() > FAILED_ROUNDS_KEPT {
+                s.failed.pop_front();
+            }
+        }
+        s.through = s.through.max(round.written);
+    });
+    if failed.is_empty() && spool.unhealthy().is_some() && probe(spool) {
+        spool.health.store(HEALTHY, Ordering::Release);
+        tracing::info!("spool: the disk takes writes again; accepting requests");
+    }
+    if let Some(cp) = round.checkpoint {
+        if let Err(e) = write_checkpoint(&*spool.fs, &spool.dir.join(CHECKPOINT), &cp) {
+            tracing::warn!(error = %e, "spool: cannot write the acknowledgement checkpoint");
+            spool.state().checkpoint_dirty = true;
+        }
+    }
+    for id in round.delete {
+        let path = segment::path(&spool.dir, id);
+        if let Err(e) = spool.fs.remove(&path) {
+            tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a finished segment");
+        }
+    }
 }
 
-/// `segment low_water` lines, replaced atomically.
-fn write_checkpoint(path: &Path, entries: &[(u64, u32)]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
+/// Whether a small write and fsync in the spool directory succeed.
+fn probe(spool: &Spool) -> bool {
+    let path = spool.dir.join(PROBE);
+    let ok = spool.fs.write_atomic(&path, &[0u8; PROBE_BYTES]).is_ok();
+    let _ = spool.fs.remove(&path);
+    ok
+}
+
+struct Round {
+    /// Appends covered by the previous round.
+    after: u64,
+    written: u64,
+    files: Vec<(u64, Arc<dyn SpoolFile>)>,
+    delete: Vec<u64>,
+    checkpoint: Option<Vec<(u64, u64)>>,
+}
+
+/// `segment low_water_seq` lines, replaced atomically.
+fn write_checkpoint(fs: &dyn SpoolFs, path: &Path, entries: &[(u64, u64)]) -> std::io::Result<()> {
     let mut text = String::with_capacity(entries.len() * 32);
     for (id, lw) in entries {
         text.push_str(&format!("{id} {lw}\n"));
     }
-    let mut f = File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_data()?;
-    std::fs::rename(&tmp, path)
+    fs.write_atomic(path, text.as_bytes())
 }
 
 /// The checkpoint written by a previous run (empty when absent or unreadable:
 /// then every record is produced again).
-pub(super) fn read_checkpoint(path: &Path) -> HashMap<u64, u32> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+pub(super) fn read_checkpoint(fs: &dyn SpoolFs, path: &Path) -> HashMap<u64, u64> {
+    let Ok(bytes) = fs.read(path) else {
         return HashMap::new();
     };
+    let text = String::from_utf8_lossy(&bytes);
     text.lines()
         .filter_map(|l| {
             let (id, lw) = l.split_once(' ')?;
