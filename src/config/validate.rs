@@ -1,7 +1,10 @@
 //! Checks of a deserialized configuration that span keys or sections, and
 //! the resolution of `server_key_env`. Every error names the offending key.
 
-use super::{quality, rate_limit, Config, ConfigError, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
+use super::{
+    quality, rate_limit, Config, ConfigError, DEFAULT_MESSAGE_MAX_BYTES, MESSAGE_MAX_BYTES_KEY,
+    MIN_SERVER_KEY_CHARS, RECORD_OVERHEAD_BYTES, SCOPE_ALL,
+};
 
 impl Config {
     /// Reads each `server_key_env` into `server_key`.
@@ -151,6 +154,7 @@ impl Config {
                 "must be positive and at most limits.max_request_bytes",
             ));
         }
+        self.validate_record_fits_producer()?;
         if l.max_batch_events == 0 {
             return Err(ConfigError::key(
                 "limits.max_batch_events",
@@ -191,6 +195,46 @@ impl Config {
             return Err(ConfigError::key(
                 "server.path_prefix",
                 "must be empty or `/` followed by path segments (letters, digits, `-._~`), without a trailing `/`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The largest record the producer sends: `message.max.bytes` of
+    /// `kafka.properties`, else librdkafka's default.
+    pub fn producer_message_max_bytes(&self) -> Result<u64, ConfigError> {
+        match self.kafka.properties.get(MESSAGE_MAX_BYTES_KEY) {
+            None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::key(
+                    format!("kafka.properties.\"{MESSAGE_MAX_BYTES_KEY}\""),
+                    "must be a whole number of bytes",
+                )
+            }),
+        }
+    }
+
+    /// Every event the limits let through makes a record the producer can
+    /// send: the event (batch `context` merged) within
+    /// `limits.max_event_bytes`, the `userAgent` the gateway adds within
+    /// `server.max_header_bytes`, and the gateway's fields, key and headers.
+    /// Otherwise an event would be answered 200 and then refused by the
+    /// producer (`MessageSizeTooLarge`) and lost.
+    fn validate_record_fits_producer(&self) -> Result<(), ConfigError> {
+        let max = self.producer_message_max_bytes()?;
+        let room = max
+            .saturating_sub(self.server.max_header_bytes as u64)
+            .saturating_sub(RECORD_OVERHEAD_BYTES);
+        if self.limits.max_event_bytes as u64 > room {
+            return Err(ConfigError::key(
+                "limits.max_event_bytes",
+                format!(
+                    "must be at most {room}: the producer sends records of at most {max} bytes \
+                     (kafka.properties.\"{MESSAGE_MAX_BYTES_KEY}\"), less server.max_header_bytes \
+                     and {RECORD_OVERHEAD_BYTES} bytes of gateway fields"
+                ),
             ));
         }
         Ok(())

@@ -34,8 +34,9 @@ use serde_json::Value;
 
 use crate::bots::{BotStage, BotVerdict, RequestAgent};
 use crate::config::Config;
-use crate::event::{Event, EventType, RejectReason};
+use crate::event::{EventType, RejectReason};
 use crate::inspect::Inspector;
+use crate::limits::output;
 use crate::metrics;
 use crate::normalize::{format_time, RequestMeta, RequestTexts};
 use crate::privacy::{PrivacyStage, Rejected, RequestAddress, Verdict};
@@ -63,10 +64,6 @@ pub const REASON_PRODUCE_ERROR: &str = "produce_error";
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
-
-/// Room reserved on the spool per event beyond its JSON text: the fields the
-/// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
-const SPOOL_ALLOWANCE_PER_EVENT: u64 = 2048;
 
 /// What a record usually adds to its event's text (the gateway's fields,
 /// topic, key, headers and framing): the request's spool batch is sized
@@ -205,14 +202,18 @@ impl Pipeline {
         meta: &RequestMeta<'_>,
     ) -> Result<(Outcome, Option<Appended>), IngestError> {
         let text_bytes: u64 = events.iter().map(|r| raw_text(r).len() as u64).sum();
+        // What the records will take, the batch context merged into each:
+        // the figure the HTTP layer charged (see `limits::output`).
+        let context = output::context_size(meta.batch_context);
+        let out = output::output_bytes(
+            text_bytes,
+            events.len() as u64,
+            output::per_record_bytes(context, meta.user_agent),
+        );
         let reservation = match &self.spool {
-            Some(spool) => Some(
-                spool
-                    .reserve(text_bytes + events.len() as u64 * SPOOL_ALLOWANCE_PER_EVENT)
-                    .map_err(|_| IngestError::Unavailable)?,
-            ),
+            Some(spool) => Some(spool.reserve(out).map_err(|_| IngestError::Unavailable)?),
             None => {
-                if !self.sink.has_room(events.len() as u64, text_bytes) {
+                if !self.sink.has_room(events.len() as u64, out) {
                     return Err(IngestError::Unavailable);
                 }
                 None
@@ -242,6 +243,7 @@ impl Pipeline {
             agent: RequestAgent::new(meta.user_agent),
             address: RequestAddress::default(),
             texts: RequestTexts::of(meta),
+            context_bytes: context.bytes,
         };
         for (i, raw) in events.into_iter().enumerate() {
             if i > 0 && i % EVENTS_PER_SLICE == 0 {
@@ -295,7 +297,14 @@ impl Pipeline {
         work: &mut RequestWork<'_>,
     ) -> Disposition {
         let text = raw_text(&raw);
-        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta, &work.texts) {
+        let (mut ev, client_message_id) = match prepare_in(
+            raw,
+            implied,
+            meta,
+            &self.config.limits,
+            &work.texts,
+            work.context_bytes,
+        ) {
             Ok(prepared) => prepared,
             Err(reason) => {
                 let why = Invalid::new(reason.code(), reason.to_string());
@@ -371,16 +380,6 @@ impl Pipeline {
                 Disposition::Rejected(REASON_PRODUCE_ERROR)
             }
         }
-    }
-
-    fn prepare<'a>(
-        &self,
-        raw: RawEvent<'a>,
-        implied: Option<EventType>,
-        meta: &RequestMeta<'a>,
-        texts: &RequestTexts,
-    ) -> Result<(Event<'a>, bool), RejectReason> {
-        prepare_in(raw, implied, meta, &self.config.limits, texts)
     }
 
     /// One event rejected for `why`, whose JSON text is `text`: the privacy
@@ -474,6 +473,8 @@ struct RequestWork<'r> {
     address: RequestAddress,
     /// `receivedAt` and `context.ip` as text, written once.
     texts: RequestTexts,
+    /// Bytes of the batch context merged into every event.
+    context_bytes: u64,
 }
 
 /// The JSON text of a raw event, as received.
