@@ -282,12 +282,12 @@ fn the_configuration_refuses_events_larger_than_the_producer_sends() {
 #[test]
 fn slow_bodies_from_four_addresses_leave_room_for_a_fifth() {
     let broker = Broker::start();
-    // Room for ~200 bodies of 500 KiB: four addresses holding 52 each took
-    // all of it; an address's share is 16 MiB (32 bodies).
+    // Room for exactly 200 bodies of 500 KiB: four addresses holding 50
+    // each took all of it; an address's share is 16 MiB (32 bodies).
     let gw = start_edited(
         &broker.addr(),
         "",
-        server_keys("max_buffered_body_bytes = 104857600"),
+        server_keys("max_buffered_body_bytes = 102400000"),
     );
     let (_, quiet) = timed_post(&gw, "before");
     let mut held = Vec::new();
@@ -395,6 +395,8 @@ fn body_budgets_follow_a_reloaded_request_limit() {
         &limits(65_536),
         server_keys("max_buffered_body_bytes = 2097152\nmax_buffered_body_bytes_per_ip = 1048576"),
     );
+    let (r, _) = timed_post(&gw, "before-reload");
+    assert_eq!(r.status, 200);
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     std::fs::write(
         &gw.config_path,
