@@ -256,3 +256,60 @@ fn valid_path_prefix(p: &str) -> bool {
                         .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
             }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(extra: &str) -> Option<String> {
+        Config::from_toml(&format!(
+            "{extra}\n[[sources]]\nid = \"s\"\nwrite_key = \"k\"\n"
+        ))
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_event_limit_the_producer_cannot_carry_is_refused_naming_the_key() {
+        let err = error_of("[limits]\nmax_event_bytes = 2000000\nmax_request_bytes = 4000000\nmax_request_output_bytes = 16777216\n[server]\nmax_buffered_body_bytes_per_ip = 16777216")
+            .expect("over librdkafka's default");
+        assert!(err.contains("limits.max_event_bytes"), "{err}");
+        assert!(err.contains("message.max.bytes"), "{err}");
+        let lowered = "[kafka.properties]\n\"message.max.bytes\" = \"100000\"";
+        let err = error_of(&format!("[limits]\nmax_event_bytes = 90000\n{lowered}"))
+            .expect("over the configured size");
+        assert!(err.contains("at most 82592"), "{err}");
+        assert_eq!(
+            error_of(&format!("[limits]\nmax_event_bytes = 82592\n{lowered}")),
+            None
+        );
+        let err = error_of("[kafka.properties]\n\"message.max.bytes\" = \"lots\"").expect("NaN");
+        assert!(
+            err.contains("kafka.properties.\"message.max.bytes\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shares_and_output_limits_are_checked_naming_the_key() {
+        for (extra, key) in [
+            (
+                "[limits]\nmax_request_output_bytes = 1000",
+                "limits.max_request_output_bytes",
+            ),
+            ("[limits]\nmax_context_keys = 0", "limits.max_context_keys"),
+            ("[limits]\nmax_context_bytes = 0", "limits.max_context_bytes"),
+            (
+                "[server]\nmax_buffered_body_bytes_per_ip = 1048576",
+                "server.max_buffered_body_bytes_per_ip",
+            ),
+            (
+                "[server]\nmax_buffered_body_bytes = 16777216\nmax_buffered_body_bytes_per_ip = 33554432",
+                "server.max_buffered_body_bytes_per_ip",
+            ),
+        ] {
+            let err = error_of(extra).expect(extra);
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
+}
