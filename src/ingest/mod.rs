@@ -51,7 +51,7 @@ mod tally;
 
 use prepare::prepare_in;
 pub use prepare::{prepare, prepare_tracked};
-use record::{truncate_at_char_boundary, write_record, Invalid};
+use record::{truncate_at_char_boundary, write_record, Invalid, WriteError};
 use tally::{Disposition, Tally};
 
 /// Reason label of events refused because the producer queue filled up
@@ -60,6 +60,10 @@ pub const REASON_QUEUE_FULL: &str = "queue_full";
 /// Reason label of events the producer refused for another reason (e.g. a
 /// record over the broker's size limit).
 pub const REASON_PRODUCE_ERROR: &str = "produce_error";
+/// Reason label of events whose record came out larger than the producer
+/// sends (`kafka.properties."message.max.bytes"`): rejected rather than
+/// answered 200 and then refused by the producer.
+pub const REASON_RECORD_TOO_LARGE: &str = "record_too_large";
 /// Reason label of events whose request could not be written to the spool
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
@@ -112,6 +116,8 @@ pub struct Pipeline {
     pub inspector: Arc<Inspector>,
     /// The write-ahead spool (`None`: `spool.enabled = false`).
     pub spool: Option<Arc<Spool>>,
+    /// The largest record the producer sends (`message.max.bytes`).
+    pub max_record_bytes: u64,
 }
 
 /// Where a request's accepted records go while its events are processed.
@@ -145,7 +151,12 @@ impl Pipeline {
     ) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
+        // Validated at load; the default if the configuration was built in code.
+        let max_record_bytes = config
+            .producer_message_max_bytes()
+            .unwrap_or(crate::config::DEFAULT_MESSAGE_MAX_BYTES);
         Pipeline {
+            max_record_bytes,
             config,
             sink,
             router,
@@ -352,6 +363,7 @@ impl Pipeline {
             &route,
             &ev.body,
             text,
+            self.max_record_bytes,
             |value| {
                 self.inspector.accepted(
                     meta.source_id,
@@ -369,10 +381,15 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(SinkError::QueueFull | SinkError::Closed) => {
+            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
                 unrecord();
                 work.queue_full = true;
                 Disposition::Rejected(REASON_QUEUE_FULL)
+            }
+            Err(e @ WriteError::TooLarge(_)) => {
+                unrecord();
+                let why = Invalid::new(REASON_RECORD_TOO_LARGE, e.to_string());
+                self.reject(why, text, meta, &mut work.buf)
             }
             Err(e) => {
                 unrecord();
