@@ -50,9 +50,9 @@ impl Admission {
                 let key = ip_key(peer);
                 let mut ledger = self.ledger();
                 let h = ledger.by_key.entry(key).or_default();
+                // Over the cap means the entry holds something: none is
+                // left behind empty.
                 if h.pending >= max {
-                    // `h` may be fresh: drop it again when it holds nothing.
-                    ledger.update(key, |_| {});
                     return Err(Refused::PerIpConnections);
                 }
                 h.pending += 1;
