@@ -64,7 +64,8 @@ fn main() {
             rt.block_on(stage.record_opt_out(
                 "web",
                 &[(IdKind::Anonymous, format!("x{id}"))],
-                Proof::None,
+                Proof::ServerKey,
+                "81.2.69.160".parse().expect("ip"),
             ))
             .expect("local list");
         }

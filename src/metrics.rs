@@ -67,9 +67,24 @@ pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// Client values discarded because they were sent under a gateway-owned
 /// field (`owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
-/// Opt-outs refused because the list holds `privacy.optout_max_entries`
-/// (answered 503 `optout_list_full`).
+/// Opt-outs refused because their source's public share of the list
+/// (`privacy.optout_max_entries`) is full (answered 503 `optout_list_full`).
 pub const OPTOUT_LIST_FULL: &str = "trackgate_optout_list_full_total";
+/// Ids on the opt-out list per `source` (the scope `*` for entries that
+/// apply to every source) and `by` (`public`: the write key, bounded by
+/// `privacy.optout_max_entries` per source; `server`: the server key,
+/// never refused). Alert on `by="public"` nearing
+/// `trackgate_optout_public_max_entries`.
+pub const OPTOUT_SOURCE_ENTRIES: &str = "trackgate_optout_entries";
+/// The bound of each source's public opt-out entries
+/// (`privacy.optout_max_entries`).
+pub const OPTOUT_PUBLIC_MAX: &str = "trackgate_optout_public_max_entries";
+/// Opt-out and opt-in requests refused once their source is known, by
+/// `source`, `action` and `reason` (the error code: `optout_list_full`,
+/// `rate_limited`, `proof_required`, `credentials_not_allowed`,
+/// `identity_required`, `origin_required`, …; `address_share` for a client
+/// address's share of opt-outs, answered 429 `rate_limited`).
+pub const OPTOUT_REFUSED: &str = "trackgate_optout_refused_total";
 /// `/v1/optout` and `/v1/optin` requests by `action` and `result`
 /// (`ok`, `unavailable`, `refused`).
 pub const OPTOUT_REQUESTS: &str = "trackgate_optout_requests_total";
@@ -202,6 +217,15 @@ fn describe() {
     );
     metrics::describe_gauge!(OPTOUT_LIST_ENTRIES, "Ids on the opt-out list.");
     metrics::describe_counter!(OPTOUT_REQUESTS, "Opt-out and opt-in requests by result.");
+    metrics::describe_gauge!(
+        OPTOUT_SOURCE_ENTRIES,
+        "Opt-out list ids per source and key."
+    );
+    metrics::describe_gauge!(OPTOUT_PUBLIC_MAX, "Bound of each source's public opt-outs.");
+    metrics::describe_counter!(
+        OPTOUT_REFUSED,
+        "Refused opt-out and opt-in requests by reason."
+    );
     metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
     metrics::describe_counter!(REDACTIONS, "PII redactions by kind.");
     metrics::describe_counter!(
@@ -389,6 +413,19 @@ pub fn owned_field_discarded(field: &'static str) {
 
 pub fn optout_list_full() {
     counter!(OPTOUT_LIST_FULL).increment(1);
+}
+
+pub fn optout_source_entries(source: &str, by: &'static str, n: usize) {
+    gauge!(OPTOUT_SOURCE_ENTRIES, "source" => source.to_owned(), "by" => by).set(n as f64);
+}
+
+pub fn optout_public_max_entries(n: usize) {
+    gauge!(OPTOUT_PUBLIC_MAX).set(n as f64);
+}
+
+pub fn optout_refused(source: &str, action: &'static str, reason: &'static str) {
+    counter!(OPTOUT_REFUSED, "source" => source.to_owned(), "action" => action, "reason" => reason)
+        .increment(1);
 }
 
 pub fn optout_request(action: &'static str, result: &'static str) {

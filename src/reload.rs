@@ -288,6 +288,14 @@ pub fn effective(mut loaded: Config, running: &Config) -> (Config, Vec<&'static 
     );
     // The list (and its bound) is shared by every configuration generation.
     keep!("privacy.optout_max_entries", privacy.optout_max_entries);
+    keep!(
+        "privacy.optout_max_entries_per_address",
+        privacy.optout_max_entries_per_address
+    );
+    keep!(
+        "privacy.optout_address_window_secs",
+        privacy.optout_address_window_secs
+    );
     (loaded, pending)
 }
 

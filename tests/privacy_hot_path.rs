@@ -77,7 +77,8 @@ fn nothing_to_do_allocates_nothing() {
         rt.block_on(stage.record_opt_out(
             "web",
             &[(IdKind::User, format!("other-{i}"))],
-            Proof::None,
+            Proof::ServerKey,
+            "81.2.69.160".parse().unwrap(),
         ))
         .unwrap();
     }

@@ -703,7 +703,7 @@ fn an_optout_on_one_instance_is_enforced_on_another() {
 }
 
 #[test]
-fn a_full_list_answers_503_with_its_code_and_metric_and_keeps_what_it_has() {
+fn a_full_share_answers_503_with_its_code_and_metric_and_keeps_what_it_has() {
     let broker = Broker::start();
     let gw = start_gateway(
         &broker.addr(),
@@ -727,35 +727,50 @@ fn a_full_list_answers_503_with_its_code_and_metric_and_keeps_what_it_has() {
     // for ids that were not listed.
     assert_eq!(set_cookies(&r).len(), 1);
     assert!(r.header("set-cookie").unwrap().starts_with("tg_optout=1;"));
-    let r = from_server(&gw, "/v1/optout", r#"{"userId":"u-2"}"#);
-    assert_eq!(r.json()["error"], "optout_list_full");
-    // Ids already listed may be opted out again.
+    // Ids already listed may be opted out again, and the server key is
+    // never refused.
     assert_eq!(
-        from_server(&gw, "/v1/optout", r#"{"userId":"u-1"}"#).status,
+        from_browser(&gw, "/v1/optout", r#"{"userId":"u-1"}"#, "").status,
         200
     );
-    assert_eq!(gw.metric("trackgate_optout_list_full_total", &[]), 2.0);
+    assert_eq!(
+        from_server(&gw, "/v1/optout", r#"{"userId":"u-2"}"#).status,
+        200
+    );
+    assert_eq!(gw.metric("trackgate_optout_list_full_total", &[]), 1.0);
     assert_eq!(
         gw.metric(
             "trackgate_optout_requests_total",
             &[("action", "optout"), ("result", "list_full")]
         ),
-        2.0
+        1.0
     );
-    assert_eq!(gw.metric("trackgate_optout_list_entries", &[]), 2.0);
+    assert_eq!(gw.metric("trackgate_optout_list_entries", &[]), 3.0);
     // What was listed is still enforced.
     let r = send(&gw, "/v1/page", r#"{"anonymousId":"a-1"}"#, &[]);
     assert_eq!(r.json()["dropped"], 1);
-    let list = optout_records(&broker.addr(), 3);
+    let r = send(&gw, "/v1/page", r#"{"userId":"u-2"}"#, &[]);
+    assert_eq!(r.json()["dropped"], 1);
+    let list = optout_records(&broker.addr(), 4);
     let mut keys: Vec<_> = list.iter().filter_map(|r| r.key.clone()).collect();
     keys.sort();
     let mut want = vec![
         optout_key("anon", "a-1"),
         optout_key("user", "u-1"),
         optout_key("user", "u-1"),
+        optout_key("user", "u-2"),
     ];
     want.sort();
     assert_eq!(keys, want);
+    // The record says which key added the entry: every instance counts the
+    // same share.
+    let by_server: Vec<_> = list
+        .iter()
+        .filter(|r| r.value["by"] == "server")
+        .filter_map(|r| r.key.clone())
+        .collect();
+    assert_eq!(by_server, vec![optout_key("user", "u-2")]);
+    assert_eq!(list.iter().filter(|r| r.value["by"] == "public").count(), 3);
 }
 
 #[test]

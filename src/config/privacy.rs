@@ -38,13 +38,26 @@ pub struct PrivacyConfig {
     /// `X-Forwarded-Proto` or `Forwarded: proto=`), `always` or `never`.
     #[serde(default)]
     pub optout_cookie_secure: CookieSecure,
-    /// Most ids the opt-out list holds (every scope together). A new
-    /// opt-out beyond it is answered 503 `optout_list_full` and counted
-    /// (`trackgate_optout_list_full_total`), never dropped silently. An
-    /// entry holds its id, a hash-map slot and up to four 32-byte proof
-    /// hashes.
+    /// Most ids each source's public write key may have on the opt-out
+    /// list (each source has its own share, so one source's key can never
+    /// fill another's; ids the server key opted out are not counted and
+    /// never refused). A new opt-out beyond it is answered 503
+    /// `optout_list_full` and counted
+    /// (`trackgate_optout_refused_total{reason="optout_list_full"}`), never
+    /// dropped silently. An entry holds its id's digest, a hash-map slot
+    /// and up to four 32-byte proof hashes.
     #[serde(default = "defaults::optout_max_entries")]
     pub optout_max_entries: usize,
+    /// Most new ids one client address (as the gateway resolves it; IPv6
+    /// grouped by /64) may put on one source's list with the public write
+    /// key per `optout_address_window_secs`. Beyond it: 429 `rate_limited`
+    /// with `Retry-After` until the window ends. Counted on the instance
+    /// that takes the opt-out (the list never holds addresses).
+    #[serde(default = "defaults::optout_max_entries_per_address")]
+    pub optout_max_entries_per_address: u32,
+    /// The window of `optout_max_entries_per_address`, in seconds.
+    #[serde(default = "defaults::optout_address_window_secs")]
+    pub optout_address_window_secs: u64,
     /// `Max-Age` of the opt-out cookie, in seconds (default two years).
     #[serde(default = "defaults::optout_cookie_max_age_secs")]
     pub optout_cookie_max_age_secs: u64,
@@ -149,6 +162,15 @@ mod defaults {
     pub fn optout_max_entries() -> usize {
         1_000_000
     }
+    /// A household or office opting out one by one stays far below it;
+    /// one address needs 10,000 windows to fill a default share.
+    pub fn optout_max_entries_per_address() -> u32 {
+        100
+    }
+    /// One hour.
+    pub fn optout_address_window_secs() -> u64 {
+        3_600
+    }
     /// Two years.
     pub fn optout_cookie_max_age_secs() -> u64 {
         63_072_000
@@ -185,6 +207,15 @@ impl PrivacyConfig {
         if self.optout_max_entries == 0 {
             return Err(key("optout_max_entries", "must be positive".into()));
         }
+        if self.optout_max_entries_per_address == 0 {
+            return Err(key(
+                "optout_max_entries_per_address",
+                "must be positive".into(),
+            ));
+        }
+        if self.optout_address_window_secs == 0 {
+            return Err(key("optout_address_window_secs", "must be positive".into()));
+        }
         if self.optout_write_timeout_ms == 0 {
             return Err(key("optout_write_timeout_ms", "must be positive".into()));
         }
@@ -207,6 +238,14 @@ mod tests {
         assert_eq!(g.optout_topic, "tracking.optouts");
         assert_eq!(g.optout_cookie_secure, CookieSecure::Auto);
         assert_eq!(g.optout_cookie_max_age_secs, 63_072_000);
+        assert_eq!(
+            (
+                g.optout_max_entries,
+                g.optout_max_entries_per_address,
+                g.optout_address_window_secs
+            ),
+            (1_000_000, 100, 3_600)
+        );
         assert_eq!(g.invalid_payload, InvalidPayload::Scrubbed);
         assert!(g.geoip_path().is_none());
         let s = SourcePrivacyConfig::default();

@@ -3,6 +3,12 @@
 //! some source allows; others get no allow header, and their POSTs a 403.
 //! Requests without an `Origin` (servers, mobile apps) are not affected.
 //!
+//! Credentials (`Access-Control-Allow-Credentials: true`, which lets a page
+//! send and receive the gateway's cookies) are granted only to origins
+//! listed by name, never through `*`: a wildcard would let any site act
+//! with a visitor's opt-out cookies (see `http::optout`, which also refuses
+//! to use the cookies of a request whose origin only `*` allows).
+//!
 //! Every answer to an allowed origin carries the allow headers, errors and
 //! 404s included: a browser hides an answer without them from the page, so
 //! a library could not even tell that it used a wrong path.
@@ -36,19 +42,41 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(ORIGIN).and_then(|v| v.to_str().ok())
 }
 
+/// The wildcard of `allowed_origins`.
+const ANY_ORIGIN: &str = "*";
+
+/// How a source allows an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Allowed {
+    /// Only through `*`: any site, never with credentials.
+    AnySite,
+    /// Listed by name: credentialed requests are answered too.
+    Listed,
+}
+
+/// How `source` allows `origin`, if it does.
+pub fn allowance(source: &SourceConfig, origin: &str) -> Option<Allowed> {
+    let mut any = false;
+    for o in &source.allowed_origins {
+        if o == ANY_ORIGIN {
+            any = true;
+        } else if o.eq_ignore_ascii_case(origin) {
+            return Some(Allowed::Listed);
+        }
+    }
+    any.then_some(Allowed::AnySite)
+}
+
 pub fn is_allowed(source: &SourceConfig, origin: &str) -> bool {
-    source
-        .allowed_origins
-        .iter()
-        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    allowance(source, origin).is_some()
 }
 
 /// Answers an `OPTIONS` preflight.
 pub fn preflight(headers: &HeaderMap, sources: &Sources) -> Response<Body> {
     let mut r = response::empty(StatusCode::NO_CONTENT);
     if let Some(o) = origin(headers) {
-        if sources.iter().any(|s| is_allowed(s, o)) {
-            allow(&mut r, o);
+        if let Some(how) = sources.iter().filter_map(|s| allowance(s, o)).max() {
+            allow(&mut r, o, how);
             let h = r.headers_mut();
             h.insert(
                 ACCESS_CONTROL_ALLOW_METHODS,
@@ -103,24 +131,27 @@ pub fn allow_for(
 ) {
     let Some(o) = origin else { return };
     let allowed = match source {
-        Some(s) => is_allowed(s, o),
-        None => sources.iter().any(|s| is_allowed(s, o)),
+        Some(s) => allowance(s, o),
+        None => sources.iter().filter_map(|s| allowance(s, o)).max(),
     };
-    if allowed {
-        allow(r, o);
+    if let Some(how) = allowed {
+        allow(r, o, how);
     }
 }
 
-/// Adds the allow headers for an origin already checked.
-pub fn allow(r: &mut Response<Body>, origin: &str) {
+/// Adds the allow headers for an origin already checked; credentials only
+/// for a listed one.
+fn allow(r: &mut Response<Body>, origin: &str, how: Allowed) {
     if let Ok(v) = HeaderValue::from_str(origin) {
         let h = r.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        // Credentials allow the opt-out cookie to be read and set.
-        h.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        if how == Allowed::Listed {
+            // Credentials allow the opt-out cookie to be read and set.
+            h.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
         // Lets the browser SDK honour Retry-After on 429/503.
         h.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -179,6 +210,32 @@ mod tests {
                 "{odd}"
             );
         }
+    }
+
+    #[test]
+    fn credentials_are_never_allowed_through_the_wildcard() {
+        let mut h = HeaderMap::new();
+        h.insert(ORIGIN, "https://any.example".parse().unwrap());
+        let r = preflight(&h, &sources(&["*"]));
+        assert_eq!(
+            r.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://any.example"
+        );
+        assert!(r.headers().get(ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        // Listed by name as well: credentials for that origin only.
+        let both = sources(&["*", "https://shop.example"]);
+        let r = preflight(&h, &both);
+        assert!(r.headers().get(ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        h.insert(ORIGIN, "https://SHOP.example".parse().unwrap());
+        let r = preflight(&h, &both);
+        assert_eq!(r.headers()[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+        let mut resp = response::empty(StatusCode::OK);
+        allow_for(&mut resp, Some("https://other.example"), None, &both);
+        assert!(resp.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_some());
+        assert!(resp
+            .headers()
+            .get(ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .is_none());
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub enum ApiError {
     OriginRequired,
     #[error("opting in needs the visitor's opt-out cookie or the server key")]
     ProofRequired,
-    #[error("the opt-out list is full, retry later")]
+    #[error("opting in needs the visitor's cookies, which a page whose origin is allowed only through `*` may not use: list the origin in `allowed_origins`, or use the server key")]
+    CredentialsNotAllowed,
+    #[error(
+        "an opt-in names the ids to opt back in (`anonymousId`, `userId`); nothing was changed"
+    )]
+    IdentityRequired,
+    #[error("the source's share of the opt-out list is full, retry later")]
     OptOutListFull,
     #[error("the opt-out list is not loaded yet, retry later")]
     OptOutListLoading,
@@ -63,6 +69,10 @@ pub enum ApiError {
     Unavailable,
     #[error("too many requests, retry later")]
     RateLimited { retry_after_secs: u32 },
+    /// The client address added its share of opt-outs for this window: to
+    /// the client, a rate limit like any other.
+    #[error("this address added its share of opt-outs for now, retry later")]
+    OptOutAddressFull { retry_after_secs: u32 },
     #[error("too many requests in flight, retry later")]
     Overloaded,
     #[error("JSON nests objects or arrays deeper than {0} levels")]
@@ -75,9 +85,10 @@ impl ApiError {
             ApiError::MissingWriteKey | ApiError::InvalidWriteKey | ApiError::InvalidServerKey => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::OriginNotAllowed(_) | ApiError::OriginRequired | ApiError::ProofRequired => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::OriginNotAllowed(_)
+            | ApiError::OriginRequired
+            | ApiError::ProofRequired
+            | ApiError::CredentialsNotAllowed => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_)
             | ApiError::TooManyEvents(_)
             | ApiError::OutputTooLarge(_)
@@ -88,6 +99,7 @@ impl ApiError {
             | ApiError::InvalidBatch(_)
             | ApiError::InvalidField(_)
             | ApiError::InvalidIdentity
+            | ApiError::IdentityRequired
             | ApiError::BodyRead
             | ApiError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -97,7 +109,9 @@ impl ApiError {
             | ApiError::Overloaded
             | ApiError::OptOutListFull
             | ApiError::OptOutListLoading => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 
@@ -109,6 +123,8 @@ impl ApiError {
             ApiError::InvalidServerKey => "invalid_server_key",
             ApiError::OriginRequired => "origin_required",
             ApiError::ProofRequired => "proof_required",
+            ApiError::CredentialsNotAllowed => "credentials_not_allowed",
+            ApiError::IdentityRequired => "identity_required",
             ApiError::OptOutListFull => "optout_list_full",
             ApiError::OptOutListLoading => "optout_list_loading",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
@@ -126,7 +142,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::TooDeep(_) => "too_deep",
         }
@@ -136,7 +152,8 @@ impl ApiError {
     /// when the client may come back); others use `server.retry_after_secs`.
     pub fn retry_after_secs(&self) -> Option<u32> {
         match self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::OptOutAddressFull { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }

@@ -13,13 +13,24 @@
 //!   `HttpOnly` cookie holding a random nonce whose hash is stored with the
 //!   entry; a browser that already has one reuses it.
 //! - `POST /v1/optin` removes ids only with proof: the server key, or the
-//!   proof cookie of the one browser that opted them out (see
+//!   proof cookie of one of the browsers that opted them out (see
 //!   `privacy::optout`). Without proof nothing changes (403
-//!   `proof_required`); a browser holding only `tg_optout=1` may clear that
-//!   cookie. Opt-in has no `GET`.
+//!   `proof_required`); without ids nothing changes either, the cookie
+//!   included (400 `identity_required`). Opt-in has no `GET`.
+//! - A page whose origin the source allows only through `*` could be any
+//!   site, so the visitor's cookies are not used for it: its opt-out lists
+//!   the ids without a proof (only the server key may lift them), and its
+//!   opt-in with cookies is refused (403 `credentials_not_allowed`). CORS
+//!   never grants such an origin credentials either (`http::cors`).
+//!
+//! Opt-outs by the public write key are bounded per source and per client
+//! address (`privacy::optout::Bounds`): beyond the source's share, 503
+//! `optout_list_full`; beyond the address's, 429 `rate_limited`. The
+//! server key's opt-outs are never refused.
 //!
 //! Both are rate limited like ingestion: per client IP before the body is
-//! read, per source (one event's worth) once the key is known. The write
+//! read, per source (one event's worth) once the key is known, except that
+//! server-key requests are not charged to the source's (public) rate. The write
 //! key is read as on the other endpoints (Basic auth user name, `writeKey`
 //! body field, `writeKey` query parameter); ids from the JSON body, else
 //! the query string.
@@ -32,7 +43,8 @@
 //! once the broker acknowledged the list records; `503` when it did not in
 //! `privacy.optout_write_timeout_ms` (an opt-out still holds on this
 //! instance and in the cookie; retrying is safe), while the list is still
-//! loading (`optout_list_loading`), or when it is full (`optout_list_full`).
+//! loading (`optout_list_loading`), or when the source's share is full
+//! (`optout_list_full`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +56,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
+use super::cors::Allowed;
 use super::error::ApiError;
 use super::response::{self, Body};
 use super::{auth, body, client_ip, cors, rate_limited, AppState};
@@ -59,6 +72,9 @@ use crate::privacy::signals::{
 /// The identity fields read from the body or the query.
 const ID_FIELDS: [(&str, IdKind); 2] =
     [("anonymousId", IdKind::Anonymous), ("userId", IdKind::User)];
+/// The `reason` of `trackgate_optout_refused_total` when a client address
+/// added its share of opt-outs (answered 429 `rate_limited`).
+const REFUSED_ADDRESS_SHARE: &str = "address_share";
 /// Bytes of a proof nonce (base64url in the cookie).
 const PROOF_NONCE_BYTES: usize = 16;
 
@@ -93,10 +109,21 @@ pub async fn serve(
             let result = match e {
                 ApiError::Unavailable | ApiError::OptOutListLoading => "unavailable",
                 ApiError::OptOutListFull => "list_full",
-                ApiError::RateLimited { .. } => "rate_limited",
+                ApiError::RateLimited { .. } | ApiError::OptOutAddressFull { .. } => "rate_limited",
                 _ => "refused",
             };
             metrics::optout_request(action, result);
+            if matches!(e, ApiError::OptOutListFull) {
+                metrics::optout_list_full();
+            }
+            if let Some(source) = &source_for_cors {
+                let reason = match e {
+                    // Told apart from the request rate limits, for alerts.
+                    ApiError::OptOutAddressFull { .. } => REFUSED_ADDRESS_SHARE,
+                    _ => e.code(),
+                };
+                metrics::optout_refused(&source.id, action, reason);
+            }
             response::error(&e, state.config.server.retry_after_secs)
         }
     };
@@ -167,10 +194,15 @@ async fn serve_inner(
             (super::authorize(state, &key, parts, source_out)?, false)
         }
     };
-    state
-        .limits
-        .check_source(&source.id, 1)
-        .map_err(rate_limited)?;
+    // The source's rate is shared with everyone who holds its public key:
+    // the owner's server-key requests are not charged to it, so no flood of
+    // public traffic can hold off their opt-outs.
+    if !server_proof {
+        state
+            .limits
+            .check_source(&source.id, 1)
+            .map_err(rate_limited)?;
+    }
 
     // A plain GET names no ids: it only sets this browser's cookie.
     let mut ids = Vec::with_capacity(ID_FIELDS.len());
@@ -194,7 +226,16 @@ async fn serve_inner(
         },
         max_age_secs: cfg.privacy.optout_cookie_max_age_secs,
     };
-    let nonce = cookie(&parts.headers, PROOF_COOKIE).and_then(decode_nonce);
+    // A page whose origin only `*` allows may be any site: the visitor's
+    // cookies are not its to use (a cross-site page could otherwise opt
+    // the visitor back in with their proof).
+    let any_site = cors::origin(&parts.headers)
+        .is_some_and(|o| cors::allowance(&source, o) == Some(Allowed::AnySite));
+    let carried =
+        cookie(&parts.headers, PROOF_COOKIE).is_some() || has_optout_cookie(&parts.headers);
+    let nonce = cookie(&parts.headers, PROOF_COOKIE)
+        .and_then(decode_nonce)
+        .filter(|_| !any_site);
     let privacy = &state.pipeline.privacy;
     if opt_out {
         // The visitor's wish is known: the cookie holds it even when the
@@ -208,22 +249,35 @@ async fn serve_inner(
             // The write key is public: without a browser's (allowed, as
             // `authorize` checked) origin, ids need the server key.
             return Err(ApiError::OriginRequired);
+        } else if any_site {
+            // Listed without a proof: only the server key may lift it.
+            Proof::None
         } else {
             let n = nonce.unwrap_or_else(new_nonce);
             cookies_out.push(jar.proof(&n));
             Proof::Cookie(proof_hash(&n))
         };
-        let recorded = privacy.record_opt_out(&source.id, &ids, proof).await;
-        if matches!(recorded, Err(OptOutError::Full | OptOutError::Loading)) {
+        let recorded = privacy
+            .record_opt_out(&source.id, &ids, proof, client_ip)
+            .await;
+        if matches!(
+            recorded,
+            Err(OptOutError::SourceFull | OptOutError::AddressFull { .. } | OptOutError::Loading)
+        ) {
             // Nothing was listed: no proof to hold.
             cookies_out.retain(|c| !c.starts_with(PROOF_COOKIE));
         }
         recorded.map_err(list_error)?;
     } else {
+        // An opt-in names what it lifts: without ids nothing changes, the
+        // cookie included.
+        if ids.is_empty() {
+            return Err(ApiError::IdentityRequired);
+        }
         let proof = match (server_proof, nonce) {
             (true, _) => Proof::ServerKey,
+            (false, _) if any_site && carried => return Err(ApiError::CredentialsNotAllowed),
             (false, Some(n)) => Proof::Cookie(proof_hash(&n)),
-            (false, None) if has_optout_cookie(&parts.headers) && ids.is_empty() => Proof::None,
             (false, None) => return Err(ApiError::ProofRequired),
         };
         privacy
@@ -243,7 +297,10 @@ async fn serve_inner(
 
 fn list_error(e: OptOutError) -> ApiError {
     match e {
-        OptOutError::Full => ApiError::OptOutListFull,
+        OptOutError::SourceFull => ApiError::OptOutListFull,
+        OptOutError::AddressFull { retry_after_secs } => {
+            ApiError::OptOutAddressFull { retry_after_secs }
+        }
         OptOutError::Loading => ApiError::OptOutListLoading,
         OptOutError::ProofRequired => ApiError::ProofRequired,
         e => {
@@ -331,12 +388,14 @@ fn identity(
 ) -> Result<Option<String>, ApiError> {
     let id = match fields.get(field) {
         None | Some(Value::Null) => auth::query_param(query, field),
-        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => return Err(ApiError::InvalidIdentity),
     };
     match id {
+        // Blank ids name no one (ids are compared trimmed).
+        Some(s) if s.trim().is_empty() => Ok(None),
         Some(s) if s.chars().count() > MAX_ID_LEN => Err(ApiError::InvalidIdentity),
         other => Ok(other),
     }

@@ -42,6 +42,7 @@
 
 pub mod config;
 pub mod geo;
+pub mod ids;
 pub mod ip;
 pub mod mmdb;
 pub mod optout;
@@ -168,7 +169,9 @@ impl PrivacyStage {
         };
         PrivacyStage::build(
             config,
-            Arc::new(OptOutList::new_loaded(config.privacy.optout_max_entries)),
+            Arc::new(OptOutList::new_loaded(optout::Bounds::from(
+                &config.privacy,
+            ))),
             None,
             geo,
         )
@@ -255,7 +258,7 @@ impl PrivacyStage {
             }
             None => None,
         };
-        let list = Arc::new(OptOutList::new(p.optout_max_entries));
+        let list = Arc::new(OptOutList::new(optout::Bounds::from(p)));
         let writer = OptOutWriter::new(
             &config.kafka,
             brokers,
@@ -523,15 +526,18 @@ impl PrivacyStage {
         Some(outcome)
     }
 
-    /// Records an opt-out of `ids` for `source`: locally at once (the
-    /// visitor is suppressed here even if the broker does not answer), then
-    /// on the topic. `Full` (nothing recorded) when new ids would take the
-    /// list over `privacy.optout_max_entries`.
+    /// Records an opt-out of `ids` for `source`, taken from client
+    /// `address`: locally at once (the visitor is suppressed here even if
+    /// the broker does not answer), then on the topic. `SourceFull` or
+    /// `AddressFull` (nothing recorded) when new public entries would take
+    /// the source or the address over its bound (`optout::Bounds`); a
+    /// server key's opt-out is never refused.
     pub async fn record_opt_out(
         &self,
         source: &str,
         ids: &[(IdKind, String)],
         proof: Proof,
+        address: IpAddr,
     ) -> Result<(), OptOutError> {
         if ids.is_empty() {
             return Ok(());
@@ -539,17 +545,13 @@ impl PrivacyStage {
         if !self.optouts.is_loaded() {
             return Err(OptOutError::Loading);
         }
-        let plans = self.optouts.opt_out(source, ids, proof).inspect_err(|e| {
-            if matches!(e, OptOutError::Full) {
-                metrics::optout_list_full();
-            }
-        })?;
+        let plans = self.optouts.opt_out(source, ids, proof, address)?;
         let records: Vec<(String, Option<String>)> = plans
             .iter()
             .map(|p| {
                 (
                     optout::record_key(source, p.kind, &p.digest),
-                    Some(optout::record_value(&p.proofs)),
+                    Some(optout::record_value(&p.proofs, p.by)),
                 )
             })
             .collect();

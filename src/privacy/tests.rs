@@ -7,6 +7,8 @@ use super::*;
 use crate::event::Event;
 
 const CLIENT_IP: &str = "81.2.69.160";
+/// The client address opt-outs of these tests come from.
+const TEST_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(81, 2, 69, 160));
 
 struct Fixture {
     stage: PrivacyStage,
@@ -240,6 +242,7 @@ async fn listed_ids_are_dropped_and_opt_in_restores() {
             "web",
             &[(IdKind::Anonymous, "a-1".into())],
             Proof::ServerKey,
+            TEST_ADDRESS,
         )
         .await
         .unwrap();
@@ -266,7 +269,12 @@ async fn listed_ids_are_dropped_and_opt_in_restores() {
 async fn an_optout_holds_for_its_own_source_only() {
     let f = stage_with("", "");
     f.stage
-        .record_opt_out("web", &[(IdKind::User, "u-1".into())], Proof::None)
+        .record_opt_out(
+            "web",
+            &[(IdKind::User, "u-1".into())],
+            Proof::None,
+            TEST_ADDRESS,
+        )
         .await
         .unwrap();
     let mut e = event(json!({"type":"page","userId":"u-1"}));
@@ -356,6 +364,7 @@ async fn rejected_events_by_mode_and_policy() {
             "web",
             &[(IdKind::Anonymous, "a-1".into())],
             Proof::ServerKey,
+            TEST_ADDRESS,
         )
         .await
         .unwrap();

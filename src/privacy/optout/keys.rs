@@ -5,6 +5,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{KIND_ANON, KIND_USER, SCOPE_ALL};
+use crate::privacy::ids::normalize;
 
 /// Which identity an id is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,9 +59,36 @@ pub type IdDigest = [u8; 32];
 /// Prefix of the digest in a record key.
 const DIGEST_PREFIX: &str = "sha256:";
 
-/// Hashes a visitor id.
+/// Hashes a visitor id in the form it is compared in
+/// ([`crate::privacy::ids::normalize`]): every spelling of one id has one
+/// digest.
 pub fn id_digest(id: &str) -> IdDigest {
-    Sha256::digest(id.as_bytes()).into()
+    Sha256::digest(normalize(id).as_bytes()).into()
+}
+
+/// The digests an id is looked up by: that of its normal form, and, when
+/// the id is spelled otherwise, that of the spelling itself, under which
+/// an entry written before ids were normalised is listed (such an entry
+/// still holds for the spelling it was taken with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdDigests {
+    pub normal: IdDigest,
+    pub spelled: Option<IdDigest>,
+}
+
+impl IdDigests {
+    pub fn of(id: &str) -> IdDigests {
+        let normal = normalize(id);
+        IdDigests {
+            normal: Sha256::digest(normal.as_bytes()).into(),
+            spelled: (normal != id).then(|| Sha256::digest(id.as_bytes()).into()),
+        }
+    }
+
+    /// The normal digest first.
+    pub fn iter(&self) -> impl Iterator<Item = &IdDigest> {
+        std::iter::once(&self.normal).chain(self.spelled.as_ref())
+    }
 }
 
 /// The record key of an id in a scope: `<kind>@<scope>:sha256:<hex>`.
@@ -92,6 +120,32 @@ pub fn parse_key(key: &[u8]) -> Option<(&str, IdKind, IdDigest)> {
     }
 }
 
+/// Who put an entry on the list, and so which bound it counts against.
+/// Travels in the record (`"by"`), so every instance, and every restart,
+/// counts the same entries against the same bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddedBy {
+    /// The public write key (a browser, or anyone with curl): counted
+    /// against the source's share.
+    Public,
+    /// The source's server key: never refused, never counted against the
+    /// public share.
+    Server,
+}
+
+impl AddedBy {
+    /// The label of metrics and the record's `"by"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AddedBy::Public => BY_PUBLIC,
+            AddedBy::Server => BY_SERVER,
+        }
+    }
+}
+
+const BY_PUBLIC: &str = "public";
+const BY_SERVER: &str = "server";
+
 #[derive(Deserialize)]
 pub(super) struct RecordValue {
     #[serde(rename = "optedOut")]
@@ -99,14 +153,32 @@ pub(super) struct RecordValue {
     /// Hex SHA-256 of each browser proof that may opt the id back in.
     #[serde(default)]
     pub(super) proofs: Vec<String>,
+    /// `public` or `server` (see [`AddedBy`]).
+    #[serde(default)]
+    by: Option<String>,
+}
+
+impl RecordValue {
+    /// Records without `"by"` were written before the bounds were per
+    /// source: one without proofs could be opted in only with the server
+    /// key, so it stays the server key's; one with proofs was a browser's.
+    pub(super) fn added_by(&self) -> AddedBy {
+        match self.by.as_deref() {
+            Some(BY_SERVER) => AddedBy::Server,
+            Some(_) => AddedBy::Public,
+            None if self.proofs.is_empty() => AddedBy::Server,
+            None => AddedBy::Public,
+        }
+    }
 }
 
 /// The value of an opt-out record.
-pub fn record_value(proofs: &[ProofHash]) -> String {
+pub fn record_value(proofs: &[ProofHash], by: AddedBy) -> String {
     let hex: Vec<String> = proofs.iter().map(|p| to_hex(p)).collect();
     serde_json::json!({
         "optedOut": true,
         "at": crate::normalize::format_time(chrono::Utc::now()),
+        "by": by.label(),
         "proofs": hex,
     })
     .to_string()

@@ -16,16 +16,26 @@
 //! one key share a partition and are applied in offset order, so the list
 //! is last-write-wins per key whether or not the broker compacts.
 //!
+//! Ids are hashed in the form they are compared in (`privacy::ids`: e-mail
+//! addresses and UUIDs without case, surrounding whitespace trimmed), so
+//! one opt-out holds for every spelling of the id; an entry written before
+//! ids were normalised still holds for the spelling it was taken with.
+//!
 //! `proofs` are the SHA-256 of the proof nonces of the browsers that opted
 //! the id out (each holds its nonce in an `HttpOnly` cookie). Opting an id
-//! back in needs the source's server key, or the cookie of the one browser
-//! that opted it out: see [`OptOutList::plan_opt_in`]. An empty list means
-//! only the server key may.
+//! back in needs the source's server key, or the cookie of one of the
+//! browsers that opted it out: see [`OptOutList::plan_opt_in`]. An empty
+//! list means only the server key may. `"by"` says which key added the
+//! entry (`public` or `server`).
 //!
-//! The list is bounded (`privacy.optout_max_entries`): a new opt-out beyond
-//! it is refused ([`OptOutError::Full`], a 503 with its own code and
-//! metric), never dropped; records read from the topic always apply, so an
-//! opt-out another instance recorded is never lost.
+//! Bounds ([`Bounds`]) apply only to entries the public write key adds: a
+//! share per source, counted from the list itself (so every instance and
+//! every restart counts the same), and a number per client address group
+//! and window, counted on the instance that takes the opt-out. A refused
+//! opt-out ([`OptOutError::SourceFull`], [`OptOutError::AddressFull`]) is
+//! answered with its own code and metric, never dropped. Server-key
+//! opt-outs are never refused. Records read from the topic always apply,
+//! so an opt-out another instance recorded is never lost.
 //!
 //! Each instance reads the whole topic at start (readiness reports
 //! `optout_list_loading`, and ingestion answers 503, until every partition
@@ -42,11 +52,13 @@
 //! acknowledged it.
 //!
 //! Layout: `keys` (record keys, values and the digests they carry), `list`
-//! (the in-memory list), `writer` (records to the topic), `follower` (the
+//! (the in-memory list and its per-source bound), `address` (the
+//! per-address bound), `writer` (records to the topic), `follower` (the
 //! thread that loads and follows the topic).
 
 use rdkafka::error::KafkaError;
 
+mod address;
 mod follower;
 mod keys;
 mod list;
@@ -54,11 +66,13 @@ mod list;
 mod tests;
 mod writer;
 
+pub use address::address_group;
 pub use follower::{spawn_follower, FollowerConfig};
 pub use keys::{
-    id_digest, parse_key, proof_hash, record_key, record_value, IdDigest, IdKind, Proof, ProofHash,
+    id_digest, parse_key, proof_hash, record_key, record_value, AddedBy, IdDigest, IdDigests,
+    IdKind, Proof, ProofHash,
 };
-pub use list::{OptOutList, PlannedOptOut};
+pub use list::{Bounds, OptOutList, PlannedOptOut};
 pub use writer::OptOutWriter;
 
 /// Kind name of an `anonymousId` in a record key.
@@ -69,8 +83,8 @@ pub const KIND_USER: &str = "user";
 /// written before opt-outs were scoped (key `anon:<id>`). Defined in
 /// `config`, which refuses it as a source id.
 pub use crate::config::SCOPE_ALL;
-/// Most browser proofs one entry keeps; an id opted out from more browsers
-/// than this can only be opted back in with the server key.
+/// Most browser proofs one entry keeps; from one more browser on, the
+/// newest proof takes the place of the previous newest (the first stays).
 pub const MAX_PROOFS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +97,10 @@ pub enum OptOutError {
     Timeout,
     #[error("cannot start the opt-out follower thread: {0}")]
     Thread(std::io::Error),
-    #[error("the opt-out list holds its maximum number of entries")]
-    Full,
+    #[error("the source's share of the opt-out list is full")]
+    SourceFull,
+    #[error("this client address added its share of opt-outs for now")]
+    AddressFull { retry_after_secs: u32 },
     #[error("opting in needs the visitor's opt-out cookie or the server key")]
     ProofRequired,
     #[error("the opt-out list is not loaded yet")]

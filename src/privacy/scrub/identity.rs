@@ -14,7 +14,9 @@
 //! - `keep`: left as sent (only with a legal basis for it).
 //!
 //! The pseudonym is `pid_` followed by the first 16 bytes of
-//! HMAC-SHA256(secret, value) in hex. The secret is per source
+//! HMAC-SHA256(secret, value) in hex, the value taken in the form ids are
+//! compared in (`privacy::ids`: an e-mail address or UUID without case,
+//! surrounding whitespace trimmed). The secret is per source
 //! (`pseudonym_secret` or the environment variable named by
 //! `pseudonym_secret_env`); without one a random key drawn once per process
 //! is used, which keeps pseudonyms stable only within one process (across
@@ -102,10 +104,12 @@ impl Pseudonymizer {
         self.ephemeral
     }
 
-    /// The pseudonym of `value`.
+    /// The pseudonym of `value`, computed on the form ids are compared in
+    /// (`privacy::ids`), so every spelling of one e-mail address or UUID
+    /// has one pseudonym, as it has one opt-out.
     pub(crate) fn pseudonym(&self, value: &str) -> String {
         let mut m = self.mac.clone();
-        m.update(value.as_bytes());
+        m.update(crate::privacy::ids::normalize(value).as_bytes());
         let tag = m.finalize().into_bytes();
         let mut out = String::with_capacity(PSEUDONYM_PREFIX.len() + 2 * PSEUDONYM_BYTES);
         out.push_str(PSEUDONYM_PREFIX);
@@ -152,6 +156,7 @@ mod tests {
         assert_eq!(p, a.pseudonym("ada@example.com"));
         assert_ne!(p, a.pseudonym("bob@example.com"));
         assert_ne!(p, b.pseudonym("ada@example.com"));
+        assert_eq!(p, a.pseudonym(" Ada@Example.com "));
         assert!(p.starts_with(PSEUDONYM_PREFIX));
         assert_eq!(p.len(), PSEUDONYM_PREFIX.len() + 2 * PSEUDONYM_BYTES);
         assert!(p[PSEUDONYM_PREFIX.len()..]
