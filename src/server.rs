@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::Admission;
+use crate::admission::{self, Admission};
 use crate::config::{Config, LoadOptions};
 use crate::http::admin::{self, AdminState};
 use crate::http::error::ApiError;
@@ -197,7 +197,7 @@ pub async fn run_reloadable(
         pipeline = pipeline.with_spool(s.clone());
     }
     let state = Arc::new(AppState::new(pipeline).with_sdk(sdk));
-    let admission = Arc::new(Admission::new(&config));
+    let admission = Arc::new(Admission::new());
     let (source, opts) = match reload {
         Some((opts, source)) => (source, Some(opts)),
         None => (reload::Source::default(), None),
@@ -259,11 +259,23 @@ pub async fn run_reloadable(
                 }
             },
         };
+        // A peer over its share of connections without a request is
+        // closed at once (see `admission::connections`).
+        let connection = match admission.open_connection(&live.current().config, peer.ip()) {
+            Ok(c) => c,
+            Err(refused) => {
+                metrics::rate_limited(refused.label());
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let live = live.clone();
         let admission = admission.clone();
         // Each request runs on the state current when it starts.
-        let svc = service_fn(move |req| admit(live.current(), admission.clone(), peer, req));
+        let svc = service_fn(move |req| {
+            let busy = connection.busy();
+            admit(live.current(), admission.clone(), peer, req, busy)
+        });
         // hyper's head timer also runs while a kept-alive connection waits
         // for its next request; `IdleTimeout` closes quiet ones sooner.
         // Half-close: a client may shut its write side once its request is
@@ -353,12 +365,15 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
-/// Admission (per-IP concurrency, body budget), then the API.
+/// Admission (the client's shares, see `admission`), then the API. `_busy`
+/// marks the connection as having a request under way until the response
+/// is built.
 async fn admit(
     state: Arc<AppState>,
     admission: Arc<Admission>,
     peer: SocketAddr,
     req: Request<Incoming>,
+    _busy: admission::connections::Busy,
 ) -> Result<hyper::Response<response::Body>, std::convert::Infallible> {
     let ip = client_ip::resolve(
         peer.ip(),
@@ -366,8 +381,8 @@ async fn admit(
         &state.config.server.trusted_proxies,
     );
     let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    match admission.admit(ip, req.headers(), has_body) {
-        Ok(_admitted) => api::handle(state, peer, req).await,
+    match admission.admit(&state.config, ip, req.headers(), has_body) {
+        Ok(admitted) => admission::serve_as(admitted, api::handle(state, peer, req)).await,
         Err(refused) => {
             metrics::rate_limited(refused.label());
             Ok(response::error(

@@ -75,7 +75,9 @@ pub use env::ENV_PREFIX;
 use env::{apply_override, dotted_to_path, env_key_to_path, read_file, OverridePath, ENV_RESERVED};
 pub use inspect::InspectConfig;
 pub use kafka::{Compression, KafkaConfig, RoutingConfig, TopicsConfig};
-pub use limits::LimitsConfig;
+pub use limits::{
+    LimitsConfig, DEFAULT_MESSAGE_MAX_BYTES, MESSAGE_MAX_BYTES_KEY, RECORD_OVERHEAD_BYTES,
+};
 pub use privacy::{
     CookieSecure, DntPolicy, GpcPolicy, InvalidPayload, IpMode, PrivacyConfig, SourcePrivacyConfig,
 };

@@ -121,5 +121,33 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.limits.max_json_depth == 0 {
         return Err(key_error("limits.max_json_depth", "must be positive"));
     }
+    validate_shares(config)
+}
+
+/// The limits of what a request may write, and the per-address shares of
+/// the global admission budgets.
+fn validate_shares(config: &Config) -> Result<(), ConfigError> {
+    let l = &config.limits;
+    if l.max_context_bytes == 0 {
+        return Err(key_error("limits.max_context_bytes", "must be positive"));
+    }
+    if l.max_context_keys == 0 {
+        return Err(key_error("limits.max_context_keys", "must be positive"));
+    }
+    if l.max_request_output_bytes < l.max_request_bytes as u64 {
+        return Err(key_error(
+            "limits.max_request_output_bytes",
+            "must be at least limits.max_request_bytes",
+        ));
+    }
+    let srv = &config.server;
+    if srv.max_buffered_body_bytes_per_ip < l.max_request_output_bytes
+        || srv.max_buffered_body_bytes_per_ip > srv.max_buffered_body_bytes
+    {
+        return Err(key_error(
+            "server.max_buffered_body_bytes_per_ip",
+            "must be at least limits.max_request_output_bytes and at most server.max_buffered_body_bytes",
+        ));
+    }
     Ok(())
 }

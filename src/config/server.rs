@@ -45,15 +45,28 @@ pub struct ServerConfig {
     /// first).
     #[serde(default = "defaults::drain_ms")]
     pub drain_ms: u64,
-    /// Most requests one client IP may have in flight at once (over: 503
-    /// `overloaded`), so a few slow clients cannot hold every slot. 0: no cap.
+    /// Most requests one client IP (an IPv6 client: its /64) may have in
+    /// flight at once (over: 503 `overloaded`), so a few slow clients
+    /// cannot hold every slot. 0: no cap.
     #[serde(default = "defaults::max_requests_per_ip")]
     pub max_requests_per_ip: usize,
-    /// Bytes of request bodies all requests in flight may announce together
-    /// (`Content-Length`, else `limits.max_request_bytes`); over: 503
-    /// `overloaded`. Bounds the memory of buffered bodies.
+    /// Bytes all requests in flight may hold together: a body's announced
+    /// `Content-Length` (without one, the bytes as they arrive), then what
+    /// its records will take (`limits.max_request_output_bytes`); over: 503
+    /// `overloaded`. Bounds the memory of buffered bodies and records.
     #[serde(default = "defaults::max_buffered_body_bytes")]
     pub max_buffered_body_bytes: u64,
+    /// The share of `max_buffered_body_bytes` one client IP (IPv6: its /64)
+    /// may hold; over: 503 `overloaded`. At least
+    /// `limits.max_request_output_bytes`.
+    #[serde(default = "defaults::max_buffered_body_bytes_per_ip")]
+    pub max_buffered_body_bytes_per_ip: u64,
+    /// Connections one peer address (IPv6: its /64) may hold open without a
+    /// request under way (opened, or kept alive, and the next request's
+    /// head not complete yet); one more is closed at once. Peers in
+    /// `trusted_proxies` are exempt. 0: no cap.
+    #[serde(default = "defaults::max_pending_connections_per_ip")]
+    pub max_pending_connections_per_ip: usize,
     /// `Retry-After` seconds sent with 503 answers.
     #[serde(default = "defaults::retry_after_secs")]
     pub retry_after_secs: u32,
@@ -99,6 +112,12 @@ mod defaults {
     }
     pub fn max_buffered_body_bytes() -> u64 {
         256 * 1024 * 1024
+    }
+    pub fn max_buffered_body_bytes_per_ip() -> u64 {
+        16 * 1024 * 1024
+    }
+    pub fn max_pending_connections_per_ip() -> usize {
+        64
     }
     pub fn retry_after_secs() -> u32 {
         1

@@ -1,7 +1,10 @@
 //! Checks of a deserialized configuration that span keys or sections, and
 //! the resolution of `server_key_env`. Every error names the offending key.
 
-use super::{quality, rate_limit, Config, ConfigError, MIN_SERVER_KEY_CHARS, SCOPE_ALL};
+use super::{
+    quality, rate_limit, Config, ConfigError, DEFAULT_MESSAGE_MAX_BYTES, MESSAGE_MAX_BYTES_KEY,
+    MIN_SERVER_KEY_CHARS, RECORD_OVERHEAD_BYTES, SCOPE_ALL,
+};
 
 impl Config {
     /// Reads each `server_key_env` into `server_key`.
@@ -151,6 +154,7 @@ impl Config {
                 "must be positive and at most limits.max_request_bytes",
             ));
         }
+        self.validate_record_fits_producer()?;
         if l.max_batch_events == 0 {
             return Err(ConfigError::key(
                 "limits.max_batch_events",
@@ -197,6 +201,46 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The largest record the producer sends: `message.max.bytes` of
+    /// `kafka.properties`, else librdkafka's default.
+    pub fn producer_message_max_bytes(&self) -> Result<u64, ConfigError> {
+        match self.kafka.properties.get(MESSAGE_MAX_BYTES_KEY) {
+            None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::key(
+                    format!("kafka.properties.\"{MESSAGE_MAX_BYTES_KEY}\""),
+                    "must be a whole number of bytes",
+                )
+            }),
+        }
+    }
+
+    /// Every event the limits let through makes a record the producer can
+    /// send: the event (batch `context` merged) within
+    /// `limits.max_event_bytes`, the `userAgent` the gateway adds within
+    /// `server.max_header_bytes`, and the gateway's fields, key and headers.
+    /// Otherwise an event would be answered 200 and then refused by the
+    /// producer (`MessageSizeTooLarge`) and lost.
+    fn validate_record_fits_producer(&self) -> Result<(), ConfigError> {
+        let max = self.producer_message_max_bytes()?;
+        let room = max
+            .saturating_sub(self.server.max_header_bytes as u64)
+            .saturating_sub(RECORD_OVERHEAD_BYTES);
+        if self.limits.max_event_bytes as u64 > room {
+            return Err(ConfigError::key(
+                "limits.max_event_bytes",
+                format!(
+                    "must be at most {room}: the producer sends records of at most {max} bytes \
+                     (kafka.properties.\"{MESSAGE_MAX_BYTES_KEY}\"), less server.max_header_bytes \
+                     and {RECORD_OVERHEAD_BYTES} bytes of gateway fields"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Upper bound of `limits.clock_skew_window_secs`: wider is no bound at all.
 const MAX_CLOCK_SKEW_WINDOW_SECS: u64 = 10 * 365 * 24 * 3600;
 
@@ -211,4 +255,61 @@ fn valid_path_prefix(p: &str) -> bool {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
             }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(extra: &str) -> Option<String> {
+        Config::from_toml(&format!(
+            "{extra}\n[[sources]]\nid = \"s\"\nwrite_key = \"k\"\n"
+        ))
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_event_limit_the_producer_cannot_carry_is_refused_naming_the_key() {
+        let err = error_of("[limits]\nmax_event_bytes = 2000000\nmax_request_bytes = 4000000\nmax_request_output_bytes = 16777216\n[server]\nmax_buffered_body_bytes_per_ip = 16777216")
+            .expect("over librdkafka's default");
+        assert!(err.contains("limits.max_event_bytes"), "{err}");
+        assert!(err.contains("message.max.bytes"), "{err}");
+        let lowered = "[kafka.properties]\n\"message.max.bytes\" = \"100000\"";
+        let err = error_of(&format!("[limits]\nmax_event_bytes = 90000\n{lowered}"))
+            .expect("over the configured size");
+        assert!(err.contains("at most 82592"), "{err}");
+        assert_eq!(
+            error_of(&format!("[limits]\nmax_event_bytes = 82592\n{lowered}")),
+            None
+        );
+        let err = error_of("[kafka.properties]\n\"message.max.bytes\" = \"lots\"").expect("NaN");
+        assert!(
+            err.contains("kafka.properties.\"message.max.bytes\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shares_and_output_limits_are_checked_naming_the_key() {
+        for (extra, key) in [
+            (
+                "[limits]\nmax_request_output_bytes = 1000",
+                "limits.max_request_output_bytes",
+            ),
+            ("[limits]\nmax_context_keys = 0", "limits.max_context_keys"),
+            ("[limits]\nmax_context_bytes = 0", "limits.max_context_bytes"),
+            (
+                "[server]\nmax_buffered_body_bytes_per_ip = 1048576",
+                "server.max_buffered_body_bytes_per_ip",
+            ),
+            (
+                "[server]\nmax_buffered_body_bytes = 16777216\nmax_buffered_body_bytes_per_ip = 33554432",
+                "server.max_buffered_body_bytes_per_ip",
+            ),
+        ] {
+            let err = error_of(extra).expect(extra);
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
 }

@@ -8,6 +8,11 @@
 //! 400 `invalid_json` from the decoder, never a 415 that clients do not retry
 //! and silently drop.
 //!
+//! Admission (see `admission`) charges the body as it is read: the bytes
+//! received so far (an announced `Content-Length` was charged when the
+//! head arrived), then the decompressed size. A charge over the client's
+//! share or the global budget ends the read with 503 `overloaded`.
+//!
 //! `gzip` and `deflate` are decoded with a hard cap on the decompressed
 //! size: decoding stops at the cap, so a decompression bomb costs at most
 //! `max_request_bytes` of memory. A gzip body sent without its
@@ -17,13 +22,14 @@
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::error::ApiError;
+use crate::admission;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -57,20 +63,9 @@ pub async fn read(
 ) -> Result<Bytes, ApiError> {
     let enc = encoding(headers)?;
     let limited = Limited::new(body, max);
-    let collected = match tokio::time::timeout(timeout, limited.collect()).await {
+    let collected = match tokio::time::timeout(timeout, collect_charged(limited, max)).await {
         Err(_) => return Err(ApiError::BodyTimeout),
-        Ok(Err(e)) => {
-            return Err(
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::PayloadTooLarge(max)
-                } else {
-                    ApiError::BodyRead
-                },
-            )
-        }
-        Ok(Ok(c)) => c.to_bytes(),
+        Ok(r) => r?,
     };
     let compressed = enc != Encoding::Identity || collected.starts_with(&GZIP_MAGIC);
     // Inflating costs about what it produces: several times the bytes read.
@@ -79,9 +74,51 @@ pub async fn read(
     } else {
         0
     };
-    super::offload::heavy_owned(work, move || decode(enc, collected, max))
+    let decoded = super::offload::heavy_owned(work, move || decode(enc, collected, max))
         .await
-        .unwrap_or(Err(ApiError::BodyRead))
+        .unwrap_or(Err(ApiError::BodyRead))?;
+    admission::charge_to(decoded.len() as u64).map_err(|_| ApiError::Overloaded)?;
+    Ok(decoded)
+}
+
+/// Reads every data frame of `body`, charging the bytes received so far as
+/// they arrive. One frame is kept as it is; more are copied together once.
+async fn collect_charged(mut body: Limited<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge(max)
+            } else {
+                ApiError::BodyRead
+            }
+        })?;
+        // Trailers carry no body bytes.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        admission::charge_to(received).map_err(|_| ApiError::Overloaded)?;
+        match (&mut joined, first.take()) {
+            (Some(j), _) => j.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(f)) => {
+                let mut j = BytesMut::with_capacity((received as usize).max(f.len() * 2));
+                j.extend_from_slice(&f);
+                j.extend_from_slice(&data);
+                joined = Some(j);
+            }
+        }
+    }
+    Ok(match (joined, first) {
+        (Some(j), _) => j.freeze(),
+        (None, Some(f)) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// How many times larger than its compressed form a tracking body

@@ -35,6 +35,13 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("batch has more than {0} events")]
     TooManyEvents(usize),
+    /// What the request would write is over a limit: its batch `context`,
+    /// or its records with the context merged into each; says which.
+    #[error("{0}")]
+    OutputTooLarge(String),
+    /// A single-event request whose event is over `limits.max_event_bytes`.
+    #[error("event is larger than limits.max_event_bytes = {0} bytes")]
+    EventTooLarge(usize),
     #[error("content encoding must be gzip, deflate or identity")]
     UnsupportedContentEncoding,
     #[error("request body could not be decompressed")]
@@ -82,9 +89,10 @@ impl ApiError {
             | ApiError::OriginRequired
             | ApiError::ProofRequired
             | ApiError::CredentialsNotAllowed => StatusCode::FORBIDDEN,
-            ApiError::PayloadTooLarge(_) | ApiError::TooManyEvents(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::PayloadTooLarge(_)
+            | ApiError::TooManyEvents(_)
+            | ApiError::OutputTooLarge(_)
+            | ApiError::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidCompression
             | ApiError::InvalidJson(_)
@@ -120,7 +128,8 @@ impl ApiError {
             ApiError::OptOutListFull => "optout_list_full",
             ApiError::OptOutListLoading => "optout_list_loading",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::PayloadTooLarge(_) | ApiError::OutputTooLarge(_) => "payload_too_large",
+            ApiError::EventTooLarge(_) => "event_too_large",
             ApiError::TooManyEvents(_) => "too_many_events",
             ApiError::UnsupportedContentEncoding => "unsupported_content_encoding",
             ApiError::InvalidCompression => "invalid_compression",

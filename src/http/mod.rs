@@ -11,6 +11,14 @@
 //! left: 503 `overloaded`); an ingestion request is then counted against its
 //! client IP before its body is read, and against its source's event rate
 //! once its events are counted (over either: 429 `rate_limited`).
+//!
+//! Before any event is processed, a request is charged for what it will
+//! write (`limits::output`): a batch `context` over `limits.max_context_bytes`
+//! or `limits.max_context_keys`, or records over
+//! `limits.max_request_output_bytes`, get 413; a single event over
+//! `limits.max_event_bytes` gets 413 `event_too_large`; the figure is then
+//! charged against the client's share of the body budget (see `admission`;
+//! over: 503 `overloaded`).
 
 pub mod admin;
 pub mod auth;
@@ -33,10 +41,12 @@ use http::header::USER_AGENT;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
+use crate::admission;
 use crate::config::{Config, SourceConfig};
 use crate::decode::{self, DecodeError};
 use crate::event::EventType;
 use crate::ingest::{IngestError, Pipeline, RawEvent};
+use crate::limits::output::{self, ContextSize};
 use crate::limits::{self, Limits, RateLimited};
 use crate::metrics;
 use crate::normalize::RequestMeta;
@@ -261,12 +271,24 @@ async fn post_inner(
             if batch.events.len() > cfg.limits.max_batch_events {
                 return Err(ApiError::TooManyEvents(cfg.limits.max_batch_events));
             }
-            if let Some(ctx) = &batch.context {
-                let max_depth = cfg.limits.max_json_depth;
-                if limits::object_too_deep(ctx, max_depth) {
-                    return Err(ApiError::TooDeep(max_depth));
+            let context = match &batch.context {
+                Some(ctx) => {
+                    let max_depth = cfg.limits.max_json_depth;
+                    if limits::object_too_deep(ctx, max_depth) {
+                        return Err(ApiError::TooDeep(max_depth));
+                    }
+                    ContextSize::checked(ctx, &cfg.limits)
+                        .map_err(|e| ApiError::OutputTooLarge(e.to_string()))?
                 }
-            }
+                None => ContextSize::default(),
+            };
+            let text_bytes = batch.events.iter().map(|r| r.get().len() as u64).sum();
+            charge_output(
+                cfg,
+                text_bytes,
+                batch.events.len() as u64,
+                output::per_record_bytes(context, user_agent),
+            )?;
             state
                 .limits
                 .check_source(&source.id, batch.events.len())
@@ -295,6 +317,17 @@ async fn post_inner(
                 .or_else(query_key)
                 .ok_or(ApiError::MissingWriteKey)?;
             let source = authorize(state, &key, parts, source_out)?;
+            // The request is the event: one too large for a record is
+            // refused as a whole.
+            if single.text.len() > cfg.limits.max_event_bytes {
+                return Err(ApiError::EventTooLarge(cfg.limits.max_event_bytes));
+            }
+            charge_output(
+                cfg,
+                single.text.len() as u64,
+                1,
+                output::per_record_bytes(ContextSize::default(), user_agent),
+            )?;
             state
                 .limits
                 .check_source(&source.id, 1)
@@ -323,6 +356,26 @@ async fn post_inner(
         Err(IngestError::Unavailable) => Err(ApiError::Unavailable),
         Err(IngestError::OptOutListLoading) => Err(ApiError::OptOutListLoading),
     }
+}
+
+/// Charges the request for the records it will write (see
+/// `limits::output`): over `limits.max_request_output_bytes`, 413; over the
+/// client's share of the body budget, 503 `overloaded`.
+fn charge_output(
+    cfg: &Config,
+    text_bytes: u64,
+    events: u64,
+    per_record: u64,
+) -> Result<(), ApiError> {
+    let out = output::output_bytes(text_bytes, events, per_record);
+    let max = cfg.limits.max_request_output_bytes;
+    if out > max {
+        return Err(ApiError::OutputTooLarge(format!(
+            "the batch would write {out} bytes of records (each event with the batch `context` \
+             merged), more than limits.max_request_output_bytes = {max}"
+        )));
+    }
+    admission::charge_to(out).map_err(|_| ApiError::Overloaded)
 }
 
 /// Looks the write key up and checks the browser origin against the source.

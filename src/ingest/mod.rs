@@ -34,8 +34,9 @@ use serde_json::Value;
 
 use crate::bots::{BotStage, BotVerdict, RequestAgent};
 use crate::config::Config;
-use crate::event::{Event, EventType, RejectReason};
+use crate::event::{EventType, RejectReason};
 use crate::inspect::Inspector;
+use crate::limits::output;
 use crate::metrics;
 use crate::normalize::{format_time, RequestMeta, RequestTexts};
 use crate::privacy::{PrivacyStage, Rejected, RequestAddress, Verdict};
@@ -50,7 +51,7 @@ mod tally;
 
 use prepare::prepare_in;
 pub use prepare::{prepare, prepare_tracked};
-use record::{truncate_at_char_boundary, write_record, Invalid};
+use record::{truncate_at_char_boundary, write_record, Invalid, WriteError};
 use tally::{Disposition, Tally};
 
 /// Reason label of events refused because the producer queue filled up
@@ -59,14 +60,14 @@ pub const REASON_QUEUE_FULL: &str = "queue_full";
 /// Reason label of events the producer refused for another reason (e.g. a
 /// record over the broker's size limit).
 pub const REASON_PRODUCE_ERROR: &str = "produce_error";
+/// Reason label of events whose record came out larger than the producer
+/// sends (`kafka.properties."message.max.bytes"`): rejected rather than
+/// answered 200 and then refused by the producer.
+pub const REASON_RECORD_TOO_LARGE: &str = "record_too_large";
 /// Reason label of events whose request could not be written to the spool
 /// after all (disk error, or records larger than the reservation and no
 /// room left); the request gets 503.
 pub const REASON_SPOOL_UNAVAILABLE: &str = "spool_unavailable";
-
-/// Room reserved on the spool per event beyond its JSON text: the fields the
-/// gateway adds (receivedAt, context.ip, messageId…), headers and framing.
-const SPOOL_ALLOWANCE_PER_EVENT: u64 = 2048;
 
 /// What a record usually adds to its event's text (the gateway's fields,
 /// topic, key, headers and framing): the request's spool batch is sized
@@ -115,6 +116,8 @@ pub struct Pipeline {
     pub inspector: Arc<Inspector>,
     /// The write-ahead spool (`None`: `spool.enabled = false`).
     pub spool: Option<Arc<Spool>>,
+    /// The largest record the producer sends (`message.max.bytes`).
+    pub max_record_bytes: u64,
 }
 
 /// Where a request's accepted records go while its events are processed.
@@ -148,7 +151,12 @@ impl Pipeline {
     ) -> Pipeline {
         let router = Router::new(&config.kafka.topics, &config.routing);
         let bots = BotStage::new(&config);
+        // Validated at load; the default if the configuration was built in code.
+        let max_record_bytes = config
+            .producer_message_max_bytes()
+            .unwrap_or(crate::config::DEFAULT_MESSAGE_MAX_BYTES);
         Pipeline {
+            max_record_bytes,
             config,
             sink,
             router,
@@ -214,14 +222,18 @@ impl Pipeline {
         meta: &RequestMeta<'_>,
     ) -> Result<(Outcome, Option<(Appended, Vec<Recorded>)>), IngestError> {
         let text_bytes: u64 = events.iter().map(|r| raw_text(r).len() as u64).sum();
+        // What the records will take, the batch context merged into each:
+        // the figure the HTTP layer charged (see `limits::output`).
+        let context = output::context_size(meta.batch_context);
+        let out = output::output_bytes(
+            text_bytes,
+            events.len() as u64,
+            output::per_record_bytes(context, meta.user_agent),
+        );
         let reservation = match &self.spool {
-            Some(spool) => Some(
-                spool
-                    .reserve(text_bytes + events.len() as u64 * SPOOL_ALLOWANCE_PER_EVENT)
-                    .map_err(|_| IngestError::Unavailable)?,
-            ),
+            Some(spool) => Some(spool.reserve(out).map_err(|_| IngestError::Unavailable)?),
             None => {
-                if !self.sink.has_room(events.len() as u64, text_bytes) {
+                if !self.sink.has_room(events.len() as u64, out) {
                     return Err(IngestError::Unavailable);
                 }
                 None
@@ -251,6 +263,7 @@ impl Pipeline {
             agent: RequestAgent::new(meta.user_agent),
             address: RequestAddress::default(),
             texts: RequestTexts::of(meta),
+            context_bytes: context.bytes,
         };
         for (i, raw) in events.into_iter().enumerate() {
             if i > 0 && i % EVENTS_PER_SLICE == 0 {
@@ -304,7 +317,14 @@ impl Pipeline {
         work: &mut RequestWork<'_>,
     ) -> Disposition {
         let text = raw_text(&raw);
-        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta, &work.texts) {
+        let (mut ev, client_message_id) = match prepare_in(
+            raw,
+            implied,
+            meta,
+            &self.config.limits,
+            &work.texts,
+            work.context_bytes,
+        ) {
             Ok(prepared) => prepared,
             Err(reason) => {
                 let why = Invalid::new(reason.code(), reason.to_string());
@@ -352,6 +372,7 @@ impl Pipeline {
             &route,
             &ev.body,
             text,
+            self.max_record_bytes,
             |value| {
                 self.inspector.accepted(
                     meta.source_id,
@@ -369,10 +390,15 @@ impl Pipeline {
                 }
                 Disposition::Accepted
             }
-            Err(SinkError::QueueFull | SinkError::Closed) => {
+            Err(WriteError::Sink(SinkError::QueueFull | SinkError::Closed)) => {
                 unrecord();
                 work.queue_full = true;
                 Disposition::Rejected(REASON_QUEUE_FULL)
+            }
+            Err(e @ WriteError::TooLarge(_)) => {
+                unrecord();
+                let why = Invalid::new(REASON_RECORD_TOO_LARGE, e.to_string());
+                self.reject(why, text, meta, work)
             }
             Err(e) => {
                 unrecord();
@@ -380,16 +406,6 @@ impl Pipeline {
                 Disposition::Rejected(REASON_PRODUCE_ERROR)
             }
         }
-    }
-
-    fn prepare<'a>(
-        &self,
-        raw: RawEvent<'a>,
-        implied: Option<EventType>,
-        meta: &RequestMeta<'a>,
-        texts: &RequestTexts,
-    ) -> Result<(Event<'a>, bool), RejectReason> {
-        prepare_in(raw, implied, meta, &self.config.limits, texts)
     }
 
     /// One event rejected for `why`, whose JSON text is `text`: the privacy
@@ -500,6 +516,8 @@ struct RequestWork<'r> {
     address: RequestAddress,
     /// `receivedAt` and `context.ip` as text, written once.
     texts: RequestTexts,
+    /// Bytes of the batch context merged into every event.
+    context_bytes: u64,
 }
 
 /// The JSON text of a raw event, as received.

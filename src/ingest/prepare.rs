@@ -1,5 +1,10 @@
 //! The part of the pipeline that needs no broker: an event's size, depth
 //! and shape are validated, then `normalize` enriches it.
+//!
+//! An event's size is that of the record it makes: its text with the batch
+//! `context` merged in (counted whole, see `limits::output`), within
+//! `limits.max_event_bytes`, which the configuration keeps below what the
+//! producer can send.
 
 use crate::json::{self, Value};
 
@@ -28,7 +33,15 @@ pub fn prepare_tracked<'a>(
     meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
 ) -> Result<(Event<'a>, bool), RejectReason> {
-    prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
+    let context = limits::output::context_size(meta.batch_context);
+    prepare_in(
+        raw,
+        implied,
+        meta,
+        limits_cfg,
+        &RequestTexts::of(meta),
+        context.bytes,
+    )
 }
 
 /// [`prepare_tracked`] with the request's texts written already.
@@ -38,15 +51,17 @@ pub(super) fn prepare_in<'a>(
     meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
     texts: &RequestTexts,
+    context_bytes: u64,
 ) -> Result<(Event<'a>, bool), RejectReason> {
-    let max = limits_cfg.max_event_bytes;
+    let max = limits_cfg.max_event_bytes as u64;
+    let too_large = |t: &str| t.len() as u64 + context_bytes > max;
     let max_depth = limits_cfg.max_json_depth;
     // Depth is checked on the parsed tree: the parser's own recursion limit
     // keeps parsing safe, and walking the tree costs far less than a second
     // scan of the text. Text too deep for the parser is still `too_deep`.
     let mut ev = match raw {
         RawEvent::Json(t) => {
-            if t.len() > max {
+            if too_large(t) {
                 return Err(RejectReason::EventTooLarge);
             }
             let value = match json::from_str(t) {
@@ -65,7 +80,7 @@ pub(super) fn prepare_in<'a>(
             Event::from_object(body, implied)?
         }
         RawEvent::Parsed(map, t) => {
-            if t.len() > max {
+            if too_large(t) {
                 return Err(RejectReason::EventTooLarge);
             }
             if limits::object_too_deep(&map, max_depth) {

@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::config::LimitsConfig;
 use crate::sink::memory::MemorySink;
 use crate::spool::config::SpoolConfig;
 
@@ -233,4 +234,52 @@ fn truncation_respects_utf8() {
     assert_eq!(truncate_at_char_boundary("héllo", 2), "h");
     assert_eq!(truncate_at_char_boundary("héllo", 3), "hé");
     assert_eq!(truncate_at_char_boundary("abc", 10), "abc");
+}
+
+#[test]
+fn a_record_larger_than_the_producer_sends_is_rejected_not_spooled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = pipeline(dir.path());
+    p.max_record_bytes = 600;
+    let big = format!(
+        r#"{{"type":"page","anonymousId":"big","name":"{}"}}"#,
+        "x".repeat(300)
+    );
+    let texts = [page(1), big];
+    let raws = texts.iter().map(|t| RawEvent::Json(t)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let out = rt
+        .block_on(p.ingest(raws, None, &meta()))
+        .expect("answered");
+    assert_eq!(
+        out,
+        Outcome {
+            accepted: 1,
+            rejected: 1,
+            dropped: 0
+        }
+    );
+    assert_eq!(p.spool.as_ref().map(|s| s.open_records()), Some(1));
+}
+
+#[test]
+fn the_batch_context_counts_toward_an_events_size() {
+    let cfg = LimitsConfig {
+        max_event_bytes: 200,
+        ..LimitsConfig::default()
+    };
+    let ctx_text = format!(r#"{{"campaign":"{}"}}"#, "c".repeat(120));
+    let crate::json::Value::Object(ctx) = crate::json::from_str(&ctx_text).expect("json") else {
+        panic!("object");
+    };
+    let mut m = meta();
+    let event = r#"{"type":"page","anonymousId":"a","name":"Home, a name of some length"}"#;
+    assert!(prepare(RawEvent::Json(event), None, &m, &cfg).is_ok());
+    m.batch_context = Some(&ctx);
+    assert_eq!(
+        prepare(RawEvent::Json(event), None, &m, &cfg).err(),
+        Some(RejectReason::EventTooLarge)
+    );
 }

@@ -25,7 +25,8 @@
 //! concurrency cap always applies.
 //!
 //! Layout: the limiters here, `depth` (JSON nesting), `idle` (keep-alive
-//! timeout); their configuration lives in `config`.
+//! timeout), `output` (what a request will write: the batch context merged
+//! into every event); their configuration lives in `config`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -46,6 +47,7 @@ use crate::metrics;
 
 mod depth;
 mod idle;
+pub mod output;
 #[cfg(test)]
 mod tests;
 
