@@ -283,7 +283,12 @@ async fn post_inner(
             let raws = batch
                 .events
                 .iter()
-                .map(|r| RawEvent::Json(r.get()))
+                .map(|e| match e {
+                    decode::EventText::Json(t) => RawEvent::Json(t),
+                    decode::EventText::InvalidUtf8 { text, .. } => {
+                        RawEvent::Undecodable(text, crate::event::RejectReason::InvalidUtf8)
+                    }
+                })
                 .collect();
             state.pipeline.ingest(raws, None, &meta).await
         }

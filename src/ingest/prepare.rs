@@ -54,6 +54,9 @@ pub(super) fn prepare_in<'a>(
                 Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
                     return Err(RejectReason::TooDeep)
                 }
+                Err(e) if e.kind == json::ErrorKind::ControlCharacter => {
+                    return Err(RejectReason::ControlCharacter)
+                }
                 Err(_) => return Err(RejectReason::InvalidJson),
             };
             if limits::value_too_deep(&value, max_depth) {

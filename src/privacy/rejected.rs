@@ -61,7 +61,7 @@ impl PrivacyStage {
                 if self.scrub(rules, &mut body).is_none() {
                     return Rejected::Report(None);
                 }
-                Rejected::Report(serde_json::to_string(&body).ok())
+                Rejected::Report(Some(crate::json::map_to_string(&body)))
             }
         }
     }

@@ -65,7 +65,7 @@ fn embedded_json(s: &str) -> Option<Value<'_>> {
     if !framed {
         return None;
     }
-    match serde_json::from_str::<Value>(t) {
+    match crate::json::from_str(t) {
         Ok(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
         _ => None,
     }
@@ -268,7 +268,7 @@ impl Scrubber {
                     let before = walk.out.len();
                     self.walk_value(&mut inner, node, depth + 1, at, hint, walk);
                     if walk.out.len() > before {
-                        *s = serde_json::to_string(&inner).unwrap_or_default().into();
+                        *s = crate::json::to_string(&inner).into();
                     }
                     return;
                 }

@@ -1,0 +1,197 @@
+//! What reaches Kafka is what the client meant, end to end (the real
+//! gateway binary, the real Tansu broker): numbers copied as written,
+//! broken strings costing only their own event, duplicates recognised by
+//! what the client sent, and the fields a client's SDK sends the way it
+//! sends them (numeric session ids, server-side user agents).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// The standard configuration.
+fn start(broker: &Broker) -> Gateway {
+    let brokers = broker.addr();
+    let gw = Gateway::spawn_logged(move |l, a| config_toml(l, a, &brokers, ""), "warn");
+    gw.wait_ready(Duration::from_secs(30));
+    gw
+}
+
+fn post_as(gw: &Gateway, key: &str, path: &str, body: &[u8], ua: &str) -> Response {
+    let auth = basic(key);
+    gw.request(
+        "POST",
+        path,
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+            ("user-agent", ua),
+        ],
+        body,
+    )
+}
+
+fn post(gw: &Gateway, body: &[u8]) -> Value {
+    let r = post_as(
+        gw,
+        WRITE_KEY,
+        "/v1/batch",
+        body,
+        "Mozilla/5.0 Firefox/133.0",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn numbers_reach_kafka_as_the_client_wrote_them() {
+    let broker = Broker::start();
+    let gw = start(&broker);
+    // Every number form, and the ones a double would change.
+    let forms = [
+        "-0",
+        "0",
+        "1E2",
+        "1e+2",
+        "-1.5e-7",
+        "0.10",
+        "123456789012345678901",
+        "123456.89012345679",
+        "9007199254740993",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1.0",
+        "12.345672653589793238462643383279",
+    ];
+    let properties = forms
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("\"n{i}\":{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let properties = format!("{{{properties},\"list\":[{}]}}", forms.join(","));
+    let body = format!(
+        r#"{{"batch":[{{"type":"track","event":"Numbers","anonymousId":"v-1","messageId":"num-1","properties":{properties}}}]}}"#
+    );
+    assert_eq!(post(&gw, body.as_bytes())["accepted"], 1);
+    let recs = consume(&broker.addr(), &[EVENTS], 1, WITHIN);
+    assert_eq!(recs.len(), 1);
+    let expected = format!("\"properties\":{properties}");
+    assert!(
+        contains(&recs[0].raw, expected.as_bytes()),
+        "record {} lacks {expected}",
+        String::from_utf8_lossy(&recs[0].raw)
+    );
+}
+
+#[test]
+fn a_batch_with_one_broken_string_delivers_its_other_events() {
+    let broker = Broker::start();
+    let gw = start(&broker);
+    let ev = |id: &str, extra: &[u8]| {
+        let mut e = format!(r#"{{"type":"track","event":"E","anonymousId":"v-2","messageId":"{id}","properties":{{"s":""#)
+            .into_bytes();
+        e.extend_from_slice(extra);
+        e.extend_from_slice(b"\"}}");
+        e
+    };
+    let mut body = b"{\"batch\":[".to_vec();
+    for (i, e) in [
+        ev("ok-1", b"fine"),
+        ev("utf8", b"caf\xe9"),
+        ev("ctrl", b"a\x01b"),
+        ev("surrogate", br"x\ud83dy"),
+        ev("ok-2", b"fine"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(b"]}");
+    assert_eq!(
+        post(&gw, &body),
+        json!({"success": true, "accepted": 3, "rejected": 2})
+    );
+    // A single event with a lone surrogate is accepted too.
+    let single = post_as(
+        &gw,
+        WRITE_KEY,
+        "/v1/track",
+        br#"{"event":"S","anonymousId":"v-2","messageId":"single","properties":{"s":"\ude00!"}}"#,
+        "Mozilla/5.0 Firefox/133.0",
+    );
+    assert_eq!(
+        single.json()["accepted"],
+        1,
+        "{}",
+        String::from_utf8_lossy(&single.body)
+    );
+
+    let recs = consume(&broker.addr(), &[EVENTS, INVALID], 6, WITHIN);
+    let mut delivered: Vec<(String, Value)> = recs
+        .iter()
+        .filter(|r| r.topic == EVENTS)
+        .map(|r| {
+            (
+                r.value["messageId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r.value["properties"]["s"].clone(),
+            )
+        })
+        .collect();
+    delivered.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        delivered,
+        vec![
+            ("ok-1".to_string(), json!("fine")),
+            ("ok-2".to_string(), json!("fine")),
+            ("single".to_string(), json!("\u{fffd}!")),
+            ("surrogate".to_string(), json!("x\u{fffd}y")),
+        ]
+    );
+    let mut reasons: Vec<&str> = recs
+        .iter()
+        .filter(|r| r.topic == INVALID)
+        .filter_map(|r| r.value["reason"].as_str())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, ["control_character", "invalid_utf8"]);
+    assert_eq!(
+        gw.metric(
+            "trackgate_json_repairs_total",
+            &[("kind", "lone_surrogate")]
+        ),
+        2.0
+    );
+    // Broken structure cannot be split: the answer names the byte.
+    let r = post_as(
+        &gw,
+        WRITE_KEY,
+        "/v1/batch",
+        br#"{"batch":[{"type":"page","anonymousId":"a"} {"type":"page"}]}"#,
+        "x",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_json");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at byte 44")),
+        "{}",
+        r.json()
+    );
+}
