@@ -195,3 +195,62 @@ fn a_batch_with_one_broken_string_delivers_its_other_events() {
         r.json()
     );
 }
+
+#[test]
+fn duplicates_are_what_the_client_sent_twice_and_pii_ids_never_reach_kafka() {
+    let broker = Broker::start();
+    let gw = start(&broker);
+    let ev = |visitor: &str, id: &str| json!({"type": "track", "event": "Buy", "anonymousId": visitor, "messageId": id});
+    // Two events whose ids are e-mail addresses (each scrubbed), a victim's
+    // predictable id sent first by someone else, then the victim's event
+    // and its retry.
+    let batch = json!({"batch": [
+        ev("v-3", "ada@example.com"),
+        ev("v-3", "bob@example.com"),
+        ev("attacker", "order-1001"),
+        ev("victim", "order-1001"),
+        ev("victim", "order-1001"),
+    ]});
+    let out = post(&gw, batch.to_string().as_bytes());
+    assert_eq!(
+        out,
+        json!({"success": true, "accepted": 4, "rejected": 0, "dropped": 1})
+    );
+    let recs = consume(&broker.addr(), &ALL_TOPICS, 4, WITHIN);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    for r in &recs {
+        let raw = String::from_utf8_lossy(&r.raw);
+        assert!(
+            !raw.contains("@example.com") && !raw.contains("ada"),
+            "{raw}"
+        );
+    }
+    let mut ids: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.value["anonymousId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r.value["messageId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids[0], ("attacker".to_string(), "order-1001".to_string()));
+    assert_eq!(ids[3], ("victim".to_string(), "order-1001".to_string()));
+    // The two e-mail ids are two pseudonyms, not one constant.
+    assert!(ids[1].1.starts_with("pid_") && ids[2].1.starts_with("pid_"));
+    assert_ne!(ids[1].1, ids[2].1);
+    assert_eq!(
+        gw.metric(
+            "trackgate_events_total",
+            &[("outcome", "dropped"), ("reason", "duplicate")]
+        ),
+        1.0
+    );
+}

@@ -295,7 +295,7 @@ impl Pipeline {
         work: &mut RequestWork<'_>,
     ) -> Disposition {
         let text = raw_text(&raw);
-        let (mut ev, client_message_id) = match self.prepare(raw, implied, meta, &work.texts) {
+        let (mut ev, client_ids) = match self.prepare(raw, implied, meta, &work.texts) {
             Ok(prepared) => prepared,
             Err(reason) => {
                 let why = Invalid::new(reason.code(), reason.to_string());
@@ -319,7 +319,7 @@ impl Pipeline {
                 return Disposition::Rejected(reason.code());
             }
         }
-        let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+        let recorded = match self.quality.apply(&mut ev, meta, client_ids.as_ref()) {
             quality::Verdict::Keep(recorded) => recorded,
             quality::Verdict::Drop(reason) => return Disposition::Dropped(reason),
             quality::Verdict::Block(violations) => {
@@ -379,7 +379,7 @@ impl Pipeline {
         implied: Option<EventType>,
         meta: &RequestMeta<'a>,
         texts: &RequestTexts,
-    ) -> Result<(Event<'a>, bool), RejectReason> {
+    ) -> Result<(Event<'a>, Option<crate::quality::dedup::ClientIds<'a>>), RejectReason> {
         prepare_in(raw, implied, meta, &self.config.limits, texts)
     }
 

@@ -8,6 +8,7 @@ use crate::config::LimitsConfig;
 use crate::event::{Event, EventType, RejectReason};
 use crate::limits;
 use crate::normalize::{self, RequestMeta, RequestTexts};
+use crate::quality::dedup::ClientIds;
 
 /// Validates (size, depth, shape) and normalizes one raw event: the part
 /// of the pipeline that needs no broker.
@@ -20,14 +21,15 @@ pub fn prepare<'a>(
     prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
 }
 
-/// [`prepare`], also saying whether the event's `messageId` was sent by the
-/// client (before `normalize` generates one for events without it).
+/// [`prepare`], also giving the ids the client sent when it sent a
+/// `messageId` (before `normalize` generates one for events without it,
+/// and before privacy changes anything): what duplicates are found by.
 pub fn prepare_tracked<'a>(
     raw: RawEvent<'a>,
     implied: Option<EventType>,
     meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
-) -> Result<(Event<'a>, bool), RejectReason> {
+) -> Result<(Event<'a>, Option<ClientIds<'a>>), RejectReason> {
     prepare_in(raw, implied, meta, limits_cfg, &RequestTexts::of(meta))
 }
 
@@ -38,7 +40,7 @@ pub(super) fn prepare_in<'a>(
     meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
     texts: &RequestTexts,
-) -> Result<(Event<'a>, bool), RejectReason> {
+) -> Result<(Event<'a>, Option<ClientIds<'a>>), RejectReason> {
     let max = limits_cfg.max_event_bytes;
     let max_depth = limits_cfg.max_json_depth;
     // Depth is checked on the parsed tree: the parser's own recursion limit
@@ -79,7 +81,7 @@ pub(super) fn prepare_in<'a>(
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
     // `Event` validation left `messageId` absent or a non-empty string.
-    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
+    let client_ids = ClientIds::of(&ev.body);
     normalize::normalize_with(&mut ev, meta, texts, limits_cfg.clock_skew_window())?;
-    Ok((ev, client_message_id))
+    Ok((ev, client_ids))
 }

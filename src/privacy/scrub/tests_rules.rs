@@ -59,7 +59,11 @@ fn identity_fields_holding_pii_become_stable_pseudonyms() {
             .expect("string")
             .starts_with(PSEUDONYM_PREFIX));
     }
-    assert_eq!(out["messageId"], "msg:[email]");
+    // A `messageId` holding PII becomes its own pseudonym, never a
+    // constant shared by every such id.
+    let mid = out["messageId"].as_str().expect("string");
+    assert!(mid.starts_with(PSEUDONYM_PREFIX), "{mid}");
+    assert_ne!(mid, uid);
     let mut red = red;
     red.sort();
     assert_eq!(
@@ -380,4 +384,33 @@ fn pseudonym_secrets_come_from_config_or_environment() {
     assert!(Scrubber::new(&ScrubConfig::default())
         .expect("builds")
         .ephemeral_pseudonyms());
+}
+
+#[test]
+fn message_ids_holding_pii_become_per_value_pseudonyms_not_a_constant() {
+    let id = |mid: &str| {
+        let (out, red, outcome) =
+            run(json!({"type": "page", "anonymousId": "a", "messageId": mid}));
+        // Not an identity field: the event is not rejected for it.
+        assert!(!outcome.identity_pii);
+        assert_eq!(red, vec![("messageId".to_string(), "email")]);
+        out["messageId"].as_str().expect("string").to_string()
+    };
+    let ada = id("ada@example.com");
+    let bob = id("bob@example.com");
+    assert!(ada.starts_with(PSEUDONYM_PREFIX), "{ada}");
+    assert!(!ada.contains('@') && !ada.contains("ada"));
+    assert_ne!(ada, bob);
+    assert_eq!(ada, id("ada@example.com"));
+    // Even under `identity_pii = "keep"` (which is about visitor ids).
+    let keep = with(ScrubConfig {
+        identity_pii: IdentityPii::Keep,
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(&keep, json!({"messageId": "ada@example.com"}));
+    assert_eq!(out["messageId"], ada.as_str());
+    // A clean id is left alone.
+    let (out, red, _) = run(json!({"messageId": "ajs-next-1733563200000-4f1c"}));
+    assert_eq!(out["messageId"], "ajs-next-1733563200000-4f1c");
+    assert!(red.is_empty());
 }

@@ -146,9 +146,12 @@ impl Scrubber {
         if let Some(h) = hit {
             return self.apply_rule(h, value, &node, walk);
         }
-        if parent.is_none() && identity::is_identity(key) {
-            if let Some(keep) = self.identity_field(value, &node, walk) {
-                return keep;
+        if parent.is_none() {
+            let is_identity = identity::is_identity(key);
+            if is_identity || identity::is_pseudonymized_id(key) {
+                if let Some(keep) = self.identity_field(value, &node, is_identity, walk) {
+                    return keep;
+                }
             }
         }
         if info.denied.is_some() && !matches!(value, Value::Bool(_) | Value::Null) {
@@ -230,6 +233,7 @@ impl Scrubber {
         &self,
         value: &mut Value,
         node: &PathNode<'_>,
+        is_identity: bool,
         walk: &mut Walk<'_>,
     ) -> Option<bool> {
         let replacement = {
@@ -239,7 +243,7 @@ impl Scrubber {
                 Value::Bool(_) | Value::Null => return Some(true),
                 Value::Object(_) | Value::Array(_) => return None,
             };
-            if self.identity == IdentityPii::Keep {
+            if is_identity && self.identity == IdentityPii::Keep {
                 return Some(true);
             }
             self.scrub_string(&text, Hint::default(), &mut walk.kinds)
@@ -247,7 +251,7 @@ impl Scrubber {
         };
         if let Some(p) = replacement {
             *value = Value::String(p.into());
-            walk.outcome.identity_pii = true;
+            walk.outcome.identity_pii |= is_identity;
         }
         walk.record_kinds(node);
         Some(true)
