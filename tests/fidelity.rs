@@ -13,10 +13,18 @@ use support::*;
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-/// The standard configuration.
+/// The standard configuration, with the `app` source a server-side one.
 fn start(broker: &Broker) -> Gateway {
     let brokers = broker.addr();
-    let gw = Gateway::spawn_logged(move |l, a| config_toml(l, a, &brokers, ""), "warn");
+    let gw = Gateway::spawn_logged(
+        move |l, a| {
+            config_toml(l, a, &brokers, "").replace(
+                &format!("write_key = \"{APP_WRITE_KEY}\""),
+                &format!("write_key = \"{APP_WRITE_KEY}\"\nkind = \"server\""),
+            )
+        },
+        "warn",
+    );
     gw.wait_ready(Duration::from_secs(30));
     gw
 }
@@ -253,4 +261,62 @@ fn duplicates_are_what_the_client_sent_twice_and_pii_ids_never_reach_kafka() {
         ),
         1.0
     );
+}
+
+#[test]
+fn client_sdk_fields_arrive_as_the_sdk_sent_them() {
+    let broker = Broker::start();
+    let gw = start(&broker);
+    // RudderStack Android: a numeric session id, from an app whose own user
+    // agent names a Pixel 7 phone.
+    let android = json!({"batch": [{
+        "type": "track", "event": "Screen Viewed", "anonymousId": "v-4", "messageId": "rs-1",
+        "context": {
+            "sessionId": 1733563200000_i64,
+            "sessionStart": true,
+            "userAgent": "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)"
+        },
+        "properties": {"emailCampaignId": 12345, "email": "ada@example.com"}
+    }]});
+    assert_eq!(post(&gw, android.to_string().as_bytes())["accepted"], 1);
+    // A server-side library (analytics-python sends python-requests' user
+    // agent) posting to a server source, and the same agent at a browser
+    // source.
+    let server = json!({"batch": [{"type": "track", "event": "Invoice Paid", "userId": "u-9", "messageId": "srv-1"}]});
+    let r = post_as(
+        &gw,
+        APP_WRITE_KEY,
+        "/v1/batch",
+        server.to_string().as_bytes(),
+        "python-requests/2.31.0",
+    );
+    assert_eq!(r.json()["accepted"], 1);
+    let browser = json!({"batch": [{"type": "track", "event": "Scraped", "anonymousId": "v-5", "messageId": "web-1"}]});
+    let r = post_as(
+        &gw,
+        WRITE_KEY,
+        "/v1/batch",
+        browser.to_string().as_bytes(),
+        "python-requests/2.31.0",
+    );
+    assert_eq!(r.json()["accepted"], 1);
+
+    let recs = consume(&broker.addr(), &[EVENTS], 3, WITHIN);
+    let by_id = |id: &str| {
+        recs.iter()
+            .find(|r| r.value["messageId"] == id)
+            .unwrap_or_else(|| panic!("{id} delivered: {recs:#?}"))
+            .value
+            .clone()
+    };
+    let rs = by_id("rs-1");
+    assert_eq!(rs["context"]["sessionId"], 1733563200000_i64);
+    assert_eq!(rs["properties"]["emailCampaignId"], 12345);
+    assert!(rs["properties"].get("email").is_none(), "{rs}");
+    assert_eq!(
+        rs["context"]["userAgentParsed"]["device"]["type"], "mobile",
+        "{rs}"
+    );
+    assert!(by_id("srv-1")["context"].get("bot").is_none());
+    assert_eq!(by_id("web-1")["context"]["bot"], true);
 }

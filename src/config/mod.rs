@@ -59,7 +59,7 @@ mod spool;
 mod tests;
 mod validate;
 
-pub use bots::{BotPolicy, BotsConfig};
+pub use bots::{BotPolicy, BotsConfig, SourceKind};
 pub use env::ENV_PREFIX;
 use env::{apply_override, env_key_to_path, read_file, ENV_RESERVED};
 pub use inspect::InspectConfig;

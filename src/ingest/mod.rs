@@ -239,7 +239,7 @@ impl Pipeline {
             buf: Vec::with_capacity(1024),
             queue_full: false,
             bot_policy: self.bots.policy(meta.source_id),
-            agent: RequestAgent::new(meta.user_agent),
+            agent: self.bots.agent(meta.source_id, meta.user_agent),
             address: RequestAddress::default(),
             texts: RequestTexts::of(meta),
         };

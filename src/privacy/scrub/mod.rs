@@ -105,7 +105,7 @@ const MIN_CARD_INTEGER: u64 = 1_000_000_000_000;
 /// Why a scrubber cannot be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubError {
-    #[error("deny key {0:?} is empty or longer than 64 characters after normalization")]
+    #[error("deny key {0:?} is empty, longer than 64 characters after normalization, or names a value kind other than text, number, timestamp, object, array")]
     BadDenyKey(String),
     #[error(transparent)]
     Selector(#[from] selector::SelectorError),

@@ -414,3 +414,67 @@ fn message_ids_holding_pii_become_per_value_pseudonyms_not_a_constant() {
     assert_eq!(out["messageId"], "ajs-next-1733563200000-4f1c");
     assert!(red.is_empty());
 }
+
+#[test]
+fn key_rules_remove_only_the_kinds_of_value_they_name() {
+    // From real client payloads: RudderStack Android and Hightouch browser
+    // send the session's start time as `context.sessionId`.
+    let (out, red, _) = run(json!({
+        "context": {"sessionId": 1733563200000_i64, "sessionStart": true},
+        "properties": {
+            "emailCampaignId": 12345,
+            "email_campaign_id": "2026-12-07T08:00:00Z",
+            "sid": "2026-12-07T08:00:00+01:00",
+        }
+    }));
+    assert_eq!(out["context"]["sessionId"], 1733563200000_i64);
+    assert_eq!(out["properties"]["emailCampaignId"], 12345);
+    assert_eq!(out["properties"]["sid"], "2026-12-07T08:00:00+01:00");
+    assert!(red.is_empty(), "{red:?}");
+    // What the rules protect still goes: a session token, an address, an
+    // object or array under the key.
+    let (out, red, _) = run(json!({
+        "context": {"sessionId": "s3cr3t-token-abc", "session": {"id": 5}},
+        "properties": {"email": "ada@example.com", "emails_list": 1, "userEmail": ["a"], "pin": 1234}
+    }));
+    assert!(out["context"].get("sessionId").is_none());
+    assert!(out["context"].get("session").is_none());
+    assert!(out["properties"].get("email").is_none());
+    assert!(out["properties"].get("userEmail").is_none());
+    assert!(out["properties"].get("pin").is_none());
+    let mut red = red;
+    red.sort();
+    assert_eq!(
+        red,
+        vec![
+            ("context.session".to_string(), "denied_key"),
+            ("context.sessionId".to_string(), "denied_key"),
+            ("properties.email".to_string(), "denied_key"),
+            ("properties.pin".to_string(), "denied_key"),
+            ("properties.userEmail".to_string(), "denied_key"),
+        ]
+    );
+}
+
+#[test]
+fn value_kinds_in_configured_rules_are_checked_at_load() {
+    let cfg = |keys: &[&str]| {
+        Scrubber::new(&ScrubConfig {
+            extra_deny_keys: keys.iter().map(|k| k.to_string()).collect(),
+            ..ScrubConfig::default()
+        })
+    };
+    assert!(cfg(&["member number: text, number"]).is_ok());
+    assert!(cfg(&["member number: texts"]).is_err());
+    assert!(cfg(&["member number:"]).is_err());
+    let s = with(ScrubConfig {
+        extra_deny_keys: vec!["member number: number".into()],
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(
+        &s,
+        json!({"properties": {"memberNumber": 991, "member_number": "M-1"}}),
+    );
+    assert!(out["properties"].get("memberNumber").is_none());
+    assert_eq!(out["properties"]["member_number"], "M-1");
+}

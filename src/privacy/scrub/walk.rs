@@ -154,7 +154,7 @@ impl Scrubber {
                 }
             }
         }
-        if info.denied.is_some() && !matches!(value, Value::Bool(_) | Value::Null) {
+        if info.denied.is_some_and(|i| self.deny.removes(i, value)) {
             walk.record(&node, RedactionKind::DeniedKey);
             return false;
         }
