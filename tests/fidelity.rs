@@ -320,3 +320,48 @@ fn client_sdk_fields_arrive_as_the_sdk_sent_them() {
     assert!(by_id("srv-1")["context"].get("bot").is_none());
     assert_eq!(by_id("web-1")["context"]["bot"], true);
 }
+
+#[test]
+fn european_phones_apostrophe_emails_and_precise_coordinates_never_reach_kafka() {
+    let broker = Broker::start();
+    let gw = start(&broker);
+    let body = json!({"batch": [{
+        "type": "track", "event": "Contact", "anonymousId": "v-6", "messageId": "eu-1",
+        "context": {"location": {"latitude": 48.858_37, "longitude": 2.294_481, "speed": 0}},
+        "properties": {
+            "note": "Rappel : 06\u{a0}12\u{a0}34\u{a0}56\u{a0}78 ou +33\u{202f}(0)6\u{202f}98\u{202f}76\u{202f}54\u{202f}32",
+            "büro": "Telefon 030/1234567",
+            "contact": "Mail o'brien@example.ie",
+            "lat": 52.520_008,
+            "lng": "13.404954",
+            "orderDate": "07/12/2026",
+            "flat": 12.34567
+        }
+    }]});
+    assert_eq!(post(&gw, body.to_string().as_bytes())["accepted"], 1);
+    let recs = consume(&broker.addr(), &[EVENTS], 1, WITHIN);
+    assert_eq!(recs.len(), 1);
+    let raw = String::from_utf8_lossy(&recs[0].raw).into_owned();
+    for pii in [
+        "12\u{a0}34",
+        "98\u{202f}76",
+        "1234567",
+        "brien",
+        "o'",
+        "48.858",
+        "2.294",
+        "52.520",
+        "13.404",
+    ] {
+        assert!(!raw.contains(pii), "{pii} reached Kafka: {raw}");
+    }
+    let v = &recs[0].value;
+    assert_eq!(v["context"]["location"]["latitude"], 48.9);
+    assert_eq!(v["context"]["location"]["longitude"], 2.3);
+    assert_eq!(v["properties"]["lat"], 52.5);
+    assert_eq!(v["properties"]["lng"], "13.4");
+    // Look-alikes stay.
+    assert_eq!(v["properties"]["orderDate"], "07/12/2026");
+    assert_eq!(v["properties"]["flat"], 12.34567);
+    assert_eq!(v["properties"]["contact"], "Mail [email]");
+}

@@ -200,6 +200,16 @@ pub struct ScrubConfig {
     /// through unscanned. Default 8192, at least 256.
     #[serde(default = "default_max_string_bytes")]
     pub max_string_bytes: usize,
+    /// Round coordinates the client sends (`latitude` / `longitude`,
+    /// `lat` / `lng` / `lon` keys anywhere, such as Segment mobile's
+    /// `context.location`) to `coordinate_decimals`. Default `true`.
+    #[serde(default = "default_enabled")]
+    pub coarsen_coordinates: bool,
+    /// Decimals kept of client-sent coordinates: by default the precision
+    /// of the gateway's own GeoIP coordinates (1, about 10 km); at most
+    /// 7.
+    #[serde(default = "default_coordinate_decimals")]
+    pub coordinate_decimals: u32,
 }
 
 impl Default for ScrubConfig {
@@ -218,8 +228,14 @@ impl Default for ScrubConfig {
             detectors: default_detectors(),
             max_depth: default_max_depth(),
             max_string_bytes: default_max_string_bytes(),
+            coarsen_coordinates: default_enabled(),
+            coordinate_decimals: default_coordinate_decimals(),
         }
     }
+}
+
+fn default_coordinate_decimals() -> u32 {
+    crate::privacy::geo::COORDINATE_DECIMALS
 }
 
 /// A `[[sources.privacy.scrub.rules]]` entry.

@@ -582,6 +582,7 @@ fn labels_cover_every_kind() {
             RedactionKind::Rule(Action::Remove),
             RedactionKind::Rule(Action::Pseudonymize),
             RedactionKind::Rule(Action::Mask),
+            RedactionKind::Coordinates,
         ]
         .iter()
         .map(RedactionKind::label),
@@ -630,4 +631,23 @@ pub(super) fn clean_page_event() -> Value {
             "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
         }
     })
+}
+
+#[test]
+fn european_phone_shapes_pass_the_prefilter_and_are_replaced() {
+    for (text, want) in [
+        (
+            "Rappel : 06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
+            "Rappel : [phone]",
+        ),
+        (
+            "+33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+            "[phone]",
+        ),
+        ("+33 (0)6 12 34 56 78", "[phone]"),
+        ("Telefon 030/1234567", "Telefon [phone]"),
+        ("Mail o'brien@example.ie", "Mail [email]"),
+    ] {
+        assert_eq!(one(text).0.as_deref(), Some(want), "{text}");
+    }
 }

@@ -478,3 +478,50 @@ fn value_kinds_in_configured_rules_are_checked_at_load() {
     assert!(out["properties"].get("memberNumber").is_none());
     assert_eq!(out["properties"]["member_number"], "M-1");
 }
+
+#[test]
+fn client_coordinates_are_rounded_to_the_gateways_geoip_precision() {
+    // Segment mobile's `context.location`, and a site's properties.
+    let ev = json!({
+        "context": {"location": {"latitude": -33.868_82, "longitude": 151.209_296, "speed": 1.5}},
+        "properties": {"lat": "48.85837", "userLng": 2.294_481, "flat": 12.345, "lat_source": "gps"}
+    });
+    let (out, red, _) = run(ev.clone());
+    assert_eq!(out["context"]["location"]["latitude"], -33.9);
+    assert_eq!(out["context"]["location"]["longitude"], 151.2);
+    assert_eq!(out["context"]["location"]["speed"], 1.5);
+    assert_eq!(out["properties"]["lat"], "48.9");
+    assert_eq!(out["properties"]["userLng"], 2.3);
+    assert_eq!(out["properties"]["flat"], 12.345);
+    assert_eq!(out["properties"]["lat_source"], "gps");
+    let mut red = red;
+    red.sort();
+    assert_eq!(
+        red,
+        vec![
+            ("context.location.latitude".to_string(), "coordinates"),
+            ("context.location.longitude".to_string(), "coordinates"),
+            ("properties.lat".to_string(), "coordinates"),
+            ("properties.userLng".to_string(), "coordinates"),
+        ]
+    );
+    // Configurable, and off when the source says so.
+    let two = with(ScrubConfig {
+        coordinate_decimals: 2,
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(&two, ev.clone());
+    assert_eq!(out["context"]["location"]["latitude"], -33.87);
+    let off = with(ScrubConfig {
+        coarsen_coordinates: false,
+        ..ScrubConfig::default()
+    });
+    let (out, red, _) = run_with(&off, ev.clone());
+    assert_eq!(out, ev);
+    assert!(red.is_empty());
+    assert!(Scrubber::new(&ScrubConfig {
+        coordinate_decimals: 8,
+        ..ScrubConfig::default()
+    })
+    .is_err());
+}

@@ -158,6 +158,18 @@ impl Scrubber {
             walk.record(&node, RedactionKind::DeniedKey);
             return false;
         }
+        if let Some(decimals) = self.coordinate_decimals {
+            if matches!(value, Value::Number(_) | Value::String(_)) {
+                if let Some(axis) = coords::axis(key) {
+                    if coords::coarsen(value, axis, decimals) {
+                        walk.record(&node, RedactionKind::Coordinates);
+                    }
+                    if !matches!(value, Value::String(_)) {
+                        return true;
+                    }
+                }
+            }
+        }
         if depth + 1 > self.max_depth {
             walk.record(&node, RedactionKind::Depth);
             return false;
