@@ -346,3 +346,30 @@ fn merging_large_objects_gives_what_merging_small_ones_does() {
     assert_eq!(over["nested"], serde_json::json!({"k": 2, "shared": 2}));
     assert_eq!(over["own"], true);
 }
+
+#[test]
+fn the_skipper_tells_objects_from_arrays_at_every_depth() {
+    // Alternating objects and arrays, past the levels kept in a word.
+    for depth in [1, 63, 64, 65, 130] {
+        let mut open = String::new();
+        let mut close = String::new();
+        for level in 0..depth {
+            if level % 2 == 0 {
+                open.push_str(r#"{"k":"#);
+                close.insert(0, '}');
+            } else {
+                open.push('[');
+                close.insert(0, ']');
+            }
+        }
+        let text = format!("{open}1{close}");
+        assert_eq!(skip_value(text.as_bytes(), 0), Ok(text.len()), "{depth}");
+        assert!(from_str(&text).is_ok() || depth > MAX_DEPTH);
+        // The wrong closer at the innermost level is an error.
+        if depth > 1 {
+            let wrong = if depth % 2 == 0 { '}' } else { ']' };
+            let bad = format!("{open}1{wrong}{}", &close[1..]);
+            assert!(skip_value(bad.as_bytes(), 0).is_err(), "{depth}");
+        }
+    }
+}
