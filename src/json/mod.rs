@@ -34,7 +34,7 @@ use std::collections::HashMap;
 const PAIRWISE_MAX: usize = 16;
 
 pub use number::Number;
-pub use parse::{from_str, skip_ws, ErrorKind, ParseError, MAX_DEPTH};
+pub use parse::{from_str, reparse, skip_ws, ErrorKind, ParseError, MAX_DEPTH};
 pub use skip::{skip_string, skip_value};
 pub use write::{map_to_string, to_string, write_map, write_value};
 

@@ -71,8 +71,18 @@ impl ParseError {
 }
 
 /// Parses one JSON text; strings and keys without escapes, and numbers,
-/// borrow from it.
+/// borrow from it. Repairs are counted in the metric.
 pub fn from_str(text: &str) -> Result<Value<'_>, ParseError> {
+    parse(text, true)
+}
+
+/// [`from_str`] for a text parsed before (a rejected event's, read again
+/// for the invalid topic): its repairs were counted the first time.
+pub fn reparse(text: &str) -> Result<Value<'_>, ParseError> {
+    parse(text, false)
+}
+
+fn parse(text: &str, count: bool) -> Result<Value<'_>, ParseError> {
     let mut p = Parser {
         text,
         b: text.as_bytes(),
@@ -81,7 +91,7 @@ pub fn from_str(text: &str) -> Result<Value<'_>, ParseError> {
         repairs: 0,
     };
     let value = p.value();
-    if p.repairs > 0 {
+    if count && p.repairs > 0 {
         crate::metrics::json_repairs(crate::metrics::REPAIR_LONE_SURROGATE, p.repairs);
     }
     let value = value?;
