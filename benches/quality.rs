@@ -274,7 +274,10 @@ fn stage(c: &mut Criterion<ThreadCpuTime>) {
                     body,
                 }
             },
-            |ev| black_box(stage.apply(ev, &meta, true)),
+            |ev| {
+                let ids = trackgate::quality::dedup::ClientIds::of(&ev.body);
+                black_box(stage.apply(ev, &meta, ids.as_ref()))
+            },
             BatchSize::SmallInput,
         )
     });

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use crate::json::Value;
 use regex::{Regex, RegexBuilder};
 
-pub use crate::config::{BotPolicy, BotsConfig};
+pub use crate::config::{BotPolicy, BotsConfig, SourceKind};
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metrics;
@@ -70,7 +70,10 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 /// The compiled pattern list.
 #[derive(Debug, Clone)]
 pub struct BotDetector {
+    /// Every pattern.
     bots: Regex,
+    /// The patterns without the generic HTTP clients (for server sources).
+    crawlers: Regex,
     /// Text removed before `bots` is tried (device names with bot words).
     exceptions: Option<Regex>,
 }
@@ -78,7 +81,17 @@ pub struct BotDetector {
 #[derive(Default)]
 struct PatternList {
     bots: Vec<String>,
+    /// Generic HTTP clients (`~` lines): bots for browser sources only.
+    clients: Vec<String>,
     exceptions: Vec<String>,
+}
+
+/// What a line of a patterns file is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Line {
+    Bot,
+    Client,
+    Exception,
 }
 
 impl PatternList {
@@ -94,35 +107,38 @@ impl PatternList {
                 continue;
             }
             let origin = format!("{origin} line {}", n + 1);
-            let (pattern, exception) = match line.strip_prefix('!') {
-                Some(exc) => (exc.trim(), true),
-                None => (line, false),
+            let (pattern, kind) = if let Some(exc) = line.strip_prefix('!') {
+                (exc.trim(), Line::Exception)
+            } else if let Some(client) = line.strip_prefix('~') {
+                (client.trim(), Line::Client)
+            } else {
+                (line, Line::Bot)
             };
             if checked {
-                self.add(pattern, exception, &origin)?;
+                self.add(pattern, kind, &origin)?;
             } else {
-                self.push(pattern, exception);
+                self.push(pattern, kind);
             }
         }
         Ok(())
     }
 
-    fn add(&mut self, pattern: &str, exception: bool, origin: &str) -> Result<(), BotsError> {
+    fn add(&mut self, pattern: &str, kind: Line, origin: &str) -> Result<(), BotsError> {
         // Compiled alone first, so an error names the pattern.
         compile(&[pattern.to_string()]).map_err(|e| BotsError::Pattern {
             origin: origin.to_string(),
             pattern: pattern.to_string(),
             message: e.to_string(),
         })?;
-        self.push(pattern, exception);
+        self.push(pattern, kind);
         Ok(())
     }
 
-    fn push(&mut self, pattern: &str, exception: bool) {
-        let list = if exception {
-            &mut self.exceptions
-        } else {
-            &mut self.bots
+    fn push(&mut self, pattern: &str, kind: Line) {
+        let list = match kind {
+            Line::Exception => &mut self.exceptions,
+            Line::Client => &mut self.clients,
+            Line::Bot => &mut self.bots,
         };
         list.push(pattern.to_string());
     }
@@ -159,15 +175,17 @@ impl BotDetector {
             list.add_lines(&text, "bots.patterns_file", true)?;
         }
         for (i, p) in cfg.extra_patterns.iter().enumerate() {
-            list.add(p, false, &format!("bots.extra_patterns[{i}]"))?;
+            list.add(p, Line::Bot, &format!("bots.extra_patterns[{i}]"))?;
         }
         let err = |e: regex::Error| BotsError::Pattern {
             origin: "bot patterns".into(),
             pattern: "(all patterns together)".into(),
             message: e.to_string(),
         };
+        let all: Vec<String> = list.bots.iter().chain(&list.clients).cloned().collect();
         Ok(BotDetector {
-            bots: compile(&list.bots).map_err(err)?,
+            bots: compile(&all).map_err(err)?,
+            crawlers: compile(&list.bots).map_err(err)?,
             exceptions: if list.exceptions.is_empty() {
                 None
             } else {
@@ -176,13 +194,20 @@ impl BotDetector {
         })
     }
 
-    /// Whether `user_agent` is a bot's.
+    /// Whether `user_agent` is a bot's, heard by a browser source.
     pub fn is_bot(&self, user_agent: &str) -> bool {
+        self.is_bot_for(user_agent, SourceKind::Browser)
+    }
+
+    /// Whether `user_agent` is a bot's, heard by a source of `kind`.
+    pub fn is_bot_for(&self, user_agent: &str, kind: SourceKind) -> bool {
+        let re = match kind {
+            SourceKind::Browser => &self.bots,
+            SourceKind::Server => &self.crawlers,
+        };
         match &self.exceptions {
-            Some(exc) if exc.is_match(user_agent) => {
-                self.bots.is_match(&exc.replace_all(user_agent, " "))
-            }
-            _ => self.bots.is_match(user_agent),
+            Some(exc) if exc.is_match(user_agent) => re.is_match(&exc.replace_all(user_agent, " ")),
+            _ => re.is_match(user_agent),
         }
     }
 }
@@ -198,15 +223,26 @@ pub enum BotVerdict {
     Drop,
 }
 
-/// The user agent of one request and, once asked, whether it is a bot's.
+/// The user agent of one request and, once asked, whether it is a bot's;
+/// and what kind of source sent it.
 pub struct RequestAgent<'r> {
     ua: Option<&'r str>,
     verdict: Option<bool>,
+    kind: SourceKind,
 }
 
 impl<'r> RequestAgent<'r> {
+    /// A request to a browser source.
     pub fn new(ua: Option<&'r str>) -> RequestAgent<'r> {
-        RequestAgent { ua, verdict: None }
+        RequestAgent::of_kind(ua, SourceKind::Browser)
+    }
+
+    pub fn of_kind(ua: Option<&'r str>, kind: SourceKind) -> RequestAgent<'r> {
+        RequestAgent {
+            ua,
+            verdict: None,
+            kind,
+        }
     }
 }
 
@@ -215,6 +251,7 @@ impl<'r> RequestAgent<'r> {
 pub struct BotStage {
     detector: BotDetector,
     policies: HashMap<String, BotPolicy>,
+    kinds: HashMap<String, SourceKind>,
 }
 
 impl BotStage {
@@ -232,7 +269,19 @@ impl BotStage {
                 .iter()
                 .map(|s| (s.id.clone(), s.bots))
                 .collect(),
+            kinds: config
+                .sources
+                .iter()
+                .map(|s| (s.id.clone(), s.kind))
+                .collect(),
         }
+    }
+
+    /// One request's user agent, to a source (of its kind: `browser` for
+    /// an unknown id).
+    pub fn agent<'r>(&self, source_id: &str, ua: Option<&'r str>) -> RequestAgent<'r> {
+        let kind = self.kinds.get(source_id).copied().unwrap_or_default();
+        RequestAgent::of_kind(ua, kind)
     }
 
     /// The policy of a source (`tag` for an unknown id).
@@ -269,8 +318,8 @@ impl BotStage {
             .is_some_and(|ua| match request.ua {
                 Some(r) if r == ua => *request
                     .verdict
-                    .get_or_insert_with(|| self.detector.is_bot(ua)),
-                _ => self.detector.is_bot(ua),
+                    .get_or_insert_with(|| self.detector.is_bot_for(ua, request.kind)),
+                _ => self.detector.is_bot_for(ua, request.kind),
             });
         if !is_bot {
             return BotVerdict::Pass;
@@ -546,6 +595,59 @@ mod tests {
         };
         let mut bare = Event::from_object(m, None).unwrap();
         assert_eq!(tag.apply(&mut bare, BotPolicy::Tag), BotVerdict::Pass);
+    }
+
+    #[test]
+    fn a_server_sources_own_http_library_is_not_a_bot() {
+        // Real user agents of server-side libraries posting their own events
+        // (Segment's analytics-python sends python-requests', the Node one
+        // axios' or node-fetch's).
+        let servers = [
+            "python-requests/2.31.0",
+            "axios/1.6.7",
+            "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+            "Go-http-client/1.1",
+            "Java/17.0.2",
+            "curl/8.4.0",
+        ];
+        let c = Config::from_toml(
+            "[[sources]]\nid = \"srv\"\nwrite_key = \"k1\"\nkind = \"server\"\n\
+             [[sources]]\nid = \"web\"\nwrite_key = \"k2\"\n",
+        )
+        .unwrap();
+        let stage = BotStage::new(&c);
+        for ua in servers {
+            let mut e = event(ua);
+            let mut req = stage.agent("srv", Some(ua));
+            assert_eq!(
+                stage.apply_in(&mut e, BotPolicy::Tag, &mut req),
+                BotVerdict::Pass,
+                "{ua}"
+            );
+            assert!(e.body["context"].get("bot").is_none());
+            // The same agent at a browser source is a bot.
+            let mut req = stage.agent("web", Some(ua));
+            assert_eq!(
+                stage.apply_in(&mut event(ua), BotPolicy::Tag, &mut req),
+                BotVerdict::Tagged,
+                "{ua}"
+            );
+        }
+        // A crawler's user agent forwarded by a server source still is one.
+        let googlebot = BOTS[0];
+        let mut req = stage.agent("srv", Some("python-requests/2.31.0"));
+        assert_eq!(
+            stage.apply_in(&mut event(googlebot), BotPolicy::Tag, &mut req),
+            BotVerdict::Tagged
+        );
+        // Every generic client is still a bot for browser sources.
+        let d = BotDetector::builtin();
+        for ua in servers {
+            assert!(
+                d.is_bot(ua) && !d.is_bot_for(ua, SourceKind::Server),
+                "{ua}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Decoding a request body into raw events.
 //!
-//! A batch is split into borrowed slices of the body (`&RawValue`), so an
-//! event is parsed only once, on its own, and one malformed event does not
-//! spoil its neighbours.
+//! A batch is split into borrowed slices of the body, so an event is
+//! parsed only once, on its own, and one malformed event does not spoil
+//! its neighbours. The split checks the JSON structure in full but not the
+//! content of strings: an event whose bytes are not UTF-8 is rejected on
+//! its own (`invalid_utf8`), and one with a raw control character or a bad
+//! escape in a string is rejected by its own parse. Only text whose
+//! structure is broken (where no one can say where an event ends) fails
+//! the request, and the answer names the byte.
 //!
 //! One rule for fields of the wrong type or format: a field rejects what it
 //! belongs to. A batch envelope field (`batch`, `sentAt`, `context`,
@@ -10,9 +15,7 @@
 //! the field; an event's own field rejects that event alone (see `event`
 //! and `normalize`). `null` is the same as absent.
 
-use crate::json::{Map, Value};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::json::{self, Map, ParseError, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -26,38 +29,91 @@ pub enum DecodeError {
     NotAnObject,
 }
 
+impl From<ParseError> for DecodeError {
+    fn from(e: ParseError) -> DecodeError {
+        DecodeError::InvalidJson(e.to_string())
+    }
+}
+
+/// One event of a batch, as found in the body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventText<'a> {
+    /// The event's JSON text (UTF-8; parsed later, on its own).
+    Json(&'a str),
+    /// The event's bytes are not UTF-8: it is rejected on its own. `text`
+    /// has each invalid sequence replaced by U+FFFD (for the invalid
+    /// topic); `at` is the body offset of the first invalid byte.
+    InvalidUtf8 { text: String, at: usize },
+}
+
+impl<'a> EventText<'a> {
+    /// The event's JSON text when it is UTF-8.
+    pub fn json(&self) -> Option<&'a str> {
+        match self {
+            EventText::Json(t) => Some(t),
+            EventText::InvalidUtf8 { .. } => None,
+        }
+    }
+
+    /// The event's text (with U+FFFD for invalid bytes).
+    pub fn text(&self) -> &str {
+        match self {
+            EventText::Json(t) => t,
+            EventText::InvalidUtf8 { text, .. } => text,
+        }
+    }
+}
+
 /// A `/v1/batch` body.
 #[derive(Debug)]
 pub struct Batch<'a> {
-    pub events: Vec<&'a RawValue>,
+    pub events: Vec<EventText<'a>>,
     pub sent_at: Option<String>,
     pub write_key: Option<String>,
     /// The batch-level `context`, borrowing from the body.
     pub context: Option<Map<'a>>,
 }
 
-/// The envelope, with the events split out in the same pass that reads it.
-#[derive(Deserialize)]
-struct BatchEnvelope<'a> {
-    #[serde(borrow)]
-    batch: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "sentAt", default, borrow)]
+/// The envelope fields the gateway reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Batch,
+    SentAt,
+    WriteKey,
+    Context,
+    Other,
+}
+
+impl Field {
+    fn of(name: &[u8]) -> Field {
+        match name {
+            b"batch" => Field::Batch,
+            b"sentAt" => Field::SentAt,
+            b"writeKey" => Field::WriteKey,
+            b"context" => Field::Context,
+            _ => Field::Other,
+        }
+    }
+}
+
+/// The envelope's fields as found: the events split out, the other values
+/// parsed (`None` when absent).
+#[derive(Default)]
+struct Envelope<'a> {
+    events: Option<Vec<EventText<'a>>>,
     sent_at: Option<Value<'a>>,
-    #[serde(rename = "writeKey", default, borrow)]
     write_key: Option<Value<'a>>,
-    #[serde(default, borrow)]
     context: Option<Value<'a>>,
+    /// A field was given twice, or `batch` is not an array.
+    malformed: bool,
 }
 
 pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
-    let env: BatchEnvelope<'_> = serde_json::from_slice(body).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
-            DecodeError::InvalidBatch
-        } else {
-            DecodeError::InvalidJson(e.to_string())
-        }
-    })?;
-    let events = env.batch.ok_or(DecodeError::InvalidBatch)?;
+    let env = envelope(body)?;
+    if env.malformed {
+        return Err(DecodeError::InvalidBatch);
+    }
+    let events = env.events.ok_or(DecodeError::InvalidBatch)?;
     let sent_at = match env.sent_at {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if crate::normalize::parse_time_str(&s).is_ok() => {
@@ -88,6 +144,144 @@ pub fn batch(body: &[u8]) -> Result<Batch<'_>, DecodeError> {
     })
 }
 
+/// Reads the envelope in one pass. Broken structure anywhere is
+/// `InvalidJson` naming the byte; a body that is valid JSON but not an
+/// object is `InvalidBatch`.
+fn envelope(body: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let start = json::skip_ws(body, 0);
+    if body.get(start) != Some(&b'{') {
+        let end = json::skip_value(body, start)?;
+        trailing(body, end)?;
+        return Err(DecodeError::InvalidBatch);
+    }
+    let mut env = Envelope::default();
+    let mut i = json::skip_ws(body, start + 1);
+    if body.get(i) == Some(&b'}') {
+        trailing(body, i + 1)?;
+        return Ok(env);
+    }
+    loop {
+        i = json::skip_ws(body, i);
+        if body.get(i) != Some(&b'"') {
+            return Err(expected(body, i, "an object key"));
+        }
+        let key_end = json::skip_string(body, i)?;
+        let field = field_named(body, i, key_end)?;
+        i = json::skip_ws(body, key_end);
+        if body.get(i) != Some(&b':') {
+            return Err(expected(body, i, "':'"));
+        }
+        let value_start = json::skip_ws(body, i + 1);
+        i = match field {
+            Field::Batch => {
+                let (events, end) = events(body, value_start)?;
+                env.malformed |= events.is_none() || env.events.is_some();
+                env.events = events.or(env.events.take());
+                end
+            }
+            Field::Other => json::skip_value(body, value_start)?,
+            _ => {
+                let end = json::skip_value(body, value_start)?;
+                let value = parse_at(body, value_start, end)?;
+                let slot = match field {
+                    Field::SentAt => &mut env.sent_at,
+                    Field::WriteKey => &mut env.write_key,
+                    _ => &mut env.context,
+                };
+                env.malformed |= slot.is_some();
+                *slot = Some(value);
+                end
+            }
+        };
+        i = json::skip_ws(body, i);
+        match body.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => break,
+            _ => return Err(expected(body, i, "',' or '}'")),
+        }
+    }
+    trailing(body, i + 1)?;
+    Ok(env)
+}
+
+/// The `batch` value at `start`: its events when it is an array, and where
+/// it ends.
+#[allow(clippy::type_complexity)]
+fn events(body: &[u8], start: usize) -> Result<(Option<Vec<EventText<'_>>>, usize), DecodeError> {
+    if body.get(start) != Some(&b'[') {
+        return Ok((None, json::skip_value(body, start)?));
+    }
+    let mut events = Vec::new();
+    let mut i = json::skip_ws(body, start + 1);
+    if body.get(i) == Some(&b']') {
+        return Ok((Some(events), i + 1));
+    }
+    loop {
+        let from = json::skip_ws(body, i);
+        let to = json::skip_value(body, from)?;
+        events.push(event_text(body, from, to));
+        i = json::skip_ws(body, to);
+        match body.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => return Ok((Some(events), i + 1)),
+            _ => return Err(expected(body, i, "',' or ']'")),
+        }
+    }
+}
+
+fn event_text(body: &[u8], from: usize, to: usize) -> EventText<'_> {
+    let bytes = &body[from..to];
+    match std::str::from_utf8(bytes) {
+        Ok(text) => EventText::Json(text),
+        Err(e) => EventText::InvalidUtf8 {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            at: from + e.valid_up_to(),
+        },
+    }
+}
+
+/// The envelope key whose quoted text spans `from..to`.
+fn field_named(body: &[u8], from: usize, to: usize) -> Result<Field, DecodeError> {
+    let name = &body[from + 1..to - 1];
+    if !name.contains(&b'\\') {
+        return Ok(Field::of(name));
+    }
+    match parse_at(body, from, to)? {
+        Value::String(s) => Ok(Field::of(s.as_bytes())),
+        _ => Ok(Field::Other),
+    }
+}
+
+/// Parses the value spanning `from..to` of the body.
+fn parse_at(body: &[u8], from: usize, to: usize) -> Result<Value<'_>, DecodeError> {
+    let text = std::str::from_utf8(&body[from..to]).map_err(|e| {
+        DecodeError::InvalidJson(format!("invalid UTF-8 at byte {}", from + e.valid_up_to()))
+    })?;
+    json::from_str(text).map_err(|e| e.shifted(from).into())
+}
+
+fn expected(body: &[u8], at: usize, what: &'static str) -> DecodeError {
+    let kind = if at >= body.len() {
+        json::ErrorKind::Eof
+    } else {
+        json::ErrorKind::Expected(what)
+    };
+    ParseError { kind, at }.into()
+}
+
+/// Only whitespace may follow the envelope.
+fn trailing(body: &[u8], end: usize) -> Result<(), DecodeError> {
+    let at = json::skip_ws(body, end);
+    if at < body.len() {
+        return Err(ParseError {
+            kind: json::ErrorKind::TrailingCharacters,
+            at,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// A single-event body (`/v1/track` …).
 #[derive(Debug)]
 pub struct Single<'a> {
@@ -99,8 +293,10 @@ pub struct Single<'a> {
 }
 
 pub fn single(body: &[u8]) -> Result<Single<'_>, DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    let v = crate::json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        DecodeError::InvalidJson(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+    })?;
+    let v = crate::json::from_str(text)?;
     let Value::Object(map) = v else {
         return Err(DecodeError::NotAnObject);
     };
@@ -123,8 +319,15 @@ mod tests {
     fn batch_splits_into_raw_events() {
         let body = br#"{"batch":[{"type":"page"}, 7, {"x":[1,2]}],"sentAt":"2026-01-01T00:00:00Z","writeKey":"k","context":{"a":1}}"#;
         let b = batch(body).unwrap();
-        let raws: Vec<&str> = b.events.iter().map(|r| r.get()).collect();
-        assert_eq!(raws, vec![r#"{"type":"page"}"#, "7", r#"{"x":[1,2]}"#]);
+        let raws: Vec<&EventText<'_>> = b.events.iter().collect();
+        assert_eq!(
+            raws,
+            [
+                &EventText::Json(r#"{"type":"page"}"#),
+                &EventText::Json("7"),
+                &EventText::Json(r#"{"x":[1,2]}"#)
+            ]
+        );
         assert_eq!(b.sent_at.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(b.write_key.as_deref(), Some("k"));
         assert_eq!(b.context.unwrap()["a"], 1);
@@ -149,10 +352,47 @@ mod tests {
             batch(br#"{"batch":["#),
             Err(DecodeError::InvalidJson(_))
         ));
-        assert!(matches!(
-            batch(b"{\"batch\":[\"\xff\"]}"),
-            Err(DecodeError::InvalidJson(_))
-        ));
+        // Broken structure cannot be split: the answer names the byte.
+        assert_eq!(
+            batch(br#"{"batch":[{"a":1},{"b" 2}]}"#).unwrap_err(),
+            DecodeError::InvalidJson("expected ':' at byte 23".into())
+        );
+        assert_eq!(
+            batch(b"{\"batch\":[],\xff:1}").unwrap_err(),
+            DecodeError::InvalidJson("expected an object key at byte 12".into())
+        );
+        assert_eq!(
+            batch(br#"{"batch":[]} x"#).unwrap_err(),
+            DecodeError::InvalidJson("trailing characters after the value at byte 13".into())
+        );
+        assert_eq!(
+            batch(br#"{"batch":[],"batch":[]}"#).unwrap_err(),
+            DecodeError::InvalidBatch
+        );
+        assert_eq!(batch(b"42").unwrap_err(), DecodeError::InvalidBatch);
+        assert!(matches!(batch(b"<a/>"), Err(DecodeError::InvalidJson(_))));
+    }
+
+    #[test]
+    fn a_broken_string_is_its_own_events_problem_not_the_batchs() {
+        // Invalid UTF-8, a raw control character, a bad escape and a lone
+        // surrogate inside strings: the split still finds every event.
+        let body = b"{\"batch\":[{\"a\":\"\xff\"},{\"b\":\"x\ny\"},{\"c\":\"\\q\"},{\"d\":\"\\ud83d\"},{\"e\":1}]}";
+        let b = batch(body).unwrap();
+        assert_eq!(b.events.len(), 5);
+        assert_eq!(
+            b.events[0],
+            EventText::InvalidUtf8 {
+                text: "{\"a\":\"\u{fffd}\"}".into(),
+                at: 16
+            }
+        );
+        assert_eq!(b.events[1], EventText::Json("{\"b\":\"x\ny\"}"));
+        assert_eq!(b.events[2], EventText::Json(r#"{"c":"\q"}"#));
+        assert_eq!(b.events[4], EventText::Json(r#"{"e":1}"#));
+        // An escaped envelope key is read by its value.
+        let b = batch(br#"{"b\u0061tch":[1]}"#).unwrap();
+        assert_eq!(b.events, [EventText::Json("1")]);
     }
 
     #[test]

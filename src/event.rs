@@ -65,6 +65,10 @@ pub enum RejectReason {
     EventTooLarge,
     #[error("event is not valid JSON")]
     InvalidJson,
+    #[error("event text is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("a string in the event holds a raw control character (it must be escaped)")]
+    ControlCharacter,
     #[error("event is not a JSON object")]
     NotAnObject,
     #[error("event has no `type`")]
@@ -96,6 +100,8 @@ impl RejectReason {
         match self {
             RejectReason::EventTooLarge => "event_too_large",
             RejectReason::InvalidJson => "invalid_json",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::ControlCharacter => "control_character",
             RejectReason::NotAnObject => "not_an_object",
             RejectReason::MissingType => "missing_type",
             RejectReason::InvalidType => "invalid_type",

@@ -172,7 +172,12 @@ fn run(
             let raws = batch
                 .events
                 .iter()
-                .map(|r| RawEvent::Json(r.get()))
+                .map(|e| match e {
+                    decode::EventText::Json(t) => RawEvent::Json(t),
+                    decode::EventText::InvalidUtf8 { text, .. } => {
+                        RawEvent::Undecodable(text, crate::event::RejectReason::InvalidUtf8)
+                    }
+                })
                 .collect();
             walk(raws, &meta);
         }

@@ -96,6 +96,12 @@ pub const REDACTIONS: &str = "trackgate_redactions_total";
 /// `limits.clock_skew_window_secs` (written with `timestamp = receivedAt`
 /// and `context.timestampOutOfWindow`).
 pub const TIMESTAMPS_OUT_OF_WINDOW: &str = "trackgate_timestamps_out_of_window_total";
+/// Strings the JSON parser repaired instead of refusing the event, by
+/// `kind` (`lone_surrogate`: a `\uD800`–`\uDFFF` escape without its
+/// pair, written as U+FFFD).
+pub const JSON_REPAIRS: &str = "trackgate_json_repairs_total";
+/// `kind` of a lone surrogate escape replaced by U+FFFD.
+pub const REPAIR_LONE_SURROGATE: &str = "lone_surrogate";
 /// GeoIP database reloads after the file changed, by `result` (`ok`, `failed`).
 pub const GEOIP_RELOADS: &str = "trackgate_geoip_reloads_total";
 /// Requests refused by a limit, by `limiter` = `ip` | `source` | `concurrency`.
@@ -233,6 +239,7 @@ fn describe() {
         OPTOUT_REFUSED,
         "Refused opt-out and opt-in requests by reason."
     );
+    metrics::describe_counter!(JSON_REPAIRS, "Strings the JSON parser repaired, by kind.");
     metrics::describe_counter!(GEOIP_RELOADS, "GeoIP database reloads by result.");
     metrics::describe_counter!(REDACTIONS, "PII redactions by kind.");
     metrics::describe_counter!(
@@ -442,6 +449,10 @@ pub fn optout_refused(source: &str, action: &'static str, reason: &'static str) 
 
 pub fn optout_request(action: &'static str, result: &'static str) {
     counter!(OPTOUT_REQUESTS, "action" => action, "result" => result).increment(1);
+}
+
+pub fn json_repairs(kind: &'static str, n: u64) {
+    counter!(JSON_REPAIRS, "kind" => kind).increment(n);
 }
 
 pub fn geoip_reload(ok: bool) {

@@ -30,3 +30,17 @@ pub enum BotPolicy {
     /// No detection.
     Allow,
 }
+
+/// What sends a source's events: `sources[].kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Browsers and apps: a generic HTTP library's user agent (`curl`,
+    /// `python-requests` …) is a bot's.
+    #[default]
+    Browser,
+    /// A server-side library: its own HTTP library's user agent is the
+    /// sender's, not a bot's. Crawler patterns still apply (to a visitor's
+    /// user agent the server forwards in `context.userAgent`).
+    Server,
+}

@@ -70,7 +70,7 @@ mod tests;
 mod validate;
 mod vars;
 
-pub use bots::{BotPolicy, BotsConfig};
+pub use bots::{BotPolicy, BotsConfig, SourceKind};
 pub use env::ENV_PREFIX;
 use env::{apply_override, dotted_to_path, env_key_to_path, read_file, OverridePath, ENV_RESERVED};
 pub use inspect::InspectConfig;

@@ -35,6 +35,11 @@ pub struct SourceConfig {
     /// `drop` (counted as dropped, reason `bot`) or `allow`.
     #[serde(default)]
     pub bots: super::BotPolicy,
+    /// What sends this source's events: `browser` (default: web pages and
+    /// apps) or `server` (a server-side library, whose generic HTTP user
+    /// agent is not taken for a bot's).
+    #[serde(default)]
+    pub kind: super::SourceKind,
     /// Duplicate suppression, tracking plan and enrichment (see `quality`).
     #[serde(default)]
     pub quality: super::SourceQualityConfig,

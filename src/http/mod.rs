@@ -282,7 +282,7 @@ async fn post_inner(
                 }
                 None => ContextSize::default(),
             };
-            let text_bytes = batch.events.iter().map(|r| r.get().len() as u64).sum();
+            let text_bytes = batch.events.iter().map(|r| r.text().len() as u64).sum();
             charge_output(
                 cfg,
                 text_bytes,
@@ -305,7 +305,12 @@ async fn post_inner(
             let raws = batch
                 .events
                 .iter()
-                .map(|r| RawEvent::Json(r.get()))
+                .map(|e| match e {
+                    decode::EventText::Json(t) => RawEvent::Json(t),
+                    decode::EventText::InvalidUtf8 { text, .. } => {
+                        RawEvent::Undecodable(text, crate::event::RejectReason::InvalidUtf8)
+                    }
+                })
                 .collect();
             state.pipeline.ingest(raws, None, &meta).await
         }

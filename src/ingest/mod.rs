@@ -260,7 +260,7 @@ impl Pipeline {
             buf: Vec::with_capacity(1024),
             queue_full: false,
             bot_policy: self.bots.policy(meta.source_id),
-            agent: RequestAgent::new(meta.user_agent),
+            agent: self.bots.agent(meta.source_id, meta.user_agent),
             address: RequestAddress::default(),
             texts: RequestTexts::of(meta),
             context_bytes: context.bytes,
@@ -317,7 +317,7 @@ impl Pipeline {
         work: &mut RequestWork<'_>,
     ) -> Disposition {
         let text = raw_text(&raw);
-        let (mut ev, client_message_id) = match prepare_in(
+        let (mut ev, client_ids) = match prepare_in(
             raw,
             implied,
             meta,
@@ -348,7 +348,7 @@ impl Pipeline {
                 return Disposition::Rejected(reason.code());
             }
         }
-        let recorded = match self.quality.apply(&mut ev, meta, client_message_id) {
+        let recorded = match self.quality.apply(&mut ev, meta, client_ids.as_ref()) {
             quality::Verdict::Keep(recorded) => recorded,
             quality::Verdict::Drop(reason) => return Disposition::Dropped(reason),
             quality::Verdict::Block(violations) => {

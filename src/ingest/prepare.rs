@@ -13,6 +13,7 @@ use crate::config::LimitsConfig;
 use crate::event::{Event, EventType, RejectReason};
 use crate::limits;
 use crate::normalize::{self, RequestMeta, RequestTexts};
+use crate::quality::dedup::ClientIds;
 
 /// Validates (size, depth, shape) and normalizes one raw event: the part
 /// of the pipeline that needs no broker.
@@ -25,14 +26,15 @@ pub fn prepare<'a>(
     prepare_tracked(raw, implied, meta, limits_cfg).map(|(ev, _)| ev)
 }
 
-/// [`prepare`], also saying whether the event's `messageId` was sent by the
-/// client (before `normalize` generates one for events without it).
+/// [`prepare`], also giving the ids the client sent when it sent a
+/// `messageId` (before `normalize` generates one for events without it,
+/// and before privacy changes anything): what duplicates are found by.
 pub fn prepare_tracked<'a>(
     raw: RawEvent<'a>,
     implied: Option<EventType>,
     meta: &RequestMeta<'a>,
     limits_cfg: &LimitsConfig,
-) -> Result<(Event<'a>, bool), RejectReason> {
+) -> Result<(Event<'a>, Option<ClientIds<'a>>), RejectReason> {
     let context = limits::output::context_size(meta.batch_context);
     prepare_in(
         raw,
@@ -52,7 +54,7 @@ pub(super) fn prepare_in<'a>(
     limits_cfg: &LimitsConfig,
     texts: &RequestTexts,
     context_bytes: u64,
-) -> Result<(Event<'a>, bool), RejectReason> {
+) -> Result<(Event<'a>, Option<ClientIds<'a>>), RejectReason> {
     let max = limits_cfg.max_event_bytes as u64;
     let too_large = |t: &str| t.len() as u64 + context_bytes > max;
     let max_depth = limits_cfg.max_json_depth;
@@ -68,6 +70,9 @@ pub(super) fn prepare_in<'a>(
                 Ok(v) => v,
                 Err(_) if limits::json_too_deep(t.as_bytes(), max_depth) => {
                     return Err(RejectReason::TooDeep)
+                }
+                Err(e) if e.kind == json::ErrorKind::ControlCharacter => {
+                    return Err(RejectReason::ControlCharacter)
                 }
                 Err(_) => return Err(RejectReason::InvalidJson),
             };
@@ -91,7 +96,7 @@ pub(super) fn prepare_in<'a>(
         RawEvent::Undecodable(_, reason) => return Err(reason),
     };
     // `Event` validation left `messageId` absent or a non-empty string.
-    let client_message_id = matches!(ev.body.get("messageId"), Some(Value::String(_)));
+    let client_ids = ClientIds::of(&ev.body);
     normalize::normalize_with(&mut ev, meta, texts, limits_cfg.clock_skew_window())?;
-    Ok((ev, client_message_id))
+    Ok((ev, client_ids))
 }

@@ -15,10 +15,15 @@
 //! the parser produced (no stage builds a borrowed string from raw event
 //! text), so the writer copies it with its quotes as it is.
 //!
+//! Numbers are text too (`number`): the record carries the client's digits,
+//! never a value read as `f64` and printed again.
+//!
 //! Objects keep one entry per key: when the client repeats a key, the last
 //! value wins (as `serde_json` decides), at the first one's place.
 
+mod number;
 mod parse;
+mod skip;
 mod write;
 
 use std::borrow::Cow;
@@ -28,9 +33,10 @@ use std::collections::HashMap;
 /// it, repeated keys and merges go through a hash table.
 const PAIRWISE_MAX: usize = 16;
 
-pub use parse::from_str;
-pub use serde_json::Number;
-pub use write::{write_map, write_value};
+pub use number::Number;
+pub use parse::{from_str, reparse, skip_ws, ErrorKind, ParseError, MAX_DEPTH};
+pub use skip::{skip_string, skip_value};
+pub use write::{map_to_string, to_string, write_map, write_value};
 
 /// One JSON value, borrowing its text from the input where it can.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -38,7 +44,7 @@ pub enum Value<'a> {
     #[default]
     Null,
     Bool(bool),
-    Number(Number),
+    Number(Number<'a>),
     String(Cow<'a, str>),
     Array(Vec<Value<'a>>),
     Object(Map<'a>),
@@ -135,7 +141,7 @@ impl<'a> Value<'a> {
         match self {
             Value::Null => Value::Null,
             Value::Bool(b) => Value::Bool(b),
-            Value::Number(n) => Value::Number(n),
+            Value::Number(n) => Value::Number(n.into_owned()),
             Value::String(s) => Value::String(Cow::Owned(s.into_owned())),
             Value::Array(a) => Value::Array(a.into_iter().map(Value::into_owned).collect()),
             Value::Object(m) => Value::Object(m.into_owned()),
@@ -148,7 +154,7 @@ impl<'a> Value<'a> {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Number(n) => serde_json::Value::Number(n.clone()),
+            Value::Number(n) => serde_json::Value::Number(n.to_serde()),
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_serde).collect()),
             Value::Object(m) => serde_json::Value::Object(m.to_serde()),
@@ -161,7 +167,7 @@ impl From<serde_json::Value> for Value<'static> {
         match v {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(b),
-            serde_json::Value::Number(n) => Value::Number(n),
+            serde_json::Value::Number(n) => Value::Number(Number::from(n)),
             serde_json::Value::String(s) => Value::String(Cow::Owned(s)),
             serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
             serde_json::Value::Object(m) => Value::Object(Map::from(m)),
@@ -233,7 +239,7 @@ impl PartialEq<serde_json::Value> for Value<'_> {
         match (self, other) {
             (Value::Null, serde_json::Value::Null) => true,
             (Value::Bool(a), serde_json::Value::Bool(b)) => a == b,
-            (Value::Number(a), serde_json::Value::Number(b)) => a == b,
+            (Value::Number(a), serde_json::Value::Number(b)) => *a == *b,
             (Value::String(a), serde_json::Value::String(b)) => a == b,
             (Value::Array(a), serde_json::Value::Array(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)

@@ -122,25 +122,166 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
 }
 
 proptest! {
-    /// Any text `serde_json` parses, this tree parses to the same values and
-    /// writes back to text `serde_json` reads as the same value.
+    /// Any value `serde_json` writes, this tree parses to the same value
+    /// and writes back byte for byte (numbers and strings copied, escaped
+    /// strings escaped the same way).
     #[test]
-    fn round_trips_like_serde_json(v in arb_json()) {
+    fn round_trips_byte_for_byte(v in arb_json()) {
         let obj = serde_json::json!({ "v": v, "s": "plain" });
         let text = serde_json::to_string(&obj).expect("serialize");
-        // Compared with what `serde_json` parses (its float parsing is not
-        // exact without `float_roundtrip`; both use the same).
-        let obj: serde_json::Value = serde_json::from_str(&text).expect("parse");
         let parsed = from_str(&text).expect("parse");
         prop_assert_eq!(&parsed, &obj);
         let Value::Object(m) = parsed else { panic!("object") };
         let mut out = Vec::new();
         write_map(&m, &text, &mut out);
-        let back: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
-        let via_serde: serde_json::Value =
-            serde_json::from_str(&serde_json::to_string(&obj).expect("serialize")).expect("parse");
-        prop_assert_eq!(back, via_serde);
+        prop_assert_eq!(String::from_utf8(out).expect("utf-8"), text);
     }
+
+    /// Every number the JSON grammar allows is written as it was sent.
+    #[test]
+    fn any_number_text_is_written_as_sent(
+        neg in any::<bool>(),
+        int in "0|[1-9][0-9]{0,40}",
+        frac in proptest::option::of("[0-9]{1,30}"),
+        exp in proptest::option::of(("[eE]", "[+-]?", "[0-9]{1,2}")),
+    ) {
+        let mut n = String::new();
+        if neg { n.push('-'); }
+        n.push_str(&int);
+        if let Some(f) = frac { n.push('.'); n.push_str(&f); }
+        if let Some((e, sign, d)) = exp { n.push_str(&e); n.push_str(&sign); n.push_str(&d); }
+        let text = format!(r#"{{"n":{n},"a":[{n}]}}"#);
+        prop_assert_eq!(written(&text), text);
+    }
+}
+
+#[test]
+fn numbers_are_copied_not_reprinted() {
+    for n in [
+        "-0",
+        "1E2",
+        "1e+2",
+        "123456789012345678901",
+        "123456.89012345679",
+        "0.10",
+        "-1.5e-7",
+        "18446744073709551616",
+        "9007199254740993",
+    ] {
+        let text = format!(r#"{{"n":{n}}}"#);
+        assert_eq!(written(&text), text);
+        let Ok(Value::Object(m)) = from_str(&text) else {
+            panic!("parse");
+        };
+        assert_eq!(m["n"].to_string(), n);
+    }
+    // Read as values where a stage needs them.
+    let Ok(v) = from_str(r#"[1E2,-0,9007199254740993,1.5]"#) else {
+        panic!("parse");
+    };
+    let a = v.as_array().expect("array");
+    assert_eq!((a[0].as_f64(), a[0].as_i64()), (Some(100.0), None));
+    assert_eq!(a[1].as_i64(), Some(0));
+    assert_eq!(a[2].as_i64(), Some(9_007_199_254_740_993));
+    assert_eq!(a[3], 1.5);
+    // A number a stage writes is shortest-round-trip.
+    assert_eq!(Number::from_f64(0.1).expect("finite").as_str(), "0.1");
+    assert_eq!(Number::from_f64(48.86).expect("finite").as_str(), "48.86");
+    assert!(Number::from_f64(f64::NAN).is_none());
+}
+
+#[test]
+fn numbers_beyond_the_double_range_and_bad_forms_are_errors() {
+    for bad in [
+        "1e400", "-1e999", "01", "1.", ".5", "1e", "+1", "-", "NaN", "Infinity", "0x10",
+    ] {
+        let text = format!(r#"{{"n":{bad}}}"#);
+        assert!(from_str(&text).is_err(), "{bad}");
+    }
+    let long = format!(r#"{{"n":{}}}"#, "9".repeat(400));
+    assert_eq!(
+        from_str(&long).unwrap_err().kind,
+        ErrorKind::NumberOutOfRange
+    );
+    assert!(from_str(r#"{"n":1e-400}"#).is_ok());
+}
+
+#[test]
+fn a_lone_surrogate_becomes_the_replacement_character() {
+    let cases = [
+        (r#"{"s":"x\ud83dy"}"#, "x\u{fffd}y"),
+        (r#"{"s":"\ude00"}"#, "\u{fffd}"),
+        (r#"{"s":"\ud83d\ud83d\ude00"}"#, "\u{fffd}\u{1f600}"),
+        (r#"{"s":"\ud83d\n"}"#, "\u{fffd}\n"),
+        (r#"{"s":"a\ud83d"}"#, "a\u{fffd}"),
+        (r#"{"s":"\ud83d\ude00"}"#, "\u{1f600}"),
+    ];
+    for (text, want) in cases {
+        let Ok(Value::Object(m)) = from_str(text) else {
+            panic!("{text}");
+        };
+        assert_eq!(m["s"], want, "{text}");
+        let back: serde_json::Value = serde_json::from_str(&written(text)).expect("valid JSON");
+        assert_eq!(back["s"], want);
+    }
+    // A high surrogate followed by a broken escape is still an error.
+    assert!(from_str(r#"{"s":"\ud83d\uZZZZ"}"#).is_err());
+}
+
+#[test]
+fn errors_name_the_byte_and_the_kind() {
+    let at = |t: &str| from_str(t).map(|_| ()).unwrap_err();
+    assert_eq!(at("{\"a\":\"x\u{1}\"}").kind, ErrorKind::ControlCharacter);
+    assert_eq!(at("{\"a\":\"x\u{1}\"}").at, 7);
+    assert_eq!(at(r#"{"a":\q}"#).at, 5);
+    assert_eq!(at(r#"{"a":"\q"}"#).kind, ErrorKind::InvalidEscape);
+    assert_eq!(
+        at(r#"{"a":1,}"#).to_string(),
+        "expected an object key at byte 7"
+    );
+    assert_eq!(at(r#"[1"#).kind, ErrorKind::Eof);
+    let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+    assert_eq!(at(&deep).kind, ErrorKind::TooDeep);
+    let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+    assert!(from_str(&ok).is_ok());
+}
+
+#[test]
+fn the_skipper_finds_the_end_of_any_value_the_parser_reads() {
+    for text in [
+        r#"{"a":[1,{"b":"c\"d"}],"e":-1.5e3}"#,
+        "[]",
+        "{}",
+        r#""x""#,
+        "true",
+        "null",
+        "0",
+        r#"[[],[{}],{"":[]}]"#,
+    ] {
+        let padded = format!(" {text} ,");
+        assert_eq!(
+            skip_value(padded.as_bytes(), 0),
+            Ok(text.len() + 1),
+            "{text}"
+        );
+    }
+    for bad in [
+        r#"{"a" 1}"#,
+        "[1,]",
+        r#"{"a":1,}"#,
+        "[1 2]",
+        "tru",
+        "{",
+        "[",
+        r#""x"#,
+    ] {
+        assert!(skip_value(bad.as_bytes(), 0).is_err(), "{bad}");
+    }
+    // String content is not its business.
+    assert_eq!(skip_value(b"[\"\xff\x01\\q\"]", 0), Ok(8));
+    // Nesting costs no stack frames.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(skip_value(deep.as_bytes(), 0), Ok(200_000));
 }
 
 #[test]
@@ -204,4 +345,31 @@ fn merging_large_objects_gives_what_merging_small_ones_does() {
     assert_eq!(over["k35"], 1);
     assert_eq!(over["nested"], serde_json::json!({"k": 2, "shared": 2}));
     assert_eq!(over["own"], true);
+}
+
+#[test]
+fn the_skipper_tells_objects_from_arrays_at_every_depth() {
+    // Alternating objects and arrays, past the levels kept in a word.
+    for depth in [1, 63, 64, 65, 130] {
+        let mut open = String::new();
+        let mut close = String::new();
+        for level in 0..depth {
+            if level % 2 == 0 {
+                open.push_str(r#"{"k":"#);
+                close.insert(0, '}');
+            } else {
+                open.push('[');
+                close.insert(0, ']');
+            }
+        }
+        let text = format!("{open}1{close}");
+        assert_eq!(skip_value(text.as_bytes(), 0), Ok(text.len()), "{depth}");
+        assert!(from_str(&text).is_ok() || depth > MAX_DEPTH);
+        // The wrong closer at the innermost level is an error.
+        if depth > 1 {
+            let wrong = if depth % 2 == 0 { '}' } else { ']' };
+            let bad = format!("{open}1{wrong}{}", &close[1..]);
+            assert!(skip_value(bad.as_bytes(), 0).is_err(), "{depth}");
+        }
+    }
 }

@@ -38,6 +38,21 @@ pub fn write_value(value: &Value<'_>, out: &mut Vec<u8>) {
     write_any(value, Source(&[]), out);
 }
 
+/// `value` as JSON text (numbers as their text, every string escaped).
+pub fn to_string(value: &Value<'_>) -> String {
+    let mut out = Vec::new();
+    write_value(value, &mut out);
+    // Every piece written is UTF-8: the tree's strings and ASCII syntax.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `map` as JSON text (numbers as their text, every string escaped).
+pub fn map_to_string(map: &Map<'_>) -> String {
+    let mut out = Vec::new();
+    write_object(map, Source(&[]), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 // The `Cow` variant is what is read: borrowed text may be copied as it is.
 #[allow(clippy::ptr_arg)]
 fn write_str(s: &Cow<'_, str>, src: Source<'_>, out: &mut Vec<u8>) {
@@ -87,9 +102,8 @@ fn write_any(value: &Value<'_>, src: Source<'_>, out: &mut Vec<u8>) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            let _ = serde_json::to_writer(&mut *out, n);
-        }
+        // The number's text as the client sent it (or as a stage printed it).
+        Value::Number(n) => out.extend_from_slice(n.as_str().as_bytes()),
         Value::String(s) => write_str(s, src, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -110,7 +124,9 @@ impl Serialize for Value<'_> {
         match self {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
-            Value::Number(n) => n.serialize(s),
+            // For code that needs `serde` (tests, `serde_json::Value`):
+            // records are written by `write_map`, which copies the text.
+            Value::Number(n) => n.to_serde().serialize(s),
             Value::String(v) => s.serialize_str(v),
             Value::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;

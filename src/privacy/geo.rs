@@ -25,8 +25,12 @@ use serde::Deserialize;
 
 use crate::metrics;
 
+/// Decimals of the coordinates the gateway writes (one: about 10 km); the
+/// scrubber rounds client-sent coordinates to the same by default.
+pub const COORDINATE_DECIMALS: u32 = 1;
 /// How far coordinates are rounded: 10 → one decimal.
 const COORDINATE_SCALE: f64 = 10.0;
+const _: () = assert!(COORDINATE_SCALE as u32 == 10u32.pow(COORDINATE_DECIMALS));
 
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {

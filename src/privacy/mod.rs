@@ -400,7 +400,7 @@ impl PrivacyStage {
         match self.invalid_payload {
             InvalidPayload::Omit => None,
             InvalidPayload::Raw => Some(text.to_string()),
-            InvalidPayload::Scrubbed => serde_json::to_string(&ev.body).ok(),
+            InvalidPayload::Scrubbed => Some(crate::json::map_to_string(&ev.body)),
         }
     }
 

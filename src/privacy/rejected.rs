@@ -19,7 +19,8 @@ impl PrivacyStage {
     /// What becomes of a rejected event whose JSON text is `text`.
     pub fn rejected(&self, text: &str, meta: &RequestMeta<'_>) -> Rejected {
         let rules = self.rules(meta.source_id);
-        let parsed = match crate::json::from_str(text) {
+        // The event's text was parsed once already (its repairs counted).
+        let parsed = match crate::json::reparse(text) {
             Ok(Value::Object(m)) => Some(m),
             _ => None,
         };
@@ -61,7 +62,7 @@ impl PrivacyStage {
                 if self.scrub(rules, &mut body).is_none() {
                     return Rejected::Report(None);
                 }
-                Rejected::Report(serde_json::to_string(&body).ok())
+                Rejected::Report(Some(crate::json::map_to_string(&body)))
             }
         }
     }

@@ -381,7 +381,7 @@ fn a_rejected_payload_keeps_no_gateway_owned_field() {
     let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &m) else {
         panic!("a scrubbed payload is reported");
     };
-    let v: Value = serde_json::from_str(&payload).unwrap();
+    let v = crate::json::from_str(&payload).unwrap();
     assert_eq!(v["context"], json!({"locale":"en"}), "{payload}");
     // Anonymized by DNT: the identifiers go as well.
     let dnt = meta("web", DNT);
@@ -389,7 +389,7 @@ fn a_rejected_payload_keeps_no_gateway_owned_field() {
     let Rejected::Report(Some(payload)) = f.stage.rejected(bad, &dnt) else {
         panic!("a scrubbed payload is reported");
     };
-    let v: Value = serde_json::from_str(&payload).unwrap();
+    let v = crate::json::from_str(&payload).unwrap();
     assert!(v.get("anonymousId").is_none(), "{payload}");
     assert_eq!(v["context"], json!({"device":{"model":"P"}}), "{payload}");
 }
@@ -412,7 +412,7 @@ fn identity_pii_is_pseudonymized_or_rejected_by_policy_on_both_paths() {
     assert_eq!(again.visitor_key(), Some(key.as_str()));
     // `reject`: the event is rejected; its payload carries the pseudonym.
     let text = r#"{"type":"page","userId":"jane@example.com"}"#;
-    let mut e = event(serde_json::from_str(text).unwrap());
+    let mut e = event(crate::json::from_str(text).unwrap().into_owned());
     assert_eq!(
         f.stage.apply(&mut e, &m_alt),
         Verdict::Reject(RejectReason::IdentityPii)

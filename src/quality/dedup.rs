@@ -1,5 +1,15 @@
 //! Duplicate suppression on client-sent `messageId`s, one filter per source.
 //!
+//! A duplicate is recognised by what the client sent ([`ClientIds`]): its
+//! `messageId` together with the event's visitor ids (`userId`,
+//! `anonymousId`), taken before the privacy stage changes anything. So a
+//! `messageId` the scrubber pseudonymises, or one that is an e-mail
+//! address, never merges two events; and knowing (or predicting) another
+//! visitor's `messageId`s is not enough to have their events dropped, the
+//! visitor's own id must match too. A retry carries the same ids. The key
+//! is a keyed hash with a random key per source's filter (the source is
+//! part of the key through the filter it lives in).
+//!
 //! SDKs and proxies retry: a request whose answer was lost is sent again with
 //! the same `messageId`s. The filter remembers the ids it saw for a bounded
 //! time window and within a bounded memory, whichever ends first:
@@ -31,8 +41,11 @@
 //! then refuses it, [`DedupFilter::forget`] removes it again so that the
 //! client's retry is not mistaken for a duplicate of an event that was lost.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::json::{Map, Value};
 
 pub use crate::config::DedupConfig;
 use fastbloom::BloomFilter;
@@ -69,6 +82,37 @@ impl Hasher for IdentityHasher {
 }
 
 type KeySet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+/// The ids a duplicate is recognised by, as the client sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIds<'a> {
+    pub message_id: Cow<'a, str>,
+    pub user_id: Option<Cow<'a, str>>,
+    pub anonymous_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> ClientIds<'a> {
+    /// The ids of a validated event (its identity fields already strings),
+    /// when the client sent a `messageId`. Borrowed text is shared, not
+    /// copied.
+    pub fn of(body: &Map<'a>) -> Option<ClientIds<'a>> {
+        let text = |key: &str| match body.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        Some(ClientIds {
+            message_id: text("messageId")?,
+            user_id: text("userId"),
+            anonymous_id: text("anonymousId"),
+        })
+    }
+}
+
+/// Between the ids in the hashed text: a byte no UTF-8 text holds, so
+/// `("ab", "c")` and `("a", "bc")` hash apart.
+const ID_SEPARATOR: u8 = 0xff;
+/// In place of an absent id (also not UTF-8): absent differs from empty.
+const ID_ABSENT: u8 = 0xfe;
 
 struct Bucket {
     start: u64,
@@ -161,10 +205,24 @@ impl DedupFilter {
         }
     }
 
-    /// The keyed hash of a `messageId`.
+    /// The keyed hash of a `messageId` alone.
     pub fn key_of(&self, message_id: &str) -> u64 {
         let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
         h.write(message_id.as_bytes());
+        h.finish()
+    }
+
+    /// The keyed hash of an event's ids: what its duplicates share.
+    pub fn key_of_ids(&self, ids: &ClientIds<'_>) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
+        h.write(ids.message_id.as_bytes());
+        for id in [&ids.user_id, &ids.anonymous_id] {
+            h.write_u8(ID_SEPARATOR);
+            match id {
+                Some(id) => h.write(id.as_bytes()),
+                None => h.write_u8(ID_ABSENT),
+            }
+        }
         h.finish()
     }
 

@@ -9,7 +9,8 @@
 //!    properties removed (`omit`), or the event is blocked (`block`: the
 //!    invalid topic, reason `schema_violation`);
 //! 3. **duplicate suppression** ([`dedup`]): an event whose client-sent
-//!    `messageId` was already seen is dropped (`dropped{reason="duplicate"}`).
+//!    `messageId` and visitor ids, as sent before any scrubbing, were
+//!    already seen together is dropped (`dropped{reason="duplicate"}`).
 //!    Only events that will be produced are recorded.
 //! 4. **enrichment** ([`enrich`]): parsed user agent, campaign, referrer
 //!    host and channel, on what privacy kept.
@@ -26,13 +27,11 @@ pub mod plan;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::json::Value;
-
 use crate::config::{Config, ConfigError};
 pub use crate::config::{QualityConfig, SourceQualityConfig};
 use crate::event::Event;
 use crate::normalize::RequestMeta;
-use dedup::DedupFilter;
+use dedup::{ClientIds, DedupFilter};
 use edit::Edit;
 use enrich::referrer::{ReferrerError, Referrers};
 use enrich::ua::{UaError, UaParser};
@@ -163,14 +162,14 @@ impl QualityStage {
         })
     }
 
-    /// Runs the source's parts on one event. `client_message_id` says
-    /// whether the `messageId` came from the client (a generated one is
-    /// unique and not checked).
+    /// Runs the source's parts on one event. `client_ids` are the ids the
+    /// client sent, taken before privacy changed the event; `None` when
+    /// the `messageId` was generated (unique, not checked).
     pub fn apply(
         &self,
         ev: &mut Event,
         meta: &RequestMeta<'_>,
-        client_message_id: bool,
+        client_ids: Option<&ClientIds<'_>>,
     ) -> Verdict {
         // Client-sent values under the fields this stage writes were
         // discarded by `normalize` (`owned`).
@@ -185,18 +184,16 @@ impl QualityStage {
             }
         }
         let mut recorded = None;
-        if let (Some((filter, _)), true) = (&source.dedup, client_message_id) {
-            if let Some(Value::String(id)) = ev.body.get("messageId") {
-                let now = u64::try_from(meta.received_at.timestamp()).unwrap_or_default();
-                // A poisoned lock only means another thread panicked mid-insert;
-                // the filter's state is still usable.
-                let mut f = filter.lock().unwrap_or_else(|p| p.into_inner());
-                let key = f.key_of(id);
-                if f.check_and_insert(key, now) {
-                    return Verdict::Drop(REASON_DUPLICATE);
-                }
-                recorded = Some(Recorded { key });
+        if let (Some((filter, _)), Some(ids)) = (&source.dedup, client_ids) {
+            let now = u64::try_from(meta.received_at.timestamp()).unwrap_or_default();
+            // A poisoned lock only means another thread panicked mid-insert;
+            // the filter's state is still usable.
+            let mut f = filter.lock().unwrap_or_else(|p| p.into_inner());
+            let key = f.key_of_ids(ids);
+            if f.check_and_insert(key, now) {
+                return Verdict::Drop(REASON_DUPLICATE);
             }
+            recorded = Some(Recorded { key });
         }
         // The plan's edits first: enrichment reads what `omit` left.
         edit::apply(&mut ev.body, edits.drain(..));

@@ -557,6 +557,8 @@ pub struct Record {
     pub key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub value: Value,
+    /// The record's value as the broker holds it, byte for byte.
+    pub raw: Vec<u8>,
 }
 
 impl Record {
@@ -643,6 +645,7 @@ pub fn consume_settle(
                     .payload()
                     .and_then(|p| serde_json::from_slice(p).ok())
                     .unwrap_or(Value::Null),
+                raw: m.payload().unwrap_or_default().to_vec(),
             });
         }
         if out.len() >= expected && settle_until.is_none() {

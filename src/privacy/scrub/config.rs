@@ -29,7 +29,9 @@ pub const MAX_DENY_KEY_LEN: usize = 64;
 /// `newPassword` and `password_confirmation`, `date of birth` catches
 /// `dateOfBirth`; a trailing `$` means the phrase must end the key
 /// (`mobile$` catches `userMobile`, not `mobile_app_version`), a leading
-/// `^` that it must start it.
+/// `^` that it must start it. A rule may end with the kinds of value it
+/// removes (`: text, number, timestamp, object, array`; default all of
+/// them): see `keys::kinds`.
 pub const DEFAULT_DENY_KEYS: &[&str] = &[
     // Credentials and secrets.
     "password",
@@ -51,9 +53,11 @@ pub const DEFAULT_DENY_KEYS: &[&str] = &[
     "authorization",
     "credential",
     "credentials",
-    "session$",
-    "session id",
-    "sid$",
+    // A session id that is a number or a time (RudderStack and Hightouch
+    // send the session's start time) is no secret.
+    "session$: text, object, array",
+    "session id: text, object, array",
+    "sid$: text, object, array",
     // Payment.
     "card$",
     "card number",
@@ -92,8 +96,9 @@ pub const DEFAULT_DENY_KEYS: &[&str] = &[
     "birthdate",
     "date of birth",
     // Contact.
-    "email",
-    "mail$",
+    // A number is no address (`emailCampaignId: 12345`).
+    "email: text, object, array",
+    "mail$: text, object, array",
     "phone",
     "telephone",
     "tel$",
@@ -132,7 +137,9 @@ pub struct ScrubConfig {
     /// removed by name. Each entry is a phrase matched against the words of
     /// a key, in any casing (`first_name` catches `firstName`,
     /// `billingFirstName` and `FIRST-NAME`); `phrase$` must end the key,
-    /// `^phrase` start it, `^phrase$` be all of it. Default:
+    /// `^phrase` start it, `^phrase$` be all of it; `phrase: text, object`
+    /// removes only those kinds of value (`text`, `number`, `timestamp`,
+    /// `object`, `array`; default all). Default:
     /// [`DEFAULT_DENY_KEYS`]. Setting it replaces the list; use
     /// `extra_deny_keys` to extend it.
     #[serde(default = "default_deny_keys")]
@@ -193,6 +200,16 @@ pub struct ScrubConfig {
     /// through unscanned. Default 8192, at least 256.
     #[serde(default = "default_max_string_bytes")]
     pub max_string_bytes: usize,
+    /// Round coordinates the client sends (`latitude` / `longitude`,
+    /// `lat` / `lng` / `lon` keys anywhere, such as Segment mobile's
+    /// `context.location`) to `coordinate_decimals`. Default `true`.
+    #[serde(default = "default_enabled")]
+    pub coarsen_coordinates: bool,
+    /// Decimals kept of client-sent coordinates: by default the precision
+    /// of the gateway's own GeoIP coordinates (1, about 10 km); at most
+    /// 7.
+    #[serde(default = "default_coordinate_decimals")]
+    pub coordinate_decimals: u32,
 }
 
 impl Default for ScrubConfig {
@@ -211,8 +228,14 @@ impl Default for ScrubConfig {
             detectors: default_detectors(),
             max_depth: default_max_depth(),
             max_string_bytes: default_max_string_bytes(),
+            coarsen_coordinates: default_enabled(),
+            coordinate_decimals: default_coordinate_decimals(),
         }
     }
+}
+
+fn default_coordinate_decimals() -> u32 {
+    crate::privacy::geo::COORDINATE_DECIMALS
 }
 
 /// A `[[sources.privacy.scrub.rules]]` entry.

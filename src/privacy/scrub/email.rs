@@ -6,8 +6,11 @@
 //! of `[A-Za-z0-9.-]` or non-ASCII characters, trailing dots and hyphens
 //! dropped, with at least two labels of 1 to 63 bytes that neither start
 //! nor end with `-`, and a top-level label of at least two letters (ASCII
-//! or not). Other RFC 5322 local-part characters (`=`, `/`, `!`, …) are
-//! left out on purpose, so `email=jo@x.io` keeps `email=`.
+//! or not). An apostrophe between two letters or digits belongs to the
+//! local part (`o'brien@…`, as Irish and French names are written); a
+//! quote around the address (`'jo@x.io'`) does not. Other RFC 5322
+//! local-part characters (`=`, `/`, `!`, …) are left out on purpose, so
+//! `email=jo@x.io` keeps `email=`.
 //!
 //! Not emails: `@handle`, `user@localhost`, `pkg@1.2.3` (numeric top
 //! label), and image names like `logo@2x.png`: a top-level label that is a
@@ -37,6 +40,13 @@ fn is_local(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-') || b >= 0x80
 }
 
+/// A letter or digit (ASCII or not): what stands on both sides of an
+/// apostrophe in a local part.
+#[inline]
+fn is_name(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
 #[inline]
 fn is_domain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b >= 0x80
@@ -49,8 +59,20 @@ pub(crate) fn find(s: &[u8], out: &mut Vec<Span>) {
             continue;
         }
         let mut start = at;
-        while start > last_end && is_local(s[start - 1]) {
-            start -= 1;
+        loop {
+            if start > last_end && is_local(s[start - 1]) {
+                start -= 1;
+            } else if start > last_end + 1
+                && start < at
+                && s[start - 1] == b'\''
+                && is_name(s[start - 2])
+                && is_name(s[start])
+            {
+                // An apostrophe inside a name: `o'brien@…`.
+                start -= 1;
+            } else {
+                break;
+            }
         }
         while start < at && s[start] == b'.' {
             start += 1;
@@ -119,7 +141,12 @@ mod tests {
                 &["Jane.Doe+news@mail.example.co.uk"],
             ),
             ("email=bob_99@x-y.io&x=1", &["bob_99@x-y.io"]),
-            ("mailto:o'neil@example.org", &["neil@example.org"]),
+            ("mailto:o'neil@example.org", &["o'neil@example.org"]),
+            ("Mail: o'brien@example.ie", &["o'brien@example.ie"]),
+            ("d'artagnan.c@exemple.fr", &["d'artagnan.c@exemple.fr"]),
+            ("email='jo@x.io'", &["jo@x.io"]),
+            ("'o'brien@example.ie'", &["o'brien@example.ie"]),
+            ("it's jo@x.io", &["jo@x.io"]),
             ("<a@b.de>, c.d@e.fr", &["a@b.de", "c.d@e.fr"]),
             ("josé@exämple.de", &["josé@exämple.de"]),
             ("..x@y.com", &["x@y.com"]),

@@ -13,6 +13,12 @@
 //!   payload carrying the pseudonym;
 //! - `keep`: left as sent (only with a legal basis for it).
 //!
+//! Other top-level ids (`messageId`, see [`PSEUDONYMIZED_IDS`]) get the
+//! same treatment whatever `identity_pii` says: a value holding personal
+//! data becomes its pseudonym, never a shared constant (every `messageId`
+//! reading `[email]` would be one id), and the event is not rejected for
+//! it (the id is not a visitor's).
+//!
 //! The pseudonym is `pid_` followed by the first 16 bytes of
 //! HMAC-SHA256(secret, value) in hex, the value taken in the form ids are
 //! compared in (`privacy::ids`: an e-mail address or UUID without case,
@@ -31,6 +37,9 @@ use sha2::Sha256;
 
 /// The identity fields, at the top level of an event.
 pub const IDENTITY_FIELDS: [&str; 4] = ["userId", "anonymousId", "groupId", "previousId"];
+/// Top-level ids that are not identity fields, replaced by their pseudonym
+/// (never spliced) when they hold personal data.
+pub const PSEUDONYMIZED_IDS: [&str; 1] = ["messageId"];
 /// What every pseudonym starts with.
 pub const PSEUDONYM_PREFIX: &str = "pid_";
 /// Bytes of the HMAC kept in a pseudonym (128 bits: no collisions in any
@@ -60,6 +69,12 @@ pub(crate) fn is_identity(key: &str) -> bool {
     IDENTITY_FIELDS
         .iter()
         .any(|f| super::keys::same(f.as_bytes(), key.as_bytes()))
+}
+
+/// Whether `key` names a top-level id pseudonymized as a whole.
+#[inline]
+pub(crate) fn is_pseudonymized_id(key: &str) -> bool {
+    PSEUDONYMIZED_IDS.contains(&key)
 }
 
 /// Turns values into keyed pseudonyms.

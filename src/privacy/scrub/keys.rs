@@ -2,6 +2,12 @@
 //! value, matched by words: see `words`), the hints a key gives about its
 //! value, and the fixed exempt fields.
 //!
+//! A key rule names the kinds of value it removes ([`kinds`]): a key says
+//! what a value is about, the value's kind says whether it can be the
+//! secret or the personal data the rule is for. `sessionId` holding a
+//! number (RudderStack's and Hightouch's session ids are start times) is
+//! no session secret; `emailCampaignId: 12345` is no address.
+//!
 //! Lookups work in stack buffers: no allocation, no hashing.
 
 #[cfg(test)]
@@ -23,6 +29,55 @@ pub const EXEMPT_PATHS: &[&str] = &[
     "context.ip",
     "context.privacy.redactions",
 ];
+
+/// The kinds of value a key rule removes, as bits: an entry of
+/// `deny_keys` may end with `: kind, kind …` (`"session id: text, object,
+/// array"`); without one it removes every kind. Booleans and nulls are
+/// never removed (they carry no personal data).
+pub(crate) mod kinds {
+    use crate::json::Value;
+
+    /// A string that is not a timestamp.
+    pub const TEXT: u8 = 1;
+    /// A JSON number.
+    pub const NUMBER: u8 = 2;
+    /// A string that is an RFC 3339 date-time.
+    pub const TIMESTAMP: u8 = 4;
+    pub const OBJECT: u8 = 8;
+    pub const ARRAY: u8 = 16;
+    pub const ALL: u8 = TEXT | NUMBER | TIMESTAMP | OBJECT | ARRAY;
+
+    /// The names written in rules, with their bits.
+    pub const NAMES: [(&str, u8); 5] = [
+        ("text", TEXT),
+        ("number", NUMBER),
+        ("timestamp", TIMESTAMP),
+        ("object", OBJECT),
+        ("array", ARRAY),
+    ];
+
+    /// The bits of `"text, number"`; `None` when a name is unknown or
+    /// there is none.
+    pub fn parse(list: &str) -> Option<u8> {
+        let mut bits = 0;
+        for name in list.split(',').map(str::trim) {
+            bits |= NAMES.iter().find(|(n, _)| *n == name)?.1;
+        }
+        (bits != 0).then_some(bits)
+    }
+
+    /// The kind of `v` (0 for booleans and nulls).
+    pub fn of(v: &Value<'_>) -> u8 {
+        match v {
+            Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => TIMESTAMP,
+            Value::String(_) => TEXT,
+            Value::Number(_) => NUMBER,
+            Value::Object(_) => OBJECT,
+            Value::Array(_) => ARRAY,
+            Value::Bool(_) | Value::Null => 0,
+        }
+    }
+}
 
 /// Byte classes a key is summarized by, in one pass ([`Shape::of`]).
 const B_LOWER: u8 = 1;
@@ -215,6 +270,11 @@ impl DenyKeys {
     /// The configured spelling of entry `i`.
     pub(crate) fn name(&self, i: usize) -> &str {
         self.rules.name(i)
+    }
+
+    /// Whether entry `i` removes `value` (its kinds include the value's).
+    pub(crate) fn removes(&self, i: usize, value: &crate::json::Value<'_>) -> bool {
+        self.rules.kinds(i) & kinds::of(value) != 0
     }
 
     /// Looks an object key up: denied? hints for its values?

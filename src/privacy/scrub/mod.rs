@@ -56,6 +56,7 @@
 
 mod card;
 pub mod config;
+mod coords;
 mod custom;
 mod decode;
 mod email;
@@ -105,7 +106,7 @@ const MIN_CARD_INTEGER: u64 = 1_000_000_000_000;
 /// Why a scrubber cannot be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubError {
-    #[error("deny key {0:?} is empty or longer than 64 characters after normalization")]
+    #[error("deny key {0:?} is empty, longer than 64 characters after normalization, or names a value kind other than text, number, timestamp, object, array")]
     BadDenyKey(String),
     #[error(transparent)]
     Selector(#[from] selector::SelectorError),
@@ -121,6 +122,8 @@ pub enum ScrubError {
     StringLimitTooSmall { min: usize, got: usize },
     #[error("token patterns: {0}")]
     Patterns(String),
+    #[error("coordinate_decimals must be at most {max}, got {got}")]
+    TooManyDecimals { max: u32, got: u32 },
 }
 
 /// Why something was removed or replaced.
@@ -146,12 +149,14 @@ pub enum RedactionKind {
     Rule(Action),
     /// A custom detector matched; holds its name.
     Custom(&'static str),
+    /// A client-sent coordinate was rounded (`coordinate_decimals`).
+    Coordinates,
 }
 
 impl RedactionKind {
     /// Every label [`RedactionKind::label`] can return, besides the names
     /// of custom detectors.
-    pub const LABELS: [&'static str; 17] = [
+    pub const LABELS: [&'static str; 18] = [
         "email",
         "phone",
         "card",
@@ -169,6 +174,7 @@ impl RedactionKind {
         "rule_remove",
         "rule_pseudonymize",
         "rule_mask",
+        "coordinates",
     ];
 
     /// Stable name for reports and metric labels.
@@ -183,6 +189,7 @@ impl RedactionKind {
             RedactionKind::PersonTrait => "person_trait",
             RedactionKind::Rule(a) => a.label(),
             RedactionKind::Custom(name) => name,
+            RedactionKind::Coordinates => "coordinates",
         }
     }
 }
@@ -209,6 +216,8 @@ pub struct Scrubber {
     pseudonyms: Pseudonymizer,
     max_depth: usize,
     max_string_bytes: usize,
+    /// Decimals client-sent coordinates are rounded to; `None`: kept.
+    coordinate_decimals: Option<u32>,
 }
 
 /// What one `scrub_event` call found besides its redactions.
@@ -338,6 +347,12 @@ impl Scrubber {
                 got: cfg.max_string_bytes,
             });
         }
+        if cfg.coordinate_decimals > coords::MAX_COORDINATE_DECIMALS {
+            return Err(ScrubError::TooManyDecimals {
+                max: coords::MAX_COORDINATE_DECIMALS,
+                got: cfg.coordinate_decimals,
+            });
+        }
         let deny = DenyKeys::new(cfg.deny_keys.iter().chain(&cfg.extra_deny_keys))
             .map_err(|k| ScrubError::BadDenyKey(k.0))?;
         let tokens = TokenMatcher::new().map_err(|e| ScrubError::Patterns(e.to_string()))?;
@@ -353,6 +368,7 @@ impl Scrubber {
             pseudonyms: Pseudonymizer::new(key.as_deref()),
             max_depth: cfg.max_depth,
             max_string_bytes: cfg.max_string_bytes,
+            coordinate_decimals: cfg.coarsen_coordinates.then_some(cfg.coordinate_decimals),
         })
     }
 

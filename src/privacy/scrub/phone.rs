@@ -20,7 +20,15 @@
 //!   `.`, `,` + digit (times `2024-01-15 10:30`, decimals) or by `-`, `_`,
 //!   `.` + letter or digit (longer identifiers).
 //! - After `+CC`, the first national group may be a single digit
-//!   (`+33 6 12 34 56 78`).
+//!   (`+33 6 12 34 56 78`), also right after a parenthesized trunk prefix
+//!   (`+33 (0)6 12 34 56 78`).
+//!
+//! Separators as written in Europe count too: a no-break space (U+00A0), a
+//! narrow no-break space (U+202F, French typography) or a thin space
+//! (U+2009) is a space; a `/` may separate a national area code from the
+//! number, once, right after a first group of 2 to 5 digits starting with
+//! `0` (German `030/1234567`, `0151/23456789`), so dates (`01/02/2024`)
+//! and paths are still no phones.
 
 use super::config::Detector;
 use super::text::{before, is_digit, is_word, Span};
@@ -37,6 +45,29 @@ const MAX_GROUP_INTL: u32 = 12;
 const MAX_DOT_GROUP: u32 = 4;
 /// Longest parenthesized group.
 const MAX_PAREN: u32 = 5;
+/// Longest national area code before a `/`.
+const MAX_SLASH_AREA: u32 = 5;
+/// Shortest national area code before a `/` (with its `0`).
+const MIN_SLASH_AREA: u32 = 2;
+
+/// Spaces other than ASCII's that separate digit groups, UTF-8 encoded:
+/// no-break, narrow no-break and thin space.
+const WIDE_SPACES: [&[u8]; 3] = [
+    "\u{a0}".as_bytes(),
+    "\u{202f}".as_bytes(),
+    "\u{2009}".as_bytes(),
+];
+
+/// The separator at `j` (as `b' '` for every space) and its length in bytes.
+fn separator(s: &[u8], j: usize) -> Option<(u8, usize)> {
+    match s.get(j)? {
+        &sep @ (b' ' | b'-' | b'.' | b'/') => Some((sep, 1)),
+        _ => WIDE_SPACES
+            .iter()
+            .find(|w| s.get(j..j + w.len()) == Some(w))
+            .map(|w| (b' ', w.len())),
+    }
+}
 
 fn left_ok(s: &[u8], i: usize) -> bool {
     match before(s, i) {
@@ -103,6 +134,10 @@ fn parse(s: &[u8], i: usize) -> Option<(Shape, bool)> {
         first_sep: 0,
     };
     let mut paren_used = false;
+    // The index of the parenthesized group, if any.
+    let mut paren_group = None;
+    let mut slash_used = false;
+    let national_zero = !plus && s.get(i) == Some(&b'0');
     loop {
         let (len, value, paren) = if s.get(j) == Some(&b'(') {
             if paren_used {
@@ -118,6 +153,7 @@ fn parse(s: &[u8], i: usize) -> Option<(Shape, bool)> {
                 break;
             }
             paren_used = true;
+            paren_group = Some(sh.groups);
             j = k + 1;
             // `(555) 123` or `(555)123`: one optional separator after.
             (len, 0, true)
@@ -144,8 +180,8 @@ fn parse(s: &[u8], i: usize) -> Option<(Shape, bool)> {
             }
             sh.max_later = sh.max_later.max(len);
             // After `+CC` the first national group may be one digit
-            // (`+33 6 12 34 56 78`).
-            let exempt = plus && sh.groups == 1;
+            // (`+33 6 12 34 56 78`, `+33 (0)6 12 34 56 78`).
+            let exempt = plus && (sh.groups == 1 || (sh.groups == 2 && paren_group == Some(1)));
             if !paren && !exempt {
                 sh.min_later_plain = sh.min_later_plain.min(len);
             }
@@ -153,20 +189,27 @@ fn parse(s: &[u8], i: usize) -> Option<(Shape, bool)> {
         sh.max_group = sh.max_group.max(len);
         sh.groups += 1;
         sh.end = j;
-        match s.get(j) {
-            Some(&sep @ (b' ' | b'-' | b'.'))
-                if s.get(j + 1).is_some_and(|&b| is_digit(b) || b == b'(') =>
-            {
+        match separator(s, j) {
+            Some((sep, n)) if s.get(j + n).is_some_and(|&b| is_digit(b) || b == b'(') => {
                 if sep == b'.' {
                     if paren {
                         break;
                     }
                     sh.dot_sep = true;
                 }
+                if sep == b'/' {
+                    let area = sh.groups == 1
+                        && national_zero
+                        && (MIN_SLASH_AREA..=MAX_SLASH_AREA).contains(&len);
+                    if slash_used || !area || s.get(j + 1) == Some(&b'(') {
+                        break;
+                    }
+                    slash_used = true;
+                }
                 if sh.groups == 1 {
                     sh.first_sep = sep;
                 }
-                j += 1;
+                j += n;
             }
             _ if paren && s.get(j).is_some_and(|&b| is_digit(b)) => {}
             _ => break,
@@ -236,6 +279,76 @@ pub(crate) fn find(s: &[u8], out: &mut Vec<Span>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A space as French and German typography write it.
+    fn space() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![" ", "\u{a0}", "\u{202f}", "\u{2009}"])
+    }
+
+    proptest! {
+        /// French numbers, national or `+33` with or without the `(0)`
+        /// trunk prefix, grouped in pairs by any space: found whole.
+        #[test]
+        fn french_numbers_are_found_whole(
+            first in 1u8..=9,
+            pairs in prop::collection::vec(0u8..100, 4),
+            sep in space(),
+            form in 0u8..3,
+        ) {
+            let rest: Vec<String> = pairs.iter().map(|p| format!("{p:02}")).collect();
+            let rest = rest.join(sep);
+            let number = match form {
+                0 => format!("0{first}{sep}{rest}"),
+                1 => format!("+33{sep}{first}{sep}{rest}"),
+                _ => format!("+33{sep}(0){first}{sep}{rest}"),
+            };
+            let text = format!("Tél. : {number}, merci");
+            prop_assert_eq!(found(&text), vec![number.as_str()]);
+        }
+
+        /// German numbers with the area code before a slash: found whole.
+        #[test]
+        fn german_slash_numbers_are_found_whole(
+            area in "0[1-9][0-9]{1,3}",
+            number in "[1-9][0-9]{5,7}",
+        ) {
+            let n = format!("{area}/{number}");
+            let text = format!("Telefon: {n} (Büro)");
+            prop_assert_eq!(found(&text), vec![n.as_str()]);
+        }
+
+        /// Dates with slashes, amounts with a decimal comma and wide-space
+        /// thousands, and versions survive.
+        #[test]
+        fn look_alikes_survive(
+            d in 1u8..=28, m in 1u8..=12, y in 1990u16..2100,
+            amount in 0u32..1_000_000_000, cents in 0u8..100,
+            sep in space(),
+            v in prop::collection::vec(0u16..10_000, 4),
+        ) {
+            let amount = {
+                let s = amount.to_string();
+                let mut out = String::new();
+                for (i, c) in s.chars().enumerate() {
+                    if i > 0 && (s.len() - i) % 3 == 0 {
+                        out.push_str(sep);
+                    }
+                    out.push(c);
+                }
+                out
+            };
+            for text in [
+                format!("{d:02}/{m:02}/{y}"),
+                format!("{y}/{m:02}/{d:02}"),
+                format!("le {d:02}/{m:02}/{y} à 10:30"),
+                format!("{amount},{cents:02}{sep}€"),
+                format!("v{}.{}.{}.{}", v[0], v[1], v[2], v[3]),
+            ] {
+                prop_assert!(found(&text).is_empty(), "{}: {:?}", text, found(&text));
+            }
+        }
+    }
 
     fn found(s: &str) -> Vec<&str> {
         let mut v = Vec::new();
@@ -265,6 +378,25 @@ mod tests {
             ("phone=555-123-4567&x=1", "555-123-4567"),
             ("\"612 345 678\"", "612 345 678"),
             ("+91 98765 43210", "+91 98765 43210"),
+            // As written in France and Germany.
+            (
+                "06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
+                "06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
+            ),
+            (
+                "+33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+                "+33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+            ),
+            (
+                "tél. : 01\u{2009}42\u{2009}68\u{2009}53\u{2009}00",
+                "01\u{2009}42\u{2009}68\u{2009}53\u{2009}00",
+            ),
+            ("+33 (0)6 12 34 56 78", "+33 (0)6 12 34 56 78"),
+            ("+33 (0)1 42 68 53 00", "+33 (0)1 42 68 53 00"),
+            ("+49 (0)30 1234567", "+49 (0)30 1234567"),
+            ("030/1234567", "030/1234567"),
+            ("Tel.: 0151/23456789", "0151/23456789"),
+            ("089/12 34 56 78", "089/12 34 56 78"),
         ];
         for (s, want) in cases {
             assert_eq!(found(s), vec![*want], "{s}");
@@ -304,6 +436,17 @@ mod tests {
             "1 000 000",
             "555-123-4567-ext",
             "555-123-4567x89",
+            // Slashes that are not an area code's.
+            "01/02/2024",
+            "15/01/2024 10:30",
+            "2024/01/15",
+            "1920/1080",
+            "12345/678901",
+            "030/123/4567",
+            "/030/1234567",
+            // Wide spaces in amounts and ids.
+            "1\u{a0}000\u{a0}000",
+            "12\u{202f}345,67\u{a0}€",
         ] {
             assert!(found(s).is_empty(), "{s}: {:?}", found(s));
         }

@@ -138,9 +138,14 @@ fn exempt_fields_are_untouched_and_ids_and_event_names_are_scanned() {
     let mut want = ev;
     want["event"] = json!("Signup [email]");
     want["name"] = json!("Page for [phone]");
-    want["messageId"] = json!("[email]");
     want["context"]["privacy"]["other"] = json!("[email]");
-    for f in ["userId", "anonymousId", "groupId", "previousId"] {
+    for f in [
+        "userId",
+        "anonymousId",
+        "groupId",
+        "previousId",
+        "messageId",
+    ] {
         let p = out[f].as_str().expect("a string");
         assert!(p.starts_with(PSEUDONYM_PREFIX), "{f}: {p}");
         want[f] = json!(p);
@@ -577,6 +582,7 @@ fn labels_cover_every_kind() {
             RedactionKind::Rule(Action::Remove),
             RedactionKind::Rule(Action::Pseudonymize),
             RedactionKind::Rule(Action::Mask),
+            RedactionKind::Coordinates,
         ]
         .iter()
         .map(RedactionKind::label),
@@ -625,4 +631,23 @@ pub(super) fn clean_page_event() -> Value {
             "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
         }
     })
+}
+
+#[test]
+fn european_phone_shapes_pass_the_prefilter_and_are_replaced() {
+    for (text, want) in [
+        (
+            "Rappel : 06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
+            "Rappel : [phone]",
+        ),
+        (
+            "+33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+            "[phone]",
+        ),
+        ("+33 (0)6 12 34 56 78", "[phone]"),
+        ("Telefon 030/1234567", "Telefon [phone]"),
+        ("Mail o'brien@example.ie", "Mail [email]"),
+    ] {
+        assert_eq!(one(text).0.as_deref(), Some(want), "{text}");
+    }
 }

@@ -59,7 +59,11 @@ fn identity_fields_holding_pii_become_stable_pseudonyms() {
             .expect("string")
             .starts_with(PSEUDONYM_PREFIX));
     }
-    assert_eq!(out["messageId"], "msg:[email]");
+    // A `messageId` holding PII becomes its own pseudonym, never a
+    // constant shared by every such id.
+    let mid = out["messageId"].as_str().expect("string");
+    assert!(mid.starts_with(PSEUDONYM_PREFIX), "{mid}");
+    assert_ne!(mid, uid);
     let mut red = red;
     red.sort();
     assert_eq!(
@@ -380,4 +384,144 @@ fn pseudonym_secrets_come_from_config_or_environment() {
     assert!(Scrubber::new(&ScrubConfig::default())
         .expect("builds")
         .ephemeral_pseudonyms());
+}
+
+#[test]
+fn message_ids_holding_pii_become_per_value_pseudonyms_not_a_constant() {
+    let id = |mid: &str| {
+        let (out, red, outcome) =
+            run(json!({"type": "page", "anonymousId": "a", "messageId": mid}));
+        // Not an identity field: the event is not rejected for it.
+        assert!(!outcome.identity_pii);
+        assert_eq!(red, vec![("messageId".to_string(), "email")]);
+        out["messageId"].as_str().expect("string").to_string()
+    };
+    let ada = id("ada@example.com");
+    let bob = id("bob@example.com");
+    assert!(ada.starts_with(PSEUDONYM_PREFIX), "{ada}");
+    assert!(!ada.contains('@') && !ada.contains("ada"));
+    assert_ne!(ada, bob);
+    assert_eq!(ada, id("ada@example.com"));
+    // Even under `identity_pii = "keep"` (which is about visitor ids).
+    let keep = with(ScrubConfig {
+        identity_pii: IdentityPii::Keep,
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(&keep, json!({"messageId": "ada@example.com"}));
+    assert_eq!(out["messageId"], ada.as_str());
+    // A clean id is left alone.
+    let (out, red, _) = run(json!({"messageId": "ajs-next-1733563200000-4f1c"}));
+    assert_eq!(out["messageId"], "ajs-next-1733563200000-4f1c");
+    assert!(red.is_empty());
+}
+
+#[test]
+fn key_rules_remove_only_the_kinds_of_value_they_name() {
+    // From real client payloads: RudderStack Android and Hightouch browser
+    // send the session's start time as `context.sessionId`.
+    let (out, red, _) = run(json!({
+        "context": {"sessionId": 1733563200000_i64, "sessionStart": true},
+        "properties": {
+            "emailCampaignId": 12345,
+            "email_campaign_id": "2026-12-07T08:00:00Z",
+            "sid": "2026-12-07T08:00:00+01:00",
+        }
+    }));
+    assert_eq!(out["context"]["sessionId"], 1733563200000_i64);
+    assert_eq!(out["properties"]["emailCampaignId"], 12345);
+    assert_eq!(out["properties"]["sid"], "2026-12-07T08:00:00+01:00");
+    assert!(red.is_empty(), "{red:?}");
+    // What the rules protect still goes: a session token, an address, an
+    // object or array under the key.
+    let (out, red, _) = run(json!({
+        "context": {"sessionId": "s3cr3t-token-abc", "session": {"id": 5}},
+        "properties": {"email": "ada@example.com", "emails_list": 1, "userEmail": ["a"], "pin": 1234}
+    }));
+    assert!(out["context"].get("sessionId").is_none());
+    assert!(out["context"].get("session").is_none());
+    assert!(out["properties"].get("email").is_none());
+    assert!(out["properties"].get("userEmail").is_none());
+    assert!(out["properties"].get("pin").is_none());
+    let mut red = red;
+    red.sort();
+    assert_eq!(
+        red,
+        vec![
+            ("context.session".to_string(), "denied_key"),
+            ("context.sessionId".to_string(), "denied_key"),
+            ("properties.email".to_string(), "denied_key"),
+            ("properties.pin".to_string(), "denied_key"),
+            ("properties.userEmail".to_string(), "denied_key"),
+        ]
+    );
+}
+
+#[test]
+fn value_kinds_in_configured_rules_are_checked_at_load() {
+    let cfg = |keys: &[&str]| {
+        Scrubber::new(&ScrubConfig {
+            extra_deny_keys: keys.iter().map(|k| k.to_string()).collect(),
+            ..ScrubConfig::default()
+        })
+    };
+    assert!(cfg(&["member number: text, number"]).is_ok());
+    assert!(cfg(&["member number: texts"]).is_err());
+    assert!(cfg(&["member number:"]).is_err());
+    let s = with(ScrubConfig {
+        extra_deny_keys: vec!["member number: number".into()],
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(
+        &s,
+        json!({"properties": {"memberNumber": 991, "member_number": "M-1"}}),
+    );
+    assert!(out["properties"].get("memberNumber").is_none());
+    assert_eq!(out["properties"]["member_number"], "M-1");
+}
+
+#[test]
+fn client_coordinates_are_rounded_to_the_gateways_geoip_precision() {
+    // Segment mobile's `context.location`, and a site's properties.
+    let ev = json!({
+        "context": {"location": {"latitude": -33.868_82, "longitude": 151.209_296, "speed": 1.5}},
+        "properties": {"lat": "48.85837", "userLng": 2.294_481, "flat": 12.345, "lat_source": "gps"}
+    });
+    let (out, red, _) = run(ev.clone());
+    assert_eq!(out["context"]["location"]["latitude"], -33.9);
+    assert_eq!(out["context"]["location"]["longitude"], 151.2);
+    assert_eq!(out["context"]["location"]["speed"], 1.5);
+    assert_eq!(out["properties"]["lat"], "48.9");
+    assert_eq!(out["properties"]["userLng"], 2.3);
+    assert_eq!(out["properties"]["flat"], 12.345);
+    assert_eq!(out["properties"]["lat_source"], "gps");
+    let mut red = red;
+    red.sort();
+    assert_eq!(
+        red,
+        vec![
+            ("context.location.latitude".to_string(), "coordinates"),
+            ("context.location.longitude".to_string(), "coordinates"),
+            ("properties.lat".to_string(), "coordinates"),
+            ("properties.userLng".to_string(), "coordinates"),
+        ]
+    );
+    // Configurable, and off when the source says so.
+    let two = with(ScrubConfig {
+        coordinate_decimals: 2,
+        ..ScrubConfig::default()
+    });
+    let (out, _, _) = run_with(&two, ev.clone());
+    assert_eq!(out["context"]["location"]["latitude"], -33.87);
+    let off = with(ScrubConfig {
+        coarsen_coordinates: false,
+        ..ScrubConfig::default()
+    });
+    let (out, red, _) = run_with(&off, ev.clone());
+    assert_eq!(out, ev);
+    assert!(red.is_empty());
+    assert!(Scrubber::new(&ScrubConfig {
+        coordinate_decimals: 8,
+        ..ScrubConfig::default()
+    })
+    .is_err());
 }

@@ -14,7 +14,8 @@ pub(crate) const C_DIGIT: u8 = 1;
 pub(crate) const C_ALPHA: u8 = 2;
 /// `[A-Za-z0-9_-]`: the characters of base64url and of most API tokens.
 pub(crate) const C_RUN: u8 = 4;
-/// Characters that may sit between the digits of a phone or card number.
+/// Characters (and bytes of multi-byte spaces) that may sit between the
+/// digits of a phone or card number.
 pub(crate) const C_CHUNK: u8 = 8;
 /// `[A-Za-z0-9_+/=-]`: base64 (either alphabet) and `=` padding.
 pub(crate) const C_B64: u8 = 16;
@@ -38,7 +39,25 @@ const fn build_classes() -> [u8; 256] {
         if b == b'+' || b == b'/' || b == b'=' {
             c |= C_B64;
         }
-        if matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'+') {
+        // The bytes of the wide spaces the phone rules take as separators
+        // (U+00A0 `C2 A0`, U+202F `E2 80 AF`, U+2009 `E2 80 89`) and the
+        // slash after an area code: a prefilter may let through more than
+        // the detectors take, never less.
+        if matches!(
+            b,
+            b' ' | b'-'
+                | b'.'
+                | b'('
+                | b')'
+                | b'+'
+                | b'/'
+                | 0xC2
+                | 0xA0
+                | 0xE2
+                | 0x80
+                | 0xAF
+                | 0x89
+        ) {
             c |= C_CHUNK;
         }
         t[i] = c;

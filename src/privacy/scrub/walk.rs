@@ -65,7 +65,7 @@ fn embedded_json(s: &str) -> Option<Value<'_>> {
     if !framed {
         return None;
     }
-    match serde_json::from_str::<Value>(t) {
+    match crate::json::from_str(t) {
         Ok(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
         _ => None,
     }
@@ -146,14 +146,29 @@ impl Scrubber {
         if let Some(h) = hit {
             return self.apply_rule(h, value, &node, walk);
         }
-        if parent.is_none() && identity::is_identity(key) {
-            if let Some(keep) = self.identity_field(value, &node, walk) {
-                return keep;
+        if parent.is_none() {
+            let is_identity = identity::is_identity(key);
+            if is_identity || identity::is_pseudonymized_id(key) {
+                if let Some(keep) = self.identity_field(value, &node, is_identity, walk) {
+                    return keep;
+                }
             }
         }
-        if info.denied.is_some() && !matches!(value, Value::Bool(_) | Value::Null) {
+        if info.denied.is_some_and(|i| self.deny.removes(i, value)) {
             walk.record(&node, RedactionKind::DeniedKey);
             return false;
+        }
+        if let Some(decimals) = self.coordinate_decimals {
+            if matches!(value, Value::Number(_) | Value::String(_)) {
+                if let Some(axis) = coords::axis(key) {
+                    if coords::coarsen(value, axis, decimals) {
+                        walk.record(&node, RedactionKind::Coordinates);
+                    }
+                    if !matches!(value, Value::String(_)) {
+                        return true;
+                    }
+                }
+            }
         }
         if depth + 1 > self.max_depth {
             walk.record(&node, RedactionKind::Depth);
@@ -230,6 +245,7 @@ impl Scrubber {
         &self,
         value: &mut Value,
         node: &PathNode<'_>,
+        is_identity: bool,
         walk: &mut Walk<'_>,
     ) -> Option<bool> {
         let replacement = {
@@ -239,7 +255,7 @@ impl Scrubber {
                 Value::Bool(_) | Value::Null => return Some(true),
                 Value::Object(_) | Value::Array(_) => return None,
             };
-            if self.identity == IdentityPii::Keep {
+            if is_identity && self.identity == IdentityPii::Keep {
                 return Some(true);
             }
             self.scrub_string(&text, Hint::default(), &mut walk.kinds)
@@ -247,7 +263,7 @@ impl Scrubber {
         };
         if let Some(p) = replacement {
             *value = Value::String(p.into());
-            walk.outcome.identity_pii = true;
+            walk.outcome.identity_pii |= is_identity;
         }
         walk.record_kinds(node);
         Some(true)
@@ -268,7 +284,7 @@ impl Scrubber {
                     let before = walk.out.len();
                     self.walk_value(&mut inner, node, depth + 1, at, hint, walk);
                     if walk.out.len() > before {
-                        *s = serde_json::to_string(&inner).unwrap_or_default().into();
+                        *s = crate::json::to_string(&inner).into();
                     }
                     return;
                 }

@@ -228,8 +228,10 @@ pub(crate) struct KeyRules {
     by_len: Vec<Vec<Rule>>,
     /// Longest phrase.
     max_len: usize,
-    /// Configured spellings.
+    /// Configured spellings (the phrase, without its value kinds).
     names: Vec<String>,
+    /// The value kinds each rule removes (see `keys::kinds`), by name.
+    kinds: Vec<u8>,
 }
 
 /// Words that must not precede the built-in `address` rule.
@@ -268,9 +270,17 @@ impl KeyRules {
             by_len: Vec::new(),
             max_len: 0,
             names: Vec::new(),
+            kinds: Vec::new(),
         };
         k.by_len.resize_with(MAX_DENY_KEY_LEN + 1, Vec::new);
-        for r in rules {
+        for entry in rules {
+            let (r, kinds) = match entry.split_once(':') {
+                Some((phrase, kinds)) => (
+                    phrase.trim(),
+                    super::keys::kinds::parse(kinds).ok_or_else(|| BadRule(entry.clone()))?,
+                ),
+                None => (entry.as_str(), super::keys::kinds::ALL),
+            };
             let start = r.starts_with('^');
             let end = r.ends_with('$');
             let body = r.trim_start_matches('^').trim_end_matches('$');
@@ -283,7 +293,7 @@ impl KeyRules {
                 .filter(|c| !c.is_ascii() || c.is_ascii_alphabetic())
                 .count();
             if phrase.is_empty() || phrase.len() != letters {
-                return Err(BadRule(r.clone()));
+                return Err(BadRule(entry.clone()));
             }
             let anchor = Anchor { start, end };
             let bucket = &mut k.by_len[phrase.len()];
@@ -302,7 +312,8 @@ impl KeyRules {
                 unless_after: exceptions(r),
                 name: k.names.len(),
             });
-            k.names.push(r.clone());
+            k.names.push(r.to_string());
+            k.kinds.push(kinds);
         }
         Ok(k)
     }
@@ -310,6 +321,11 @@ impl KeyRules {
     /// The configured spelling of rule `i`.
     pub(crate) fn name(&self, i: usize) -> &str {
         &self.names[i]
+    }
+
+    /// The value kinds rule `i` removes (`keys::kinds` bits).
+    pub(crate) fn kinds(&self, i: usize) -> u8 {
+        self.kinds[i]
     }
 
     /// The first rule matching `key`, if any.

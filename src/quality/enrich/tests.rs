@@ -17,6 +17,10 @@ const SAFARI_IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWe
 const CHROME_ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36";
 const FIREFOX_MAC: &str =
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0";
+const DALVIK_PIXEL_7: &str = "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)";
+const DALVIK_GALAXY_TAB: &str =
+    "Dalvik/2.1.0 (Linux; U; Android 13; SM-X700 Build/TP1A.220624.014)";
+const CHROME_ANDROID_TABLET: &str = "Mozilla/5.0 (Linux; Android 14; Pixel Tablet) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Safari/537.36";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 #[test]
@@ -30,6 +34,11 @@ fn user_agents_parse_into_browser_os_and_device_type() {
         (CHROME_ANDROID, "Chrome Mobile", "120", "Android", "mobile"),
         (FIREFOX_MAC, "Firefox", "121", "Mac OS X", "desktop"),
         (GOOGLEBOT, "Googlebot", "2", "", "bot"),
+        // Android apps' own user agents (Segment / RudderStack Android SDKs)
+        // never say `Mobile`: a phone is a phone, a tablet model a tablet.
+        (DALVIK_PIXEL_7, "Android", "", "Android", "mobile"),
+        (DALVIK_GALAXY_TAB, "Android", "", "Android", "tablet"),
+        (CHROME_ANDROID_TABLET, "Chrome", "120", "Android", "tablet"),
     ];
     for (ua, browser, major, os, device) in cases {
         let v = p.parse(ua).expect("short enough to parse");

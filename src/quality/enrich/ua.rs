@@ -10,9 +10,13 @@
 //! one; a flood of them would only churn the cache).
 //!
 //! The device type is the gateway's rule on top of the parsed result:
-//! `bot` (uap's `Spider`), `tablet` (iPad, Kindle, `Tablet`, Android without
+//! `bot` (uap's `Spider`), `tablet` (iPad, Kindle, `Tablet`, a known tablet
+//! model ([`ANDROID_TABLET_MODELS`]), or an Android *browser* without
 //! `Mobile`), `mobile` (`Mobi`, iPhone, iPod, Android), `desktop` (any other
-//! device on a desktop OS), else `other`.
+//! device on a desktop OS), else `other`. Android browsers say `Mobile` on
+//! phones only; an Android app's own user agent (`Dalvik/2.1.0 (Linux; U;
+//! Android 13; Pixel 7 …)`, what the Segment and RudderStack Android SDKs
+//! send) never does, so there only the model can say tablet.
 
 use crate::json::{Map, Value};
 use quick_cache::sync::Cache;
@@ -22,6 +26,23 @@ const REGEXES: &str = include_str!("../../../data/uap-core/regexes.json");
 
 /// Longer user agents are not parsed.
 pub const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// Android device models (as in the user agent) that are tablets: Samsung
+/// Galaxy Tab (`SM-T…`, `SM-X…`, `SM-P…`), Lenovo Tab (`Lenovo TB…`), the
+/// Nexus 9 and 10, Amazon Fire (`KF…` codes); `Tablet` (`Pixel Tablet`) is
+/// matched anywhere already.
+pub const ANDROID_TABLET_MODELS: [&str; 7] = [
+    "; SM-T",
+    "; SM-X",
+    "; SM-P",
+    "; Lenovo TB",
+    "; Nexus 9",
+    "; Nexus 10",
+    "; KF",
+];
+
+/// What a browser's user agent starts with (an app's own does not).
+const BROWSER_PREFIX: &str = "Mozilla/";
 
 /// Operating systems whose unrecognised devices are desktops.
 const DESKTOP_OS: [&str; 8] = [
@@ -131,12 +152,15 @@ fn join_version(parts: [Option<&str>; 3]) -> Option<String> {
 
 fn device_type(ua: &str, os: &str, family: &str) -> &'static str {
     let android = os == "Android";
+    let android_tablet = android
+        && (ANDROID_TABLET_MODELS.iter().any(|m| ua.contains(m))
+            || (ua.starts_with(BROWSER_PREFIX) && !ua.contains("Mobile")));
     if family == "Spider" {
         "bot"
     } else if family.contains("iPad")
         || family.contains("Kindle")
         || ua.contains("Tablet")
-        || (android && !ua.contains("Mobile"))
+        || android_tablet
     {
         "tablet"
     } else if ua.contains("Mobi") || family.contains("iPhone") || family.contains("iPod") || android
