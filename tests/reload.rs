@@ -2,7 +2,8 @@
 //! and rate limit change under load, through the file watch and SIGHUP;
 //! nothing answered 200 is lost and the new rules apply within a second;
 //! a broken file is refused while the running configuration stays; a
-//! rotated secret file applies through the watch.
+//! rotated secret file applies through the watch; a plan file edited alone
+//! applies under load without losing an event.
 
 mod support;
 
@@ -65,28 +66,7 @@ fn config_info(gw: &Gateway) -> Value {
 
 /// One batch of fresh events from `origin`; the status and the messageIds.
 fn post_batch(gw: &Gateway, origin: &str, tag: &str) -> (u16, Vec<String>) {
-    let ids: Vec<String> = (0..BATCH)
-        .map(|_| format!("{tag}-{}", uuid::Uuid::new_v4()))
-        .collect();
-    let batch: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"type":"track","event":"Load","anonymousId":"v-1","messageId":id}))
-        .collect();
-    let body = json!({ "batch": batch }).to_string();
-    let auth = basic(WRITE_KEY);
-    let status = http(
-        gw.addr,
-        "POST",
-        "/v1/batch",
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &auth),
-            ("origin", origin),
-        ],
-        body.as_bytes(),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0);
+    let (status, _, ids) = post_counted(gw, origin, tag);
     (status, ids)
 }
 
@@ -336,4 +316,124 @@ fn a_rotated_secret_file_applies_through_the_watch() {
     assert_ne!(optin(old_key), 200);
     let info = config_info(&gw);
     assert!(!info.to_string().contains("sk_rotation"), "{info}");
+}
+
+/// A plan that lists `extra` besides an event nobody sends.
+fn plan_listing(extra: &[&str]) -> String {
+    let mut track = serde_json::Map::new();
+    for name in ["Never Sent"].iter().chain(extra) {
+        track.insert((*name).to_string(), json!({"type": "object"}));
+    }
+    json!({ "track": track }).to_string()
+}
+
+#[test]
+fn a_plan_file_edited_alone_applies_under_load_without_losing_an_event() {
+    let broker = Broker::start();
+    let brokers = broker.addr();
+    let (listen, admin) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, plan_listing(&[])).expect("write plan");
+    let path = dir.path().join("trackgate.toml");
+    let text = toml(listen, admin, &brokers, OLD_ORIGIN, 1_000_000)
+        + &format!(
+            "[sources.quality.plan]\nfile = \"{}\"\nmode = \"block\"\nunplanned = \"block\"\n",
+            plan.display()
+        );
+    std::fs::write(&path, &text).expect("write config");
+    let gw = Gateway::spawn_config(dir, path, listen, admin);
+    gw.wait_ready(Duration::from_secs(30));
+
+    // Load: batches of `Load` events, which the first plan blocks.
+    let gw = Arc::new(gw);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load_deadline = Instant::now() + Duration::from_secs(20);
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let (gw, seen, stop) = (gw.clone(), seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) && Instant::now() < load_deadline {
+                    let (status, accepted, ids) = post_counted(&gw, OLD_ORIGIN, &format!("p{i}"));
+                    let mut s = seen.lock().unwrap();
+                    s.statuses.push((Instant::now(), "", status));
+                    match (status, accepted) {
+                        (200, n) if n == BATCH => s.accepted.extend(ids),
+                        (200, 0) => s.refused.extend(ids),
+                        // One request runs under one configuration: a
+                        // batch split between two plans is a defect.
+                        (st, n) => panic!("status {st} with {n} of {BATCH} accepted"),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        seen.lock().unwrap().accepted.is_empty(),
+        "the plan blocks Load"
+    );
+    assert!(!seen.lock().unwrap().refused.is_empty(), "the load runs");
+
+    // Only the plan file changes (the main file stays as it is); the watch
+    // notices it and the next requests are accepted.
+    write_config(&plan, &plan_listing(&["Load"]));
+    wait_until("the edited plan to apply", Duration::from_secs(5), || {
+        !seen.lock().unwrap().accepted.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("load thread");
+    }
+    assert_eq!(config_info(&gw)["version"], 2);
+
+    // Every event answered as accepted is in Kafka once; none blocked is.
+    let s = seen.lock().unwrap();
+    let n = s.accepted.len();
+    let records = consume(&brokers, &[EVENTS], n, Duration::from_secs(60));
+    let ids: HashSet<String> = records
+        .iter()
+        .filter_map(|r| r.value["messageId"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        s.accepted.is_subset(&ids),
+        "{} of {n} accepted events missing",
+        s.accepted.difference(&ids).count()
+    );
+    assert!(ids.is_disjoint(&s.refused), "a blocked event reached Kafka");
+    assert_eq!(records.len(), n, "each accepted event once");
+}
+
+/// One batch of fresh events from `origin`; the status, the answer's
+/// `accepted` and the messageIds.
+fn post_counted(gw: &Gateway, origin: &str, tag: &str) -> (u16, usize, Vec<String>) {
+    let ids: Vec<String> = (0..BATCH)
+        .map(|_| format!("{tag}-{}", uuid::Uuid::new_v4()))
+        .collect();
+    let batch: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"type":"track","event":"Load","anonymousId":"v-1","messageId":id}))
+        .collect();
+    let body = json!({ "batch": batch }).to_string();
+    let auth = basic(WRITE_KEY);
+    let r = http(
+        gw.addr,
+        "POST",
+        "/v1/batch",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+            ("origin", origin),
+        ],
+        body.as_bytes(),
+    );
+    match r {
+        Ok(r) => {
+            let accepted = r.json()["accepted"].as_u64().unwrap_or(0) as usize;
+            (r.status, accepted, ids)
+        }
+        Err(_) => (0, 0, ids),
+    }
 }
