@@ -554,12 +554,24 @@ pub fn bot_event(action: &'static str) {
 /// with (`spool_max_bytes` 0: spool off), and the rare counters alerts take
 /// `increase()` of, registered at zero: a counter whose first sample is
 /// already 1 hides that first increment from `increase()` and `rate()`.
+/// The opt-out list's size starts at 0 (the list sets it as it loads).
 pub fn at_start(spool_max_bytes: u64, optout_max_entries: usize) {
     gauge!(SPOOL_MAX_BYTES).set(spool_max_bytes as f64);
     gauge!(OPTOUT_LIST_MAX_ENTRIES).set(optout_max_entries as f64);
+    gauge!(OPTOUT_LIST_ENTRIES).set(0.0);
     counter!(CONFIG_RELOADS, "result" => "ok").increment(0);
     counter!(CONFIG_RELOADS, "result" => "failed").increment(0);
     counter!(OPTOUT_LIST_FULL).increment(0);
+    if spool_max_bytes > 0 {
+        for name in [
+            SPOOL_REPLAYED,
+            SPOOL_RETRIES,
+            SPOOL_UNDELIVERABLE,
+            SPOOL_READ_ERRORS,
+        ] {
+            counter!(name).increment(0);
+        }
+    }
 }
 
 pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
