@@ -142,7 +142,10 @@ TRACKGATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/trackgate" bash scripts/ch
 # brokers: each starts its own on free loopback ports.
 step "unit and integration tests (real Tansu broker)"
 if [ "${TEST_RUNNER:-nextest}" = nextest ] && cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --no-fail-fast
+  cargo nextest run --workspace --lib --bins --tests --examples --no-fail-fast
+  # Criterion benches in test mode (each runs once) and doc tests: nextest
+  # cannot list a bench that prints while listing.
+  cargo test --workspace --benches
   cargo test --workspace --doc
 else
   cargo test --workspace --all-targets
