@@ -172,7 +172,12 @@ say "gateway from the image: chroot --userspec=$user $entrypoint"
 gateway_pid=$!
 pids+=("$gateway_pid")
 probe() { in_image /usr/local/bin/trackgate probe --admin "127.0.0.1:$admin_port"; }
-wait_for "$WAIT_S" "/readyz 200" probe
+deadline=$((SECONDS + WAIT_S))
+until probe >/dev/null 2>&1; do
+  kill -0 "$gateway_pid" 2>/dev/null || fail "the gateway exited before it was ready"
+  [ $SECONDS -lt $deadline ] || fail "timed out waiting for /readyz 200"
+  sleep 0.2
+done
 say "/readyz answered 200 to the image's trackgate probe"
 
 marker="image-test-$(date +%s)-$$"
