@@ -7,9 +7,11 @@
 #      under $IMAGE_TEST_CACHE), cut down to what distroless "cc" holds
 #      (libc6, libgcc-s1, ca-certificates, passwd/group with the nonroot
 #      user 65532, /tmp), imported as localhost/trackgate-runtime-base;
-#   2. `podman build` of Containerfile with RUNTIME_IMAGE set to it and
-#      BINARY_FROM=prebuilt: the gateway built on this host ($TRACKGATE_BIN,
-#      default target/release/trackgate; glibc of bookworm);
+#   2. `podman build` of Containerfile with RUNTIME_IMAGE set to it, and
+#      as BUILDER_IMAGE the whole bookworm root filesystem (a shell, no Rust:
+#      localhost/trackgate-builder-base) with PREBUILT naming the gateway
+#      built on this host ($TRACKGATE_BIN, default target/release/trackgate;
+#      bookworm's glibc), so every step of both stages runs but `cargo build`;
 #   3. the image's filesystem is exported (`podman create` + `export`) and
 #      its entrypoint runs with chroot as the image's user, with the image's
 #      environment and a configuration mounted where the image expects it,
@@ -30,6 +32,7 @@ CACHE="${IMAGE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/trackgate-image-test}
 SUITE="${DEBIAN_SUITE:-bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BASE_IMAGE="localhost/trackgate-runtime-base:$SUITE"
+BUILDER_BASE="localhost/trackgate-builder-base:$SUITE"
 IMAGE="localhost/trackgate:image-test"
 # Packages whose files make the runtime base (what distroless "cc" ships).
 BASE_PACKAGES="libc6 libgcc-s1 ca-certificates netbase tzdata"
@@ -104,17 +107,21 @@ if ! podman image exists "$BASE_IMAGE"; then
   printf 'root:x:0:\nnonroot:x:65532:\n' > "$base/etc/group"
   tar -C "$base" -c . | podman import --quiet - "$BASE_IMAGE" > /dev/null
 fi
+if ! podman image exists "$BUILDER_BASE"; then
+  tar -C "$rootfs" -c . | podman import --quiet - "$BUILDER_BASE" > /dev/null
+fi
 say "runtime base $BASE_IMAGE: $(podman image inspect -f '{{.Size}}' "$BASE_IMAGE") bytes"
 
-# 2. The image, from a context holding only what BINARY_FROM=prebuilt reads.
+# 2. The image, from a context holding what the build stage copies.
 ctx="$work/context"
-mkdir -p "$ctx/prebuilt/spool" "$ctx/config"
+mkdir -p "$ctx/prebuilt" "$ctx/config"
 cp Containerfile .containerignore "$ctx/"
 cp config/trackgate.example.toml "$ctx/config/"
 cp "$BIN" "$ctx/prebuilt/trackgate"
-say "podman build (RUNTIME_IMAGE=$BASE_IMAGE, BINARY_FROM=prebuilt)"
-podman build --quiet --pull=never --format docker \
-  --build-arg RUNTIME_IMAGE="$BASE_IMAGE" --build-arg BINARY_FROM=prebuilt \
+say "podman build (BUILDER_IMAGE=$BUILDER_BASE, RUNTIME_IMAGE=$BASE_IMAGE, PREBUILT=prebuilt/trackgate)"
+podman build --quiet --pull=never --format docker --isolation chroot \
+  --build-arg BUILDER_IMAGE="$BUILDER_BASE" --build-arg RUNTIME_IMAGE="$BASE_IMAGE" \
+  --build-arg PREBUILT=prebuilt/trackgate \
   -t "$IMAGE" "$ctx" > /dev/null
 user="$(podman image inspect -f '{{.Config.User}}' "$IMAGE")"
 entrypoint="$(podman image inspect -f '{{range .Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")"
