@@ -142,10 +142,10 @@ pub const SPOOL_READ_ERRORS: &str = "trackgate_spool_read_errors_total";
 /// statistics, every `kafka.statistics_interval_ms`; brokers learned from
 /// metadata only).
 pub const KAFKA_BROKER_UP: &str = "trackgate_kafka_broker_up";
-/// Produce round-trip time to a `broker`, average over the statistics
-/// interval, in seconds.
+/// Request round-trip time to a `broker`, average over the statistics
+/// interval, in seconds (kept from the last interval with an answer).
 pub const KAFKA_BROKER_RTT_AVG: &str = "trackgate_kafka_broker_rtt_avg_seconds";
-/// Produce round-trip time to a `broker`, 99th percentile over the
+/// Request round-trip time to a `broker`, 99th percentile over the
 /// statistics interval, in seconds.
 pub const KAFKA_BROKER_RTT_P99: &str = "trackgate_kafka_broker_rtt_p99_seconds";
 /// Requests waiting to be sent to a `broker` (librdkafka `outbuf_cnt`).
@@ -282,10 +282,10 @@ fn describe() {
         KAFKA_BROKER_UP,
         "1 while the connection to the broker is up."
     );
-    metrics::describe_gauge!(KAFKA_BROKER_RTT_AVG, "Average produce round-trip time.");
+    metrics::describe_gauge!(KAFKA_BROKER_RTT_AVG, "Average request round-trip time.");
     metrics::describe_gauge!(
         KAFKA_BROKER_RTT_P99,
-        "99th percentile produce round-trip time."
+        "99th percentile request round-trip time."
     );
     metrics::describe_gauge!(
         KAFKA_BROKER_OUTBUF,
@@ -608,8 +608,9 @@ pub fn spool_read_error() {
 pub struct KafkaBrokerStats<'a> {
     pub broker: &'a str,
     pub up: bool,
-    pub rtt_avg_seconds: f64,
-    pub rtt_p99_seconds: f64,
+    /// `None`: no answer in the interval (the gauges keep their value).
+    pub rtt_avg_seconds: Option<f64>,
+    pub rtt_p99_seconds: Option<f64>,
     pub outbuf_requests: u64,
     pub waitresp_requests: u64,
     /// Cumulative since the producer started.
@@ -622,8 +623,12 @@ pub fn kafka_broker(b: &KafkaBrokerStats<'_>) {
     let broker = b.broker.to_string();
     let label = || [("broker", broker.clone())];
     gauge!(KAFKA_BROKER_UP, &label()).set(if b.up { 1.0 } else { 0.0 });
-    gauge!(KAFKA_BROKER_RTT_AVG, &label()).set(b.rtt_avg_seconds);
-    gauge!(KAFKA_BROKER_RTT_P99, &label()).set(b.rtt_p99_seconds);
+    if let Some(avg) = b.rtt_avg_seconds {
+        gauge!(KAFKA_BROKER_RTT_AVG, &label()).set(avg);
+    }
+    if let Some(p99) = b.rtt_p99_seconds {
+        gauge!(KAFKA_BROKER_RTT_P99, &label()).set(p99);
+    }
     gauge!(KAFKA_BROKER_OUTBUF, &label()).set(b.outbuf_requests as f64);
     gauge!(KAFKA_BROKER_WAITRESP, &label()).set(b.waitresp_requests as f64);
     counter!(KAFKA_BROKER_RETRIES, &label()).absolute(b.retries);

@@ -6,8 +6,9 @@
 //! to tell a slow broker from a slow gateway, and nothing else:
 //!
 //! - per broker (brokers learned from metadata; the bootstrap and internal
-//!   pseudo-brokers are skipped): whether its connection is up, the produce
-//!   round-trip time (average and 99th percentile over the interval), the
+//!   pseudo-brokers are skipped): whether its connection is up, the
+//!   round-trip time (average and 99th percentile over the interval, kept
+//!   from the last interval that had an answer), the
 //!   requests waiting to be sent (`outbuf`) and waiting for an answer
 //!   (`waitresp`), and the cumulative retries and request timeouts;
 //! - per topic: the average batch of the interval in messages and in bytes
@@ -66,12 +67,13 @@ impl LibrdkafkaStats {
 }
 
 fn broker_stats(b: &Broker) -> KafkaBrokerStats<'_> {
-    let rtt = b.rtt.as_ref();
+    // No request answered in the interval: no round-trip time (not 0 s).
+    let rtt = b.rtt.as_ref().filter(|w| w.cnt > 0);
     KafkaBrokerStats {
         broker: &b.name,
         up: b.state == STATE_UP,
-        rtt_avg_seconds: rtt.map_or(0.0, |w| w.avg as f64 / MICROS_PER_SECOND),
-        rtt_p99_seconds: rtt.map_or(0.0, |w| w.p99 as f64 / MICROS_PER_SECOND),
+        rtt_avg_seconds: rtt.map(|w| w.avg as f64 / MICROS_PER_SECOND),
+        rtt_p99_seconds: rtt.map(|w| w.p99 as f64 / MICROS_PER_SECOND),
         outbuf_requests: b.outbuf_cnt.max(0) as u64,
         waitresp_requests: b.waitresp_cnt.max(0) as u64,
         retries: b.txretries,
@@ -177,10 +179,25 @@ mod tests {
         let b = &learned[0];
         assert_eq!(b.broker, "127.0.0.1:9092/1");
         assert!(b.up);
-        assert!((b.rtt_avg_seconds - 0.0015).abs() < 1e-9);
-        assert!((b.rtt_p99_seconds - 0.004).abs() < 1e-9);
+        assert_eq!(b.rtt_avg_seconds, Some(0.0015));
+        assert_eq!(b.rtt_p99_seconds, Some(0.004));
         assert_eq!((b.outbuf_requests, b.waitresp_requests), (2, 1));
         assert_eq!((b.retries, b.request_timeouts), (3, 4));
+    }
+
+    #[test]
+    fn an_interval_without_answers_has_no_round_trip_time() {
+        let mut stats = report(0);
+        let b = stats
+            .brokers
+            .get_mut("127.0.0.1:9092/1")
+            .expect("learned broker");
+        b.rtt.as_mut().expect("rtt window").cnt = 0;
+        let figures = broker_stats(b);
+        assert_eq!(
+            (figures.rtt_avg_seconds, figures.rtt_p99_seconds),
+            (None, None)
+        );
     }
 
     #[test]
