@@ -43,6 +43,8 @@ IMAGE="localhost/trackgate:image-test"
 # Packages whose files make the runtime base (what distroless "cc" ships).
 BASE_PACKAGES="libc6 libgcc-s1 ca-certificates netbase tzdata"
 WAIT_S=30
+# An absolute path: `env -i` leaves no PATH to find it with.
+CHROOT="$(command -v chroot || echo /usr/sbin/chroot)"
 
 say() { printf '==> %s\n' "$*"; }
 fail() {
@@ -195,13 +197,13 @@ run_env=("${image_env[@]}"
   "TRACKGATE_SERVER__LISTEN=127.0.0.1:$listen_port"
   "TRACKGATE_SERVER__ADMIN_LISTEN=127.0.0.1:$admin_port"
   "TRACKGATE_LOG=info,librdkafka=warn" "NO_COLOR=1")
-in_image() { env -i "${run_env[@]}" chroot --userspec="$user" "$root" "$@"; }
+in_image() { env -i "${run_env[@]}" "$CHROOT" --userspec="$user" "$root" "$@"; }
 
 say "gateway from the image: chroot --userspec=$user $entrypoint"
 # exec: the gateway itself is the child the script signals, as PID 1 is in
 # a container.
 # shellcheck disable=SC2086
-(exec env -i "${run_env[@]}" chroot --userspec="$user" "$root" $entrypoint) > "$work/gateway.log" 2>&1 &
+(exec env -i "${run_env[@]}" "$CHROOT" --userspec="$user" "$root" $entrypoint) > "$work/gateway.log" 2>&1 &
 gateway_pid=$!
 pids+=("$gateway_pid")
 probe() { in_image /usr/local/bin/trackgate probe --admin "127.0.0.1:$admin_port"; }
