@@ -121,7 +121,9 @@ fi
 say "runtime base $BASE_IMAGE: $(podman image inspect -f '{{.Size}}' "$BASE_IMAGE") bytes"
 
 # 2. The image. `--isolation chroot`: RUN steps without a container runtime.
-build=(podman build --quiet --pull=never --format docker --isolation chroot
+# --layers=false: no intermediate images are left behind (the build stage
+# of a compile is gigabytes).
+build=(podman build --quiet --pull=never --format docker --isolation chroot --layers=false
   --build-arg RUNTIME_IMAGE="$BASE_IMAGE")
 if [ "${IMAGE_TEST_COMPILE:-0}" = 1 ]; then
   rust_builder="localhost/trackgate-rust-builder:$SUITE"
