@@ -9,9 +9,18 @@
 # schemathesis against docs/openapi.yaml), and the SDK's unit and
 # real-Chromium end-to-end tests.
 #
+# Also: deploy/ checked offline (scripts/check-deploy.sh: kustomize and the
+# Kubernetes schemas, promtool rules and their unit tests, systemd-analyze),
+# and the container image built and smoke-tested (scripts/image-test.sh)
+# when podman is installed.
+#
 #   ./scripts/test.sh                everything
 #   SKIP_SDK=1 ./scripts/test.sh     no SDK tests
 #   SKIP_CLIENTS=1 ./scripts/test.sh no client-library or schemathesis tests
+#   IMAGE_TEST=1 ./scripts/test.sh   install podman if missing and test the image
+#   IMAGE_TEST=0 ./scripts/test.sh   no image test even with podman present
+#   TEST_RUNNER=cargo ./scripts/test.sh  `cargo test` (one test binary at a
+#                                    time) instead of cargo-nextest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,8 +72,46 @@ ensure_node() {
   fi
 }
 
+# Offline validators of deploy/: kubectl (kustomize), promtool (Debian's
+# prometheus package), systemd-analyze, and kubernetes-validate (PyPI) in a
+# venv of its own.
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+DEPLOY_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/trackgate/deploy-venv"
+ensure_deploy_tools() {
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing deploy validators: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+  if ! command -v kubectl >/dev/null; then
+    step "installing kubectl"
+    apt_install kubectl || apt_install kubernetes-client
+  fi
+  if ! "$DEPLOY_VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+    step "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI, in $DEPLOY_VENV)"
+    python3 -m venv "$DEPLOY_VENV"
+    "$DEPLOY_VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  export KUBERNETES_VALIDATE="$DEPLOY_VENV/bin/kubernetes-validate"
+}
+
+# podman and debootstrap build the image and its runtime base.
+ensure_image_tools() {
+  local missing=()
+  command -v podman >/dev/null || missing+=(podman)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing image build tools: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
 ensure_build_tools
 ensure_tansu
+ensure_deploy_tools
 export TANSU_BIN="$(command -v tansu)"
 
 step "cargo fmt --check"
@@ -84,8 +131,33 @@ else
   export TEST_CLIENTS_SKIP=1
 fi
 
+step "deploy/: manifests, alert rules, dashboard, systemd unit, shipped configurations"
+# The debug binary is the one the integration tests use anyway.
+cargo build --bin trackgate
+TRACKGATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/trackgate" bash scripts/check-deploy.sh
+
+# cargo-nextest runs every test as its own process and keeps both cores
+# busy across test binaries (cargo test runs one binary at a time, so each
+# binary's slowest test leaves a core idle). Tests share no ports or
+# brokers: each starts its own on free loopback ports.
 step "unit and integration tests (real Tansu broker)"
-cargo test --workspace --all-targets
+if [ "${TEST_RUNNER:-nextest}" = nextest ] && cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --lib --bins --tests --examples --no-fail-fast
+  # Criterion benches in test mode (each runs once) and doc tests: nextest
+  # cannot list a bench that prints while listing.
+  cargo test --workspace --benches
+  cargo test --workspace --doc
+else
+  cargo test --workspace --all-targets
+fi
+
+# Building and smoke-testing the image takes about a minute warm (a first
+# run adds a debootstrap of about a minute); it needs root and podman.
+if [ "${IMAGE_TEST:-}" = 1 ] || { [ "${IMAGE_TEST:-}" != 0 ] && command -v podman >/dev/null && [ "$(id -u)" = 0 ]; }; then
+  ensure_image_tools
+  step "container image: build with podman, run its gateway against Tansu"
+  TRACKGATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/trackgate" bash scripts/image-test.sh
+fi
 
 if [ "${SKIP_SDK:-0}" != 1 ] && [ -f sdk-js/package.json ]; then
   ensure_node

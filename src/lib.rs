@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod owned;
 pub mod privacy;
+pub mod probe;
 pub mod quality;
 pub mod reload;
 pub mod route;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use trackgate::config::{Config, LoadOptions, DEV_WRITE_KEY};
+use trackgate::probe::{self, ProbeArgs};
 use trackgate::reload::Source;
 use trackgate::server::{self, Bound};
 use trackgate::tail::{self, TailArgs};
@@ -57,6 +58,9 @@ enum Command {
     Tail(TailArgs),
     /// Load and validate the configuration, then exit.
     CheckConfig,
+    /// Ask a running gateway's admin listener for `/readyz`: exit 0 when it
+    /// answers 200 (container health checks; no configuration is read).
+    Probe(ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if let Some(Command::Probe(args)) = &cli.command {
+        return match probe::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("trackgate probe: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Tail(args)) = &cli.command {
         return match tail::run(args) {
             Ok(()) => ExitCode::SUCCESS,

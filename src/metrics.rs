@@ -64,6 +64,9 @@ pub const TOPICS_CREATED: &str = "trackgate_topics_created_total";
 pub const PRIVACY_DECISIONS: &str = "trackgate_privacy_decisions_total";
 /// Ids on this instance's opt-out list.
 pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
+/// `privacy.optout_max_entries` of the running gateway, the bound of
+/// `trackgate_optout_list_entries`.
+pub const OPTOUT_LIST_MAX_ENTRIES: &str = "trackgate_optout_list_max_entries";
 /// Client values discarded because they were sent under a gateway-owned
 /// field (`owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
@@ -134,6 +137,9 @@ pub const CONFIG_RELOADS: &str = "trackgate_config_reloads_total";
 pub const CONFIG_VERSION: &str = "trackgate_config_version";
 /// Bytes of the spool's segment files.
 pub const SPOOL_BYTES: &str = "trackgate_spool_bytes";
+/// `spool.max_bytes` of the running gateway (0: spool off), so alerts can
+/// compare `trackgate_spool_bytes` with it.
+pub const SPOOL_MAX_BYTES: &str = "trackgate_spool_max_bytes";
 /// Records on the spool not yet acknowledged by the broker.
 pub const SPOOL_RECORDS: &str = "trackgate_spool_records";
 /// Age in seconds of the oldest unacknowledged spooled record (0: none).
@@ -159,6 +165,33 @@ pub const SPOOL_IO_ERRORS: &str = "trackgate_spool_io_errors_total";
 pub const SPOOL_UNDELIVERABLE: &str = "trackgate_spool_undeliverable_total";
 /// Spooled records that could not be read back.
 pub const SPOOL_READ_ERRORS: &str = "trackgate_spool_read_errors_total";
+
+/// 1 while the producer's connection to a `broker` is up (librdkafka
+/// statistics, every `kafka.statistics_interval_ms`; brokers learned from
+/// metadata only).
+pub const KAFKA_BROKER_UP: &str = "trackgate_kafka_broker_up";
+/// Request round-trip time to a `broker`, average over the statistics
+/// interval, in seconds (kept from the last interval with an answer).
+pub const KAFKA_BROKER_RTT_AVG: &str = "trackgate_kafka_broker_rtt_avg_seconds";
+/// Request round-trip time to a `broker`, 99th percentile over the
+/// statistics interval, in seconds.
+pub const KAFKA_BROKER_RTT_P99: &str = "trackgate_kafka_broker_rtt_p99_seconds";
+/// Requests waiting to be sent to a `broker` (librdkafka `outbuf_cnt`).
+pub const KAFKA_BROKER_OUTBUF: &str = "trackgate_kafka_broker_outbuf_requests";
+/// Requests sent to a `broker` and waiting for its answer (`waitresp_cnt`).
+pub const KAFKA_BROKER_WAITRESP: &str = "trackgate_kafka_broker_waitresp_requests";
+/// Requests retried to a `broker` (`txretries`).
+pub const KAFKA_BROKER_RETRIES: &str = "trackgate_kafka_broker_retries_total";
+/// Requests to a `broker` that timed out (`req_timeouts`).
+pub const KAFKA_BROKER_TIMEOUTS: &str = "trackgate_kafka_broker_request_timeouts_total";
+/// Average batch of a `topic` over the last statistics interval that sent
+/// one, in messages.
+pub const KAFKA_TOPIC_BATCH_MESSAGES: &str = "trackgate_kafka_topic_batch_messages";
+/// Average batch of a `topic` over that interval, in bytes on the wire.
+pub const KAFKA_TOPIC_BATCH_BYTES: &str = "trackgate_kafka_topic_batch_bytes";
+/// Key and value bytes over batch bytes on the wire for a `topic`, over
+/// that interval (1: no gain from `kafka.compression`).
+pub const KAFKA_TOPIC_COMPRESSION_RATIO: &str = "trackgate_kafka_topic_compression_ratio";
 
 pub const LIMITER_IP: &str = "ip";
 pub const LIMITER_SOURCE: &str = "source";
@@ -262,6 +295,11 @@ fn describe() {
     );
     metrics::describe_gauge!(SPOOL_BYTES, "Bytes of the spool's segment files.");
     metrics::describe_gauge!(SPOOL_RECORDS, "Spooled records not yet acknowledged.");
+    metrics::describe_gauge!(SPOOL_MAX_BYTES, "Most bytes the spool may hold (0: off).");
+    metrics::describe_gauge!(
+        OPTOUT_LIST_MAX_ENTRIES,
+        "Most ids the opt-out list may hold."
+    );
     metrics::describe_gauge!(
         SPOOL_OLDEST_AGE,
         "Age of the oldest unacknowledged spooled record."
@@ -283,6 +321,37 @@ fn describe() {
         "Spooled records the broker can never take."
     );
     metrics::describe_counter!(SPOOL_READ_ERRORS, "Spooled records that could not be read.");
+    metrics::describe_gauge!(
+        KAFKA_BROKER_UP,
+        "1 while the connection to the broker is up."
+    );
+    metrics::describe_gauge!(KAFKA_BROKER_RTT_AVG, "Average request round-trip time.");
+    metrics::describe_gauge!(
+        KAFKA_BROKER_RTT_P99,
+        "99th percentile request round-trip time."
+    );
+    metrics::describe_gauge!(
+        KAFKA_BROKER_OUTBUF,
+        "Requests waiting to be sent to the broker."
+    );
+    metrics::describe_gauge!(
+        KAFKA_BROKER_WAITRESP,
+        "Requests waiting for the broker's answer."
+    );
+    metrics::describe_counter!(KAFKA_BROKER_RETRIES, "Requests retried to the broker.");
+    metrics::describe_counter!(
+        KAFKA_BROKER_TIMEOUTS,
+        "Requests to the broker that timed out."
+    );
+    metrics::describe_gauge!(KAFKA_TOPIC_BATCH_MESSAGES, "Average batch in messages.");
+    metrics::describe_gauge!(
+        KAFKA_TOPIC_BATCH_BYTES,
+        "Average batch in bytes on the wire."
+    );
+    metrics::describe_gauge!(
+        KAFKA_TOPIC_COMPRESSION_RATIO,
+        "Key and value bytes over batch bytes on the wire."
+    );
 }
 
 /// The inspector's counts since its last report, and its pages.
@@ -541,6 +610,30 @@ pub fn bot_event(action: &'static str) {
     counter!(BOT_EVENTS, "action" => action).increment(1);
 }
 
+/// Once at start: the bounds alerts compare the spool and the opt-out list
+/// with (`spool_max_bytes` 0: spool off), and the rare counters alerts take
+/// `increase()` of, registered at zero: a counter whose first sample is
+/// already 1 hides that first increment from `increase()` and `rate()`.
+/// The opt-out list's size starts at 0 (the list sets it as it loads).
+pub fn at_start(spool_max_bytes: u64, optout_max_entries: usize) {
+    gauge!(SPOOL_MAX_BYTES).set(spool_max_bytes as f64);
+    gauge!(OPTOUT_LIST_MAX_ENTRIES).set(optout_max_entries as f64);
+    gauge!(OPTOUT_LIST_ENTRIES).set(0.0);
+    counter!(CONFIG_RELOADS, "result" => "ok").increment(0);
+    counter!(CONFIG_RELOADS, "result" => "failed").increment(0);
+    counter!(OPTOUT_LIST_FULL).increment(0);
+    if spool_max_bytes > 0 {
+        for name in [
+            SPOOL_REPLAYED,
+            SPOOL_RETRIES,
+            SPOOL_UNDELIVERABLE,
+            SPOOL_READ_ERRORS,
+        ] {
+            counter!(name).increment(0);
+        }
+    }
+}
+
 pub fn spool_gauges(bytes: u64, records: u64, oldest_age_secs: f64) {
     gauge!(SPOOL_BYTES).set(bytes as f64);
     gauge!(SPOOL_RECORDS).set(records as f64);
@@ -574,6 +667,55 @@ pub fn spool_undeliverable() {
 
 pub fn spool_read_error() {
     counter!(SPOOL_READ_ERRORS).increment(1);
+}
+
+/// One broker's figures from a librdkafka statistics report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaBrokerStats<'a> {
+    pub broker: &'a str,
+    pub up: bool,
+    /// `None`: no answer in the interval (the gauges keep their value).
+    pub rtt_avg_seconds: Option<f64>,
+    pub rtt_p99_seconds: Option<f64>,
+    pub outbuf_requests: u64,
+    pub waitresp_requests: u64,
+    /// Cumulative since the producer started.
+    pub retries: u64,
+    /// Cumulative since the producer started.
+    pub request_timeouts: u64,
+}
+
+pub fn kafka_broker(b: &KafkaBrokerStats<'_>) {
+    let broker = b.broker.to_string();
+    let label = || [("broker", broker.clone())];
+    gauge!(KAFKA_BROKER_UP, &label()).set(if b.up { 1.0 } else { 0.0 });
+    if let Some(avg) = b.rtt_avg_seconds {
+        gauge!(KAFKA_BROKER_RTT_AVG, &label()).set(avg);
+    }
+    if let Some(p99) = b.rtt_p99_seconds {
+        gauge!(KAFKA_BROKER_RTT_P99, &label()).set(p99);
+    }
+    gauge!(KAFKA_BROKER_OUTBUF, &label()).set(b.outbuf_requests as f64);
+    gauge!(KAFKA_BROKER_WAITRESP, &label()).set(b.waitresp_requests as f64);
+    counter!(KAFKA_BROKER_RETRIES, &label()).absolute(b.retries);
+    counter!(KAFKA_BROKER_TIMEOUTS, &label()).absolute(b.request_timeouts);
+}
+
+/// One topic's batch figures from a librdkafka statistics report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaTopicStats<'a> {
+    pub topic: &'a str,
+    pub batch_messages: f64,
+    pub batch_bytes: f64,
+    pub compression_ratio: f64,
+}
+
+pub fn kafka_topic(t: &KafkaTopicStats<'_>) {
+    let topic = t.topic.to_string();
+    let label = || [("topic", topic.clone())];
+    gauge!(KAFKA_TOPIC_BATCH_MESSAGES, &label()).set(t.batch_messages);
+    gauge!(KAFKA_TOPIC_BATCH_BYTES, &label()).set(t.batch_bytes);
+    gauge!(KAFKA_TOPIC_COMPRESSION_RATIO, &label()).set(t.compression_ratio);
 }
 
 /// Static labels for the status codes the gateway answers with (no

@@ -145,6 +145,10 @@ pub async fn run_reloadable(
     } else {
         None
     };
+    metrics::at_start(
+        spool.as_ref().map_or(0, |_| config.spool.max_bytes),
+        config.privacy.optout_max_entries,
+    );
     let spool_workers = spool.as_ref().map(Spool::start);
     // Given after the producer's flush and the spool's close: ends every
     // task and thread started below, at once.

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
+/// librdkafka's largest `statistics.interval.ms` (one day).
+pub const MAX_STATISTICS_INTERVAL_MS: u32 = 86_400_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
@@ -78,6 +81,12 @@ pub struct KafkaConfig {
     /// it again with every topic (re-created when `create_topics`).
     #[serde(default = "defaults::metadata_interval_ms")]
     pub metadata_interval_ms: u64,
+    /// How often librdkafka's statistics are turned into the
+    /// `trackgate_kafka_*` metrics (broker round-trip time and request
+    /// queues, batch sizes, compression ratio, retries), in milliseconds.
+    /// 0: off. librdkafka's `statistics.interval.ms`.
+    #[serde(default = "defaults::statistics_interval_ms")]
+    pub statistics_interval_ms: u32,
     /// Topic names.
     #[serde(default)]
     pub topics: TopicsConfig,
@@ -174,6 +183,11 @@ mod defaults {
     }
     pub fn metadata_interval_ms() -> u64 {
         2_000
+    }
+    pub fn statistics_interval_ms() -> u32 {
+        // Well under a usual 15–30 s scrape interval; one small JSON
+        // document per interval.
+        10_000
     }
     pub fn topic_pageviews() -> String {
         "tracking.raw.pageviews".into()

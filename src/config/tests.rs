@@ -122,6 +122,21 @@ fn validation_names_the_key() {
 }
 
 #[test]
+fn statistics_interval_is_bounded_by_librdkafkas_limit() {
+    let over = MINIMAL.replace("[kafka]", "[kafka]\nstatistics_interval_ms = 86400001");
+    let err = Config::from_toml(&over).unwrap_err().to_string();
+    assert!(err.contains("kafka.statistics_interval_ms"), "{err}");
+    let off = MINIMAL.replace("[kafka]", "[kafka]\nstatistics_interval_ms = 0");
+    assert_eq!(
+        Config::from_toml(&off)
+            .unwrap()
+            .kafka
+            .statistics_interval_ms,
+        0
+    );
+}
+
+#[test]
 fn overrides_reach_nested_keys_and_keep_string_types() {
     let overrides = [
         ("kafka.brokers".to_string(), "10.0.0.1:9092".to_string()),

@@ -1,6 +1,7 @@
 //! Checks of a deserialized configuration that span keys or sections, and
 //! the resolution of `server_key_env`. Every error names the offending key.
 
+use super::kafka::MAX_STATISTICS_INTERVAL_MS;
 use super::{
     quality, rate_limit, Config, ConfigError, DEFAULT_MESSAGE_MAX_BYTES, MESSAGE_MAX_BYTES_KEY,
     MIN_SERVER_KEY_CHARS, RECORD_OVERHEAD_BYTES, SCOPE_ALL,
@@ -159,6 +160,12 @@ impl Config {
             return Err(ConfigError::key(
                 "limits.max_batch_events",
                 "must be positive",
+            ));
+        }
+        if k.statistics_interval_ms > MAX_STATISTICS_INTERVAL_MS {
+            return Err(ConfigError::key(
+                "kafka.statistics_interval_ms",
+                format!("must be at most {MAX_STATISTICS_INTERVAL_MS} (0: off)"),
             ));
         }
         if k.max_in_flight_requests == 0 {

@@ -11,6 +11,7 @@ use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::readiness::BrokersDown;
+use super::stats::LibrdkafkaStats;
 use super::KafkaSink;
 use crate::metrics;
 use crate::sink::{Delivery, DeliveryListener, RecordId};
@@ -116,6 +117,8 @@ pub struct DeliveryContext {
     pub(super) brokers_down: Arc<BrokersDown>,
     /// The spool, told the outcome of every spooled record.
     pub(super) listener: Arc<OnceLock<Weak<dyn DeliveryListener>>>,
+    /// librdkafka's statistics reports, turned into metrics.
+    pub(super) librdkafka_stats: LibrdkafkaStats,
 }
 
 impl ClientContext for DeliveryContext {
@@ -128,6 +131,10 @@ impl ClientContext for DeliveryContext {
             L::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
             _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
         }
+    }
+
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        self.librdkafka_stats.record(&statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -45,12 +45,14 @@
 //!
 //! Files: `client.rs` (the base client configuration), `delivery.rs`
 //! (delivery reports and their accounting), `readiness.rs` (broker checks,
-//! production pause and resume, readiness), this file (the producer and
+//! production pause and resume, readiness), `stats.rs` (librdkafka's
+//! statistics as `trackgate_kafka_*` metrics), this file (the producer and
 //! its [`Sink`] implementation).
 
 mod client;
 mod delivery;
 mod readiness;
+mod stats;
 
 pub use client::client_config;
 pub use delivery::{Closing, DeliveryContext, DeliveryStats};
@@ -68,6 +70,7 @@ use crate::config::KafkaConfig;
 use client::RECONNECT_BACKOFF_MAX_MS;
 use delivery::{is_permanent, spooled_opaque, KIND_EVENT, KIND_INVALID};
 use readiness::{BrokersDown, Production};
+use stats::LibrdkafkaStats;
 
 /// After purging at shutdown, how long librdkafka gets to hand the purged
 /// messages back as failed delivery reports.
@@ -150,6 +153,10 @@ impl KafkaSink {
             .set(
                 "max.in.flight.requests.per.connection",
                 config.max_in_flight_requests.to_string(),
+            )
+            .set(
+                "statistics.interval.ms",
+                config.statistics_interval_ms.to_string(),
             );
         // `kafka.properties` has the last word.
         for (k, v) in &config.properties {
@@ -160,6 +167,7 @@ impl KafkaSink {
                 stats: stats.clone(),
                 brokers_down: brokers_down.clone(),
                 listener: listener.clone(),
+                librdkafka_stats: LibrdkafkaStats::default(),
             })?;
         let high_water =
             ((config.queue_max_messages as f64) * config.high_water_mark).max(1.0) as u64;
