@@ -66,7 +66,6 @@ pub const PRIVACY_DECISIONS: &str = "trackgate_privacy_decisions_total";
 pub const OPTOUT_LIST_ENTRIES: &str = "trackgate_optout_list_entries";
 /// `privacy.optout_max_entries` of the running gateway, the bound of
 /// `trackgate_optout_list_entries`.
-pub const OPTOUT_LIST_MAX_ENTRIES: &str = "trackgate_optout_list_max_entries";
 /// Client values discarded because they were sent under a gateway-owned
 /// field (`owned`), by `field` (`context.privacy`, `context.bot` …).
 pub const OWNED_FIELDS_DISCARDED: &str = "trackgate_owned_fields_discarded_total";
@@ -296,10 +295,6 @@ fn describe() {
     metrics::describe_gauge!(SPOOL_BYTES, "Bytes of the spool's segment files.");
     metrics::describe_gauge!(SPOOL_RECORDS, "Spooled records not yet acknowledged.");
     metrics::describe_gauge!(SPOOL_MAX_BYTES, "Most bytes the spool may hold (0: off).");
-    metrics::describe_gauge!(
-        OPTOUT_LIST_MAX_ENTRIES,
-        "Most ids the opt-out list may hold."
-    );
     metrics::describe_gauge!(
         SPOOL_OLDEST_AGE,
         "Age of the oldest unacknowledged spooled record."
@@ -610,15 +605,21 @@ pub fn bot_event(action: &'static str) {
     counter!(BOT_EVENTS, "action" => action).increment(1);
 }
 
-/// Once at start: the bounds alerts compare the spool and the opt-out list
-/// with (`spool_max_bytes` 0: spool off), and the rare counters alerts take
+/// Once at start: the bound alerts compare the spool with
+/// (`spool_max_bytes` 0: spool off), and the rare counters alerts take
 /// `increase()` of, registered at zero: a counter whose first sample is
 /// already 1 hides that first increment from `increase()` and `rate()`.
-/// The opt-out list's size starts at 0 (the list sets it as it loads).
-pub fn at_start(spool_max_bytes: u64, optout_max_entries: usize) {
+/// The opt-out list's size, in all and per source (`sources`: the
+/// configured source ids) starts at 0; the list sets it as it loads. (The
+/// per-source bound, `trackgate_optout_public_max_entries`, is set by the
+/// list when it is made.)
+pub fn at_start<'a>(spool_max_bytes: u64, sources: impl IntoIterator<Item = &'a str>) {
     gauge!(SPOOL_MAX_BYTES).set(spool_max_bytes as f64);
-    gauge!(OPTOUT_LIST_MAX_ENTRIES).set(optout_max_entries as f64);
     gauge!(OPTOUT_LIST_ENTRIES).set(0.0);
+    for source in sources {
+        optout_source_entries(source, "public", 0);
+        optout_source_entries(source, "server", 0);
+    }
     counter!(CONFIG_RELOADS, "result" => "ok").increment(0);
     counter!(CONFIG_RELOADS, "result" => "failed").increment(0);
     counter!(OPTOUT_LIST_FULL).increment(0);

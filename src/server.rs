@@ -147,7 +147,7 @@ pub async fn run_reloadable(
     };
     metrics::at_start(
         spool.as_ref().map_or(0, |_| config.spool.max_bytes),
-        config.privacy.optout_max_entries,
+        config.sources.iter().map(|s| s.id.as_str()),
     );
     let spool_workers = spool.as_ref().map(Spool::start);
     // Given after the producer's flush and the spool's close: ends every
