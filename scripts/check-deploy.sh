@@ -64,6 +64,7 @@ if [ -n "${TRACKGATE_BIN:-}" ]; then
     # The Secret's variables, as the StatefulSet sets them.
     TRACKGATE_SOURCES__0__WRITE_KEY=wk_check_deploy \
     TRACKGATE_SOURCES__0__SERVER_KEY=sk_check_deploy_long_secret \
+    TRACKGATE_INSPECT__TOKEN=check_deploy_inspector_token \
       "$TRACKGATE_BIN" --config "$f" check-config > /dev/null || fail "$f is not a valid configuration"
     say "$f: valid"
   done

@@ -288,7 +288,7 @@ fn newest_segment(gw: &Gateway) -> PathBuf {
 }
 
 #[test]
-fn a_spool_file_torn_mid_record_is_cut_counted_and_the_rest_delivered() {
+fn a_spool_file_torn_mid_record_loses_only_that_record_counted_and_the_rest_delivered() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
     let mut gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
