@@ -23,15 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::load::*;
+use support::spool::*;
 use support::*;
-
-/// `[kafka]` keys: a short message timeout, so an outage outlasts it.
-const KAFKA: &str =
-    "metadata_interval_ms = 300\nmessage_timeout_ms = 2000\nflush_timeout_ms = 3000\n";
-
-/// Longest wait for the spool to empty after the broker returns.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The frame layout of a segment (see `spool/segment.rs` and
 /// `spool/frame.rs`); the layout before sequence numbers is recognised too,
@@ -65,35 +58,6 @@ fn layout(data: &[u8]) -> &'static Layout {
     }
 }
 
-fn toml(listen: u16, admin: u16, brokers: &str, spool: &str) -> String {
-    gateway_toml(
-        listen,
-        admin,
-        brokers,
-        &format!("{KAFKA}\n[spool]\n{spool}\n"),
-    )
-}
-
-fn wait_spool_empty(gw: &Gateway) {
-    wait_until("the spool to empty", DRAIN_TIMEOUT, || {
-        let text = gw.metrics();
-        metric_sum(&text, "trackgate_spool_records", &[]) == 0.0
-            && metric_sum(&text, "trackgate_events_in_flight", &[]) == 0.0
-    });
-}
-
-/// One batch of events with messageIds `{prefix}-{j}`.
-fn batch_of(prefix: &str) -> (String, Vec<String>) {
-    let ids: Vec<String> = (0..BATCH).map(|j| format!("{prefix}-{j}")).collect();
-    let events: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            format!(r#"{{"type":"track","event":"e","anonymousId":"v-{id}","messageId":"{id}","properties":{{"pad":"{PAD}"}}}}"#)
-        })
-        .collect();
-    (format!(r#"{{"batch":[{}]}}"#, events.join(",")), ids)
-}
-
 /// The segment files of a spool directory, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -123,7 +87,7 @@ fn frame_offsets(data: &[u8], l: &Layout) -> Vec<usize> {
 fn a_bit_flipped_in_the_middle_frame_loses_only_that_event_and_quarantines_it() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    let mut gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
+    let mut gw = Gateway::spawn_logged(|l, a| spool_toml(l, a, &brokers, ""), "warn");
     gw.wait_ready(Duration::from_secs(30));
 
     broker.stop();
@@ -199,7 +163,7 @@ fn invalid_topic_reports_survive_a_broker_outage_and_a_crash() {
     const INVALID_PER_REQUEST: usize = 3;
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    let mut gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
+    let mut gw = Gateway::spawn_logged(|l, a| spool_toml(l, a, &brokers, ""), "warn");
     gw.wait_ready(Duration::from_secs(30));
 
     broker.stop();
@@ -312,7 +276,7 @@ fn a_full_disk_answers_503_and_readiness_disk_full_until_space_returns() {
     let brokers = broker.addr();
     let gw = Gateway::spawn_logged(
         |l, a| {
-            toml(
+            spool_toml(
                 l,
                 a,
                 &brokers,
@@ -427,7 +391,7 @@ fn a_spool_of_the_previous_format_is_migrated_and_its_unacknowledged_events_deli
     let brokers = broker.addr();
     let gw = Gateway::spawn_logged(
         |l, a| {
-            toml(
+            spool_toml(
                 l,
                 a,
                 &brokers,

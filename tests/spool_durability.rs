@@ -20,26 +20,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::load::*;
+use support::spool::*;
 use support::*;
-
-/// `[kafka]` keys of every test: a short message timeout, so outages outlast it.
-const KAFKA: &str =
-    "metadata_interval_ms = 300\nmessage_timeout_ms = 2000\nflush_timeout_ms = 3000\n";
 
 /// How long the broker stays away: three message timeouts.
 const OUTAGE: Duration = Duration::from_secs(6);
-
-/// Longest wait for the spool to empty after the broker returns.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn toml(listen: u16, admin: u16, brokers: &str, spool: &str) -> String {
-    gateway_toml(
-        listen,
-        admin,
-        brokers,
-        &format!("{KAFKA}\n[spool]\n{spool}\n"),
-    )
-}
 
 /// Polls `/metrics` for the largest spool size seen.
 struct SpoolPeak {
@@ -79,15 +64,6 @@ impl SpoolPeak {
         }
         self.peak.load(Ordering::Relaxed)
     }
-}
-
-/// Waits until nothing is left on the spool.
-fn wait_spool_empty(gw: &Gateway) {
-    wait_until("the spool to empty", DRAIN_TIMEOUT, || {
-        let text = gw.metrics();
-        metric_sum(&text, "trackgate_spool_records", &[]) == 0.0
-            && metric_sum(&text, "trackgate_events_in_flight", &[]) == 0.0
-    });
 }
 
 /// messageIds in `records`, with how many times each arrived.
@@ -148,7 +124,7 @@ fn report(
 fn a_broker_outage_longer_than_the_message_timeout_loses_no_event_answered_200() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    let gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
+    let gw = Gateway::spawn_logged(|l, a| spool_toml(l, a, &brokers, ""), "warn");
     gw.wait_ready(Duration::from_secs(30));
     let peak = SpoolPeak::start(gw.admin);
 
@@ -191,7 +167,7 @@ fn a_broker_outage_longer_than_the_message_timeout_loses_no_event_answered_200()
 fn a_gateway_killed_while_the_broker_is_away_delivers_every_event_answered_200_after_restart() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    let mut gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
+    let mut gw = Gateway::spawn_logged(|l, a| spool_toml(l, a, &brokers, ""), "warn");
     gw.wait_ready(Duration::from_secs(30));
     let peak = SpoolPeak::start(gw.admin);
 
@@ -224,7 +200,7 @@ fn a_full_spool_answers_503_with_retry_after_and_loses_nothing_answered_200() {
     let brokers = broker.addr();
     let gw = Gateway::spawn_logged(
         |l, a| {
-            toml(
+            spool_toml(
                 l,
                 a,
                 &brokers,
@@ -291,7 +267,7 @@ fn newest_segment(gw: &Gateway) -> PathBuf {
 fn a_spool_file_torn_mid_record_loses_only_that_record_counted_and_the_rest_delivered() {
     let mut broker = Broker::start();
     let brokers = broker.addr();
-    let mut gw = Gateway::spawn_logged(|l, a| toml(l, a, &brokers, ""), "warn");
+    let mut gw = Gateway::spawn_logged(|l, a| spool_toml(l, a, &brokers, ""), "warn");
     gw.wait_ready(Duration::from_secs(30));
 
     broker.stop();
@@ -335,18 +311,6 @@ fn a_spool_file_torn_mid_record_loses_only_that_record_counted_and_the_rest_deli
     assert_eq!(ids, expected);
 }
 
-/// One batch of events with messageIds `{prefix}-{j}` (see `support::load`).
-fn batch_of(prefix: &str) -> (String, Vec<String>) {
-    let ids: Vec<String> = (0..BATCH).map(|j| format!("{prefix}-{j}")).collect();
-    let events: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            format!(r#"{{"type":"track","event":"e","anonymousId":"v-{id}","messageId":"{id}","properties":{{"pad":"{PAD}"}}}}"#)
-        })
-        .collect();
-    (format!(r#"{{"batch":[{}]}}"#, events.join(",")), ids)
-}
-
 #[test]
 fn sigterm_under_load_drains_without_refusing_connections_and_kafka_holds_exactly_the_accepted_events(
 ) {
@@ -355,7 +319,7 @@ fn sigterm_under_load_drains_without_refusing_connections_and_kafka_holds_exactl
     let brokers = broker.addr();
     let mut gw = Gateway::spawn_logged(
         |l, a| {
-            let base = toml(l, a, &brokers, "");
+            let base = spool_toml(l, a, &brokers, "");
             base.replacen(
                 "[server]\n",
                 &format!("[server]\ndrain_ms = {DRAIN_MS}\n"),

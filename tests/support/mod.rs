@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod privacy;
+pub mod spool;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
